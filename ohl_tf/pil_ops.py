@@ -1,0 +1,270 @@
+"""Pillow-exact image kernels, batched, with per-image parameters.
+
+Each function reproduces one of Pillow's C routines bit for bit on uint8 RGB images, and works on a
+batch [B,H,W,3] (B may be 0) with a parameter per image. Nothing here knows about OHL's elements:
+`augment` maps an element and sign to a kernel and its parameters. Every kernel treats each image
+independently, so a batch of one and a batch of many give identical bytes.
+
+Why our own graph code rather than tf.image / keras-cv (measured against Pillow 13, see
+tests/augment_pillow_test.py and DESIGN.md section 2):
+  * affine transforms: Pillow samples at pixel centres and accumulates coordinates in float64
+    row by row; `affine_source_indices` replays that arithmetic exactly, and `remap` gathers.
+    tf.raw_ops.ImageProjectiveTransformV3 rounds differently (about 10% of pixels differ).
+  * grayscale: tf.image.rgb_to_grayscale is off by one on about a quarter of pixels.
+  * enhance blends: Pillow truncates a float32 blend; tf.image.adjust_* round or work per channel.
+  * equalize / autocontrast: the LUT formulas of PIL.ImageOps, not keras-cv's (which differ).
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+_LEVELS = 256
+
+
+# ---------------------------------------------------------------------------
+# Geometry: Pillow's nearest-neighbour affine transform, replayed in numpy.
+# ---------------------------------------------------------------------------
+
+def rotate_matrix(angle, width, height):
+  """The inverse affine matrix that `PIL.Image.rotate(angle)` builds (about the image centre).
+
+  Mirrors Image.rotate line by line, including `angle % 360` and the rounding to 15 decimals, so
+  that the float64 coefficients equal Pillow's.
+
+  Args:
+    angle: degrees, counter-clockwise.
+    width: image width in pixels.
+    height: image height in pixels.
+
+  Returns:
+    The 6 coefficients (a, b, c, d, e, f) mapping output (x, y) to input (ax+by+c, dx+ey+f).
+  """
+  angle = -math.radians(angle % 360.0)
+  cos, sin = round(math.cos(angle), 15), round(math.sin(angle), 15)
+  a, b, d, e = cos, sin, round(-math.sin(angle), 15), cos
+  center_x, center_y = width / 2, height / 2
+  c = a * (-center_x - 0) + b * (-center_y - 0) + 0.0 + center_x
+  f = d * (-center_x - 0) + e * (-center_y - 0) + 0.0 + center_y
+  return (a, b, c, d, e, f)
+
+
+def affine_source_indices(matrix, width, height):
+  """Source pixel of every output pixel under Pillow's NEAREST affine transform.
+
+  Replays libImaging/Geometry.c, which samples at pixel centres (the first centre maps to
+  a[2] + a[1]/2 + a[0]/2) and picks one of three arithmetics; the rounding of each decides the
+  pixels whose coordinates fall on integers (e.g. ShearX 0.2 every fifth row), so each is replayed
+  exactly rather than computed in closed form:
+    * a[1] == a[3] == 0 (translation, ImagingScaleAffine): float64, a[0] added column by column
+      and a[4] row by row;
+    * coordinates within +-32768 at the corners (affine_fixed): 16.16 fixed point, coefficients
+      rounded to 1/65536, source = coordinate >> 16;
+    * otherwise: float64 accumulated as in the first case.
+
+  Args:
+    matrix: 6 affine coefficients as given to `Image.transform(size, AFFINE, matrix)`.
+    width: image width (input and output).
+    height: image height (input and output).
+
+  Returns:
+    int32 [height * width]: the flat source index y*W + x per output pixel in row-major order, or
+    height * width where the source falls outside the image (Pillow leaves the fill colour).
+  """
+  a = tuple(float(v) for v in matrix)
+  origin_x = a[2] + a[1] * 0.5 + a[0] * 0.5
+  origin_y = a[5] + a[4] * 0.5 + a[3] * 0.5
+  if (a[1] != 0 or a[3] != 0) and _fits_fixed_point(a, width, height):
+    xs, ys = _fixed_point_coordinates(a, origin_x, origin_y, width, height)
+  else:
+    xs, ys = _float_coordinates(a, origin_x, origin_y, width, height)
+  # Pillow's COORD(v) is -1 for v < 0 and (int)v otherwise: inside iff 0 <= v < size.
+  inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+  flat = np.floor(np.where(inside, ys, 0)) * width + np.floor(np.where(inside, xs, 0))
+  return np.where(inside, flat, height * width).astype(np.int32).reshape(-1)
+
+
+def _fits_fixed_point(a, width, height):
+  """Geometry.c check_fixed at the four corners: |coordinate| < 32768."""
+  return all(abs(x * a[0] + y * a[1] + a[2]) < 32768.0 and
+             abs(x * a[3] + y * a[4] + a[5]) < 32768.0
+             for x in (0, width) for y in (0, height))
+
+
+def _fixed_point_coordinates(a, origin_x, origin_y, width, height):
+  """affine_fixed: exact integer sums of 16.16 coefficients; >> 16 is a floor."""
+  fix = lambda v: int(np.floor(v * 65536.0 + 0.5))
+  y, x = np.mgrid[0:height, 0:width].astype(np.int64)
+  xs = (fix(origin_x) + y * fix(a[1]) + x * fix(a[0])) >> 16
+  ys = (fix(origin_y) + y * fix(a[4]) + x * fix(a[3])) >> 16
+  return xs, ys
+
+
+def _float_coordinates(a, origin_x, origin_y, width, height):
+  """ImagingScaleAffine / ImagingTransformAffine: float64 sums in Pillow's order."""
+  row_x = np.add.accumulate(np.r_[origin_x, np.full(height - 1, a[1])])
+  row_y = np.add.accumulate(np.r_[origin_y, np.full(height - 1, a[4])])
+  steps = np.ones((height, width - 1))
+  xs = np.add.accumulate(np.c_[row_x, steps * a[0]], axis=1)
+  ys = np.add.accumulate(np.c_[row_y, steps * a[3]], axis=1)
+  return xs, ys
+
+
+def remap(images, source_indices, fill):
+  """Gathers every output pixel from its source pixel, or `fill` (the index H*W).
+
+  Args:
+    images: uint8 [B,H,W,C].
+    source_indices: int32 [B, H*W], e.g. rows of `affine_source_indices` tables.
+    fill: the fill value (an int, one for all channels).
+
+  Returns:
+    uint8 [B,H,W,C].
+  """
+  shape = tf.shape(images)
+  flat = tf.reshape(images, [shape[0], shape[1] * shape[2], shape[3]])
+  fill_pixel = tf.fill([shape[0], 1, shape[3]], tf.constant(fill, tf.uint8))
+  pixels = tf.gather(tf.concat([flat, fill_pixel], axis=1), source_indices, batch_dims=1)
+  return tf.reshape(pixels, shape)
+
+
+# ---------------------------------------------------------------------------
+# Point operations: per-image, per-channel lookup tables.
+# ---------------------------------------------------------------------------
+
+def apply_luts(images, luts):
+  """out[b,y,x,c] = luts[b,c,images[b,y,x,c]], as Image.point with a 768-entry table.
+
+  Args:
+    images: uint8 [B,H,W,3].
+    luts: uint8 or int32 [B,3,256] (or [B,1,256], one table for all channels); values in [0,255].
+
+  Returns:
+    uint8 [B,H,W,3].
+  """
+  luts = tf.broadcast_to(tf.cast(luts, tf.uint8), [tf.shape(images)[0], 3, _LEVELS])
+  channel_offsets = tf.range(3) * _LEVELS
+  per_channel = tf.cast(images, tf.int32) + channel_offsets
+  return tf.gather(tf.reshape(luts, [-1, 3 * _LEVELS]), per_channel, batch_dims=1)
+
+
+def channel_histograms(images):
+  """int32 [B,3,256]: the per-channel histogram of each image (Image.histogram)."""
+  shape = tf.shape(images)
+  per_channel = tf.cast(images, tf.int32) + tf.range(3) * _LEVELS
+  rows = tf.reshape(per_channel, [shape[0], shape[1] * shape[2] * 3])
+  counts = tf.math.bincount(rows, minlength=3 * _LEVELS, maxlength=3 * _LEVELS, axis=-1)
+  return tf.reshape(counts, [shape[0], 3, _LEVELS])
+
+
+def autocontrast_luts(histograms):
+  """The tables of `ImageOps.autocontrast(image)` (cutoff 0), from `channel_histograms`.
+
+  Per channel, with lo/hi the lowest/highest occupied level: identity when hi <= lo, else
+  lut[i] = clip(int(i * scale + offset), 0, 255) with scale = 255.0 / (hi - lo) and
+  offset = -lo * scale, evaluated in float64 in Pillow's order (the order decides lut[hi]).
+
+  Args:
+    histograms: int32 [B,3,256].
+
+  Returns:
+    int32 [B,3,256].
+  """
+  levels = tf.range(_LEVELS)
+  occupied = histograms > 0
+  lo = tf.reduce_min(tf.where(occupied, levels, _LEVELS), axis=-1, keepdims=True)
+  hi = tf.reduce_max(tf.where(occupied, levels, -1), axis=-1, keepdims=True)
+  scale = 255.0 / tf.cast(tf.maximum(hi - lo, 1), tf.float64)
+  offset = tf.cast(-lo, tf.float64) * scale
+  stretched = tf.cast(levels, tf.float64) * scale + offset
+  # Clipping before truncation equals Pillow's int() then clip: int() truncates towards zero.
+  lut = tf.cast(tf.clip_by_value(stretched, 0.0, 255.0), tf.int32)
+  return tf.where(hi > lo, lut, levels)
+
+
+def equalize_luts(histograms, num_pixels):
+  """The tables of `ImageOps.equalize(image)` (Pillow 13), from `channel_histograms`.
+
+  Per channel: identity when at most one level is occupied or step == 0, else
+  step = (num_pixels - count of the highest occupied level) // 255 and
+  lut[i] = (step // 2 + number of pixels below level i) // step, clipped to 255 as
+  Image.point clips its table.
+
+  Args:
+    histograms: int32 [B,3,256].
+    num_pixels: int32 scalar, H*W.
+
+  Returns:
+    int32 [B,3,256].
+  """
+  levels = tf.range(_LEVELS)
+  occupied = histograms > 0
+  highest = tf.reduce_max(tf.where(occupied, levels, -1), axis=-1)
+  highest_count = tf.gather(histograms, tf.maximum(highest, 0), batch_dims=2)
+  step = ((num_pixels - highest_count) // 255)[..., None]
+  below = tf.cumsum(histograms, axis=-1, exclusive=True)
+  lut = tf.minimum((step // 2 + below) // tf.maximum(step, 1), 255)
+  num_occupied = tf.reduce_sum(tf.cast(occupied, tf.int32), axis=-1, keepdims=True)
+  return tf.where((num_occupied <= 1) | (step == 0), levels, lut)
+
+
+# ---------------------------------------------------------------------------
+# ImageEnhance: blends with a degenerate image.
+# ---------------------------------------------------------------------------
+
+def blend(degenerate, images, factors):
+  """`Image.blend(degenerate, images, factor)` per image, as ImageEnhance's `enhance` runs it.
+
+  Pillow computes in float32, `degenerate + factor * (image - degenerate)`, then clips to
+  [0, 255] and truncates (libImaging/Blend.c); the same float32 operations are used here.
+
+  Args:
+    degenerate: uint8 [B,H,W,3].
+    images: uint8 [B,H,W,3].
+    factors: float32 [B] (Pillow passes the factor as a C float).
+
+  Returns:
+    uint8 [B,H,W,3].
+  """
+  difference = tf.cast(tf.cast(images, tf.int32) - tf.cast(degenerate, tf.int32), tf.float32)
+  blended = tf.cast(degenerate, tf.float32) + factors[:, None, None, None] * difference
+  return tf.cast(tf.clip_by_value(blended, 0.0, 255.0), tf.uint8)
+
+
+def grayscale(images):
+  """int32 [B,H,W,1]: `convert('L')`, L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16."""
+  weighted = tf.cast(images, tf.int32) * tf.constant([19595, 38470, 7471])
+  return (tf.reduce_sum(weighted, axis=-1, keepdims=True) + 0x8000) // 65536
+
+
+def color_degenerate(images):
+  """uint8 [B,H,W,3]: ImageEnhance.Color's degenerate, `convert('L').convert('RGB')`."""
+  return tf.cast(tf.broadcast_to(grayscale(images), tf.shape(images)), tf.uint8)
+
+
+def contrast_degenerate(images):
+  """uint8 [B,H,W,3]: ImageEnhance.Contrast's degenerate, a flat image of the rounded L mean.
+
+  Pillow's int(mean + 0.5) equals (2 * sum + n) // (2 * n) exactly in integers.
+  """
+  shape = tf.shape(images)
+  total = tf.reduce_sum(tf.cast(grayscale(images), tf.int64), axis=[1, 2, 3])
+  num_pixels = tf.cast(shape[1] * shape[2], tf.int64)
+  mean = (2 * total + num_pixels) // (2 * num_pixels)
+  return tf.broadcast_to(tf.cast(mean, tf.uint8)[:, None, None, None], shape)
+
+
+def sharpness_degenerate(images):
+  """uint8 [B,H,W,3]: ImageEnhance.Sharpness's degenerate, `filter(ImageFilter.SMOOTH)`.
+
+  SMOOTH is [[1,1,1],[1,5,1],[1,1,1]] / 13 with rounding, and leaves the border unchanged. Pillow
+  sums in float32, but S/13 + 0.5 is never within float error of an integer (it is k/26 with k
+  odd), so the integer (2 S + 13) // 26 gives the same bytes on any device.
+  """
+  pixels = tf.cast(images, tf.int32)
+  rows = pixels[:, :, :-2] + pixels[:, :, 1:-1] + pixels[:, :, 2:]
+  box = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+  smooth = (2 * (box + 4 * pixels[:, 1:-1, 1:-1]) + 13) // 26
+  middle_rows = tf.concat([pixels[:, 1:-1, :1], smooth, pixels[:, 1:-1, -1:]], axis=2)
+  return tf.cast(tf.concat([pixels[:, :1], middle_rows, pixels[:, -1:]], axis=1), tf.uint8)
