@@ -3,6 +3,9 @@
 import os
 import pathlib
 
+# Before TensorFlow is imported by any test module: keep its C++ start-up chatter out of the logs.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 import numpy as np
 import pytest
 from PIL import Image
