@@ -1,0 +1,341 @@
+"""The augmentation policy p_θ and its REINFORCE update (paper, eq. 7 and Algorithm 1).
+
+The policy is a distribution over the K = 36² = 1296 operations (ordered pairs of elements
+(e1, e2), op index k = 36·e1 + e2), parameterised by θ ∈ R^K:
+
+    p_θ(k) = sigmoid(θ_k) / Σ_i sigmoid(θ_i)                               (eq. 7)
+
+Note that this is *not* softmax(θ): it is softmax(log sigmoid(θ)), which saturates — an op's
+weight can never exceed 1, so no single op can take all the mass as quickly as under a softmax.
+
+Every outer step of Algorithm 1, N trajectories report validation accuracies acc_n and the
+histograms c_n ∈ N^K of the operations they applied in the period, and θ takes one Adam step on
+
+    ã = (acc − mean(acc)) / std(acc)                 (population std; ã = 0 when std = 0)
+    loss(θ) = −(1/N) Σ_n ã_n Σ_k c_{n,k} log p_θ(k)
+
+Everything here is a pure function of tensors, except `reinforce_step`, which updates the θ
+variable it is given; all of it works eagerly and inside `tf.function`. Randomness is stateless:
+`sample_operations` takes an explicit seed.
+"""
+
+import keras
+import tensorflow as tf
+
+from ohl_tf.augment import NUM_ELEMENTS
+from ohl_tf.augment import NUM_OPERATIONS
+
+# Paper, section 4.1: θ is updated with Adam, lr 0.05, β = (0.5, 0.999).
+THETA_LEARNING_RATE = 0.05
+THETA_BETA_1 = 0.5
+THETA_BETA_2 = 0.999
+# The paper gives no epsilon; the authors' code is PyTorch, whose Adam default is 1e-8 (Keras's
+# default is 1e-7). Keras adds epsilon to sqrt(v) *before* bias correction, PyTorch after, so
+# Keras's 1e-8 acts like PyTorch's 1e-8/sqrt(1 − β2^t) (3.2e-7 at step 1, 1.3e-8 by step 1000):
+# the steps differ by a relative ~3e-7/|g| at first, i.e. only on coordinates whose gradient is
+# near zero, and the gap fades as t grows. A constant Keras epsilon cannot match both exactly.
+THETA_EPSILON = 1e-8
+
+
+# ---------------------------------------------------------------------------------------------
+# The distribution p_θ (eq. 7).
+# ---------------------------------------------------------------------------------------------
+
+
+def _float_tensor(x, name):
+  """Converts `x` to a floating tensor (integers become float32); other dtypes are kept."""
+  x = tf.convert_to_tensor(x, name=name)
+  if not x.dtype.is_floating:
+    x = tf.cast(x, tf.float32)
+  return x
+
+
+def log_operation_probabilities(theta):
+  """log p_θ(k) of eq. 7, computed stably.
+
+  log p_θ(k) = log σ(θ_k) − logsumexp_i log σ(θ_i). Both terms are computed in log space, so the
+  result is finite for any finite θ (σ(θ) underflows to 0 for θ ≲ −88 in float32, which would
+  make the literal formula return log 0 or 0/0).
+
+  Args:
+    theta: float tensor [..., K] (K = NUM_OPERATIONS for the real policy; any K ≥ 1 works).
+
+  Returns:
+    Tensor [..., K] of the same float dtype as `theta` (float32 for integer input).
+  """
+  theta = _float_tensor(theta, "theta")
+  log_weights = tf.math.log_sigmoid(theta)
+  return log_weights - tf.reduce_logsumexp(log_weights, axis=-1, keepdims=True)
+
+
+def operation_probabilities(theta):
+  """p_θ(k) = σ(θ_k) / Σ_i σ(θ_i) (eq. 7).
+
+  Computed as softmax(log σ(θ)), which is the same quantity but subtracts the maximum before
+  exponentiating, so it stays a proper distribution even when every σ(θ_i) underflows.
+
+  Args:
+    theta: float tensor [..., K].
+
+  Returns:
+    Tensor [..., K] of the same float dtype as `theta`, summing to 1 over the last axis.
+  """
+  theta = _float_tensor(theta, "theta")
+  return tf.nn.softmax(tf.math.log_sigmoid(theta), axis=-1)
+
+
+def entropy(probs):
+  """Shannon entropy −Σ_k p_k log p_k in nats, over the last axis (0·log 0 = 0).
+
+  Args:
+    probs: float tensor [..., K], a distribution over the last axis.
+
+  Returns:
+    Tensor [...] of the same dtype; log K for the uniform distribution (7.167 for K = 1296).
+  """
+  probs = _float_tensor(probs, "probs")
+  # xlogy(0, 0) = 0, where p * log(p) would give 0 * -inf = NaN for ops with zero mass.
+  return -tf.reduce_sum(tf.math.xlogy(probs, probs), axis=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The REINFORCE update (Algorithm 1).
+# ---------------------------------------------------------------------------------------------
+
+
+def normalized_rewards(accuracies):
+  """ã = (acc − mean(acc)) / std(acc) over the N trajectories (Algorithm 1).
+
+  The std is the population one (divides by N). When all accuracies are equal the rewards are all
+  zero (no NaN): then no trajectory is better than another and θ should not move. This includes
+  N = 1.
+
+  Args:
+    accuracies: float tensor [N], N ≥ 1, the validation accuracy of each trajectory.
+
+  Returns:
+    Tensor [N] of the same float dtype (float32 for integer input).
+  """
+  accuracies = _float_tensor(accuracies, "accuracies")
+  if accuracies.shape.rank is not None and accuracies.shape.rank != 1:
+    raise ValueError(
+        f"accuracies must have shape [N]. Received: accuracies.shape={accuracies.shape}")
+  if accuracies.shape[0] == 0:
+    raise ValueError("accuracies must hold at least one trajectory. Received: accuracies.shape=[0]")
+  centered = accuracies - tf.reduce_mean(accuracies)
+  std = tf.math.reduce_std(accuracies)
+  # Test equality exactly, not std == 0: the float mean of N equal values can be off by an ulp
+  # (float32, 7 × 0.1), which leaves ~1e-8 residues whose own tiny std turns them into ±1 rewards.
+  degenerate = tf.logical_or(tf.equal(tf.reduce_max(accuracies), tf.reduce_min(accuracies)),
+                             tf.equal(std, 0.0))
+  # The safe denominator keeps the unused branch of tf.where finite, so gradients stay NaN-free.
+  safe_std = tf.where(degenerate, tf.ones_like(std), std)
+  return tf.where(degenerate, tf.zeros_like(centered), centered / safe_std)
+
+
+def _check_counts_and_theta(theta, op_counts):
+  if op_counts.shape.rank is not None and op_counts.shape.rank != 2:
+    raise ValueError(
+        f"op_counts must have shape [N, K]. Received: op_counts.shape={op_counts.shape}")
+  if not op_counts.shape[-1:].is_compatible_with(theta.shape[-1:]):
+    raise ValueError("op_counts must have one column per operation of theta. Received: "
+                     f"op_counts.shape={op_counts.shape}, theta.shape={theta.shape}")
+
+
+def _loss_from_rewards(theta, op_counts, rewards):
+  """−(1/N) Σ_n ã_n Σ_k c_{n,k} log p_θ(k), given the normalised rewards ã [N] (Σ_n ã_n = 0)."""
+  log_probs = log_operation_probabilities(theta)
+  op_counts = tf.cast(op_counts, log_probs.dtype)
+  rewards = tf.cast(rewards, log_probs.dtype)
+  # The counts are centred over trajectories. That leaves the loss unchanged, as Σ_n ã_n = 0, but
+  # not its rounding: in float32 the ã sum to ~1e-7, not 0, and with raw counts that residue
+  # times a whole period's counts leaks a gradient into *every* θ_k, which Adam (scale-free)
+  # turns into visible steps where the true gradient is 0, i.e. on ops that all trajectories
+  # applied equally often. Centred, those ops get exactly zero weight (the mean of equal integers
+  # is exact in floating point).
+  op_counts -= tf.reduce_mean(op_counts, axis=0, keepdims=True)
+  # Σ_k (c_{n,k} − c̄_k) log p_θ(k): trajectory n's log-likelihood of its period, less the mean.
+  log_likelihoods = tf.linalg.matvec(op_counts, log_probs)
+  return -tf.reduce_mean(rewards * log_likelihoods)
+
+
+def reinforce_loss(theta, op_counts, accuracies):
+  """The REINFORCE loss of Algorithm 1, whose gradient is the outer-step update direction.
+
+  loss(θ) = −(1/N) Σ_n ã_n Σ_k c_{n,k} log p_θ(k), with ã = normalized_rewards(accuracies).
+
+  Its gradient has the closed form ∂loss/∂θ_j = −(1 − σ(θ_j)) (w_j − W p_θ(j)), where
+  w_j = (1/N) Σ_n ã_n c_{n,j} and W = Σ_j w_j (derived in tests/policy_test.py). W = 0 when all
+  trajectories applied the same number of ops, since the ã sum to zero.
+
+  Args:
+    theta: float tensor or variable [K].
+    op_counts: int or float tensor [N, K], c_{n,k} = how often trajectory n applied op k.
+    accuracies: float tensor [N], the validation accuracy of each trajectory.
+
+  Returns:
+    Scalar tensor of theta's dtype.
+  """
+  theta = _float_tensor(theta, "theta")
+  op_counts = tf.convert_to_tensor(op_counts, name="op_counts")
+  _check_counts_and_theta(theta, op_counts)
+  accuracies = tf.cast(_float_tensor(accuracies, "accuracies"), theta.dtype)
+  return _loss_from_rewards(theta, op_counts, normalized_rewards(accuracies))
+
+
+def make_theta_optimizer():
+  """The Adam optimizer for θ (paper, section 4.1: lr 0.05, β1 = 0.5, β2 = 0.999).
+
+  epsilon = 1e-8 is PyTorch's default (the authors' code is PyTorch; the paper does not say).
+  """
+  return keras.optimizers.Adam(learning_rate=THETA_LEARNING_RATE, beta_1=THETA_BETA_1,
+                               beta_2=THETA_BETA_2, epsilon=THETA_EPSILON)
+
+
+def reinforce_step(theta, optimizer, op_counts, accuracies):
+  """One outer update of θ (Algorithm 1): an optimizer step on `reinforce_loss`.
+
+  Works eagerly and inside `tf.function`: a Keras optimizer creates its slot variables on its
+  first call, which tf.function allows during the first trace.
+
+  Args:
+    theta: tf.Variable [K], updated in place.
+    optimizer: a Keras optimizer, normally `make_theta_optimizer()`, used only for theta.
+    op_counts: int or float tensor [N, K], the ops each trajectory applied in the period.
+    accuracies: float tensor [N], the validation accuracy of each trajectory.
+
+  Returns:
+    A dict for logging:
+      "loss": scalar, the loss at θ *before* the step (the one that was differentiated);
+      "normalized_rewards": [N], ã;
+      "gradient_norm": scalar, ‖∂loss/∂θ‖₂;
+      "entropy": scalar, entropy of p_θ *after* the step, in nats.
+  """
+  if not isinstance(theta, tf.Variable):
+    raise TypeError(f"theta must be a tf.Variable. Received: theta={type(theta).__name__}")
+  op_counts = tf.convert_to_tensor(op_counts, name="op_counts")
+  _check_counts_and_theta(theta, op_counts)
+  accuracies = tf.cast(_float_tensor(accuracies, "accuracies"), theta.dtype)
+  rewards = normalized_rewards(accuracies)
+  with tf.GradientTape() as tape:
+    tape.watch(theta)  # In case it was created with trainable=False.
+    loss = _loss_from_rewards(theta, op_counts, rewards)
+  gradient = tape.gradient(loss, theta)
+  optimizer.apply_gradients([(gradient, theta)])
+  return {
+      "loss": loss,
+      "normalized_rewards": rewards,
+      "gradient_norm": tf.norm(gradient),
+      "entropy": entropy(operation_probabilities(theta)),
+  }
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling and counting operations.
+# ---------------------------------------------------------------------------------------------
+
+
+def sample_operations(theta, num_samples, seed):
+  """Draws `num_samples` independent op indices from p_θ, statelessly.
+
+  The same (theta, num_samples, seed) gives the same ops on the same TensorFlow build and device.
+
+  Args:
+    theta: float tensor or variable [K].
+    num_samples: int or scalar int tensor ≥ 0.
+    seed: int tensor [2] (int32 or int64), e.g. derived from (global seed, outer step, trajectory).
+
+  Returns:
+    int32 tensor [num_samples] with values in [0, K).
+  """
+  log_probs = log_operation_probabilities(theta)
+  return tf.random.stateless_categorical(log_probs[tf.newaxis, :], num_samples, seed=seed,
+                                         dtype=tf.int32)[0]
+
+
+def operation_histogram(ops, num_operations=NUM_OPERATIONS):
+  """c_k = number of times op k occurs in `ops`, the per-trajectory counts of Algorithm 1.
+
+  Args:
+    ops: int tensor of any shape with values in [0, num_operations).
+    num_operations: length of the histogram (default NUM_OPERATIONS).
+
+  Returns:
+    int32 tensor [num_operations].
+
+  Raises:
+    tf.errors.InvalidArgumentError: an op outside [0, num_operations) (bincount would drop it).
+  """
+  ops = tf.reshape(tf.convert_to_tensor(ops, name="ops"), [-1])
+  message = f"ops must be in [0, {num_operations})"
+  with tf.control_dependencies([
+      tf.debugging.assert_greater_equal(ops, tf.cast(0, ops.dtype), message=message),
+      tf.debugging.assert_less(ops, tf.cast(num_operations, ops.dtype), message=message)]):
+    return tf.math.bincount(ops, minlength=num_operations, maxlength=num_operations,
+                            dtype=tf.int32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Analysis of a policy (TensorBoard, the exported policy; paper Fig. 5).
+# ---------------------------------------------------------------------------------------------
+
+
+def probability_matrix(probs):
+  """Arranges p over ops as a matrix: row e1 (applied first), column e2 (applied second).
+
+  Args:
+    probs: float tensor [..., NUM_OPERATIONS].
+
+  Returns:
+    Tensor [..., NUM_ELEMENTS, NUM_ELEMENTS] with M[e1, e2] = probs[NUM_ELEMENTS·e1 + e2].
+  """
+  probs = _float_tensor(probs, "probs")
+  # k = 36·e1 + e2 is row-major order over (e1, e2), so a plain reshape does it.
+  return tf.reshape(probs, tf.concat([tf.shape(probs)[:-1], [NUM_ELEMENTS, NUM_ELEMENTS]], 0))
+
+
+def element_marginals(probs):
+  """Probability that an element sits at a uniformly chosen position of a sampled op.
+
+  = 0.5·(P(e1 = e) + P(e2 = e)), i.e. half the row sums plus half the column sums of
+  `probability_matrix`; sums to 1, and is 1/36 each under the uniform policy (cf. Fig. 5).
+
+  Args:
+    probs: float tensor [..., NUM_OPERATIONS].
+
+  Returns:
+    Tensor [..., NUM_ELEMENTS].
+  """
+  matrix = probability_matrix(probs)
+  return 0.5 * (tf.reduce_sum(matrix, axis=-1) + tf.reduce_sum(matrix, axis=-2))
+
+
+def probability_of_pairs_with(probs, elements):
+  """Total probability of the ops that use at least one of `elements` (as e1 or e2).
+
+  Under the uniform policy this is 1 − ((36 − m)/36)² for m distinct elements, e.g. 0.2099 for 4.
+
+  Args:
+    probs: float tensor [..., NUM_OPERATIONS].
+    elements: int list/tensor [m] of element indices in [0, NUM_ELEMENTS); duplicates count once.
+
+  Returns:
+    Tensor [...] of probs' dtype.
+  """
+  matrix = probability_matrix(probs)
+  elements = tf.reshape(tf.convert_to_tensor(elements, dtype=tf.int32, name="elements"), [-1])
+  # tf.one_hot maps out-of-range indices to all-zero rows; make that an error instead.
+  checks = [
+      tf.debugging.assert_non_negative(elements, message="elements must be >= 0"),
+      tf.debugging.assert_less(elements, NUM_ELEMENTS,
+                               message=f"elements must be < {NUM_ELEMENTS}"),
+  ]
+  with tf.control_dependencies(checks):
+    member = tf.reduce_max(tf.one_hot(elements, NUM_ELEMENTS, dtype=matrix.dtype), axis=0)
+  # Duplicates collapse in the max; with m = 0 elements reduce_max of an empty [0, 36] gives the
+  # dtype's lowest value, hence the clip to [0, 1].
+  member = tf.clip_by_value(member, 0.0, 1.0)
+  # An op (e1, e2) is out only when neither element is in the set.
+  outside = 1.0 - member
+  mask = 1.0 - outside[:, tf.newaxis] * outside[tf.newaxis, :]
+  return tf.reduce_sum(matrix * mask, axis=[-2, -1])
