@@ -183,12 +183,12 @@ def reinforce_loss(theta, op_counts, accuracies):
   return _loss_from_rewards(theta, op_counts, normalized_rewards(accuracies))
 
 
-def make_theta_optimizer():
+def make_theta_optimizer(learning_rate=THETA_LEARNING_RATE):
   """The Adam optimizer for θ (paper, section 4.1: lr 0.05, β1 = 0.5, β2 = 0.999).
 
   epsilon = 1e-8 is PyTorch's default (the authors' code is PyTorch; the paper does not say).
   """
-  return keras.optimizers.Adam(learning_rate=THETA_LEARNING_RATE, beta_1=THETA_BETA_1,
+  return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=THETA_BETA_1,
                                beta_2=THETA_BETA_2, epsilon=THETA_EPSILON)
 
 

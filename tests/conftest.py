@@ -9,6 +9,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 from PIL import Image
+import tensorflow as tf
+
+# Four logical CPU devices for the whole session, set before anything touches a device: the
+# multi-device logic (a MirroredStrategy per trajectory) runs here as it would on GPUs.
+NUM_CPU_DEVICES = 4
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0],
+    [tf.config.LogicalDeviceConfiguration()] * NUM_CPU_DEVICES)
 
 _REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 CIFAR10_REDUCED = pathlib.Path(

@@ -1,0 +1,60 @@
+"""Devices of the N trajectories: each gets its share of the accelerators, or shares one.
+
+Every trajectory trains under its own `tf.distribute.MirroredStrategy` (DESIGN.md section 5).
+GPUs are split evenly; with more trajectories than devices, trajectories share a device (and then
+run one after another); without GPUs every trajectory runs on the CPU, which tests can split into
+logical devices to exercise the multi-device logic.
+"""
+
+import tensorflow as tf
+
+
+def split_devices(devices, num_trajectories):
+  """Assigns devices to trajectories.
+
+  Args:
+    devices: device names, e.g. ["/gpu:0", "/gpu:1", ...].
+    num_trajectories: N >= 1.
+
+  Returns:
+    N lists of device names. With D >= N devices, trajectory n gets the D // N consecutive
+    devices starting at n * (D // N) (the remainder D % N stays idle); with D < N, trajectory n
+    gets [devices[n % D]].
+  """
+  if num_trajectories < 1:
+    raise ValueError(f"The number of trajectories must be >= 1. Received: {num_trajectories}")
+  if not devices:
+    raise ValueError("No devices to assign.")
+  share = len(devices) // num_trajectories
+  if share == 0:
+    return [[devices[n % len(devices)]] for n in range(num_trajectories)]
+  return [list(devices[n * share:(n + 1) * share]) for n in range(num_trajectories)]
+
+
+def visible_devices():
+  """The devices trajectories train on: the GPUs if any, else the (logical) CPUs."""
+  gpus = tf.config.list_logical_devices("GPU")
+  return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+
+
+def split_cpu(num_devices):
+  """Splits the CPU into `num_devices` logical devices; call before TensorFlow uses a device."""
+  if num_devices < 1:
+    raise ValueError(f"--cpu_devices must be >= 1. Received: {num_devices}")
+  if num_devices == 1:
+    return
+  cpu = tf.config.list_physical_devices("CPU")[0]
+  tf.config.set_logical_device_configuration(
+      cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+
+
+def make_strategy(devices):
+  """A MirroredStrategy over `devices` that coexists with the other trajectories' strategies.
+
+  The default NCCL/collective all-reduce of two strategies in one process collides on collective
+  group keys ("joining a group that is already full"); reducing through one device does not.
+  """
+  on_gpus = all("GPU" in d.upper() for d in devices)
+  cross_device_ops = (tf.distribute.HierarchicalCopyAllReduce() if on_gpus and len(devices) > 1
+                      else tf.distribute.ReductionToOneDevice())
+  return tf.distribute.MirroredStrategy(devices, cross_device_ops=cross_device_ops)

@@ -1,0 +1,347 @@
+"""The online search of OHL-Auto-Aug: paper section 3.2, Algorithm 1, DESIGN.md section 4.
+
+  θ = 0; w_1..w_N = w_0
+  for each period T:
+    every trajectory n trains I steps on images augmented with ops ~ p_θ, counting them (c_n),
+    then scores acc_n on the validation split;
+    the outer step moves θ by REINFORCE on the normalised accuracies (Adam) and copies the best
+    trajectory's weights, BatchNorm statistics and optimizer slots to every other.
+
+A run lives in one `model_dir`: `config.json` (what it was started with), `checkpoints/` (after
+every outer step: θ and its Adam state, every trajectory, the outer step, the history of θ; the
+data position and every random draw follow from the outer step and the seed), `logs/`
+(TensorBoard) and, at the end, `saved_model/`, `policy.json` and `results.json`.
+"""
+
+import concurrent.futures
+import dataclasses
+import functools
+import json
+import os
+import shutil
+import time
+
+from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
+
+import models
+from ohl_tf import augment
+from ohl_tf import datasets
+from ohl_tf import devices as devices_lib
+from ohl_tf import export
+from ohl_tf import pipeline
+from ohl_tf import policy
+from ohl_tf import summaries
+from ohl_tf import trajectory as trajectory_lib
+
+POLICIES = ("ohl", "uniform", "none")
+# Settings that may change between a run and its resumption: where things are, how fast.
+_RESUMABLE_CHANGES = ("data_dir", "model_dir", "eval_batch_size", "cpu_devices", "overwrite")
+_ARTEFACTS = ("checkpoints", "logs", "saved_model", "policy.json", "results.json", "config.json")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """A run's settings (the flags of ohl_tf.main, which documents each)."""
+  dataset: str = "synthetic"
+  data_dir: str | None = None
+  model: str = "resnet8"
+  policy: str = "ohl"
+  trajectories: int = 4
+  epochs: int = 10
+  inner_steps: int = 0
+  batch_size: int = 128
+  lr: float = 0.1
+  momentum: float = 0.9
+  nesterov: bool = False
+  warmup_epochs: int = 0
+  warmup_lr: float = 0.0
+  weight_decay: float = 5e-4
+  theta_lr: float = 0.05
+  cutout: int = 16
+  val_size: int = 500
+  train_subset: int = 0
+  eval_batch_size: int = 500
+  model_dir: str = "runs/quickstart"
+  seed: int = 0
+  deterministic: bool = False
+  cpu_devices: int = 1
+  overwrite: bool = False
+
+  def __post_init__(self):
+    if self.policy not in POLICIES:
+      raise ValueError(f"--policy must be one of {', '.join(POLICIES)}. "
+                       f"Received: --policy={self.policy}")
+    for name in ("trajectories", "epochs", "batch_size", "eval_batch_size", "cpu_devices"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"--{name} must be >= 1. Received: --{name}={getattr(self, name)}")
+    for name in ("inner_steps", "cutout", "train_subset", "warmup_epochs"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"--{name} must be >= 0. Received: --{name}={getattr(self, name)}")
+
+
+class NonFiniteLossError(RuntimeError):
+  """A trajectory's training loss became NaN or infinite."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The run directory.
+# ---------------------------------------------------------------------------------------------
+
+def prepare_model_dir(config):
+  """Creates or checks `model_dir`; returns True when it holds a run to resume.
+
+  A directory holding a run started with other settings is refused unless --overwrite, which
+  deletes that run's artefacts (and nothing else in the directory).
+  """
+  os.makedirs(config.model_dir, exist_ok=True)
+  config_path = os.path.join(config.model_dir, "config.json")
+  wanted = dataclasses.asdict(config)
+  if os.path.exists(config_path):
+    with open(config_path) as file:
+      saved = json.load(file)
+    differing = sorted(key for key in set(saved) | set(wanted)
+                       if key not in _RESUMABLE_CHANGES and saved.get(key) != wanted.get(key))
+    if differing and not config.overwrite:
+      details = "; ".join(f"--{k}: {saved.get(k)!r} there, {wanted.get(k)!r} now"
+                          for k in differing)
+      raise ValueError(f"--model_dir={config.model_dir} holds a run with a different "
+                       f"configuration ({details}). Use another --model_dir, or --overwrite "
+                       "to delete that run.")
+    if config.overwrite:
+      for name in _ARTEFACTS:
+        path = os.path.join(config.model_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else (os.path.exists(path) and os.remove(path))
+  export.write_json(config_path, wanted)
+  return tf.train.latest_checkpoint(os.path.join(config.model_dir, "checkpoints")) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# The search.
+# ---------------------------------------------------------------------------------------------
+
+class OnlineSearch:
+  """Algorithm 1 over N trajectories, each under its own MirroredStrategy.
+
+  Args:
+    config: the run's `Config`.
+    data: a `datasets.ImageDataset`.
+    trajectory_devices: one list of device names per trajectory (`devices.split_devices`).
+  """
+
+  def __init__(self, config, data, trajectory_devices):
+    self.config = config
+    self.data = data
+    train_images, train_labels = data.train_images, data.train_labels
+    if config.train_subset:
+      train_images, train_labels = (train_images[:config.train_subset],
+                                    train_labels[:config.train_subset])
+    self.schedule = pipeline.Schedule(len(train_images), config.batch_size, config.epochs,
+                                      config.inner_steps)
+    self.train_data = pipeline.TrainPipeline(
+        *pipeline.source_tensors(train_images, train_labels), self.schedule, data.mean,
+        data.std, config.seed, config.cutout)
+    self.val_data = pipeline.eval_dataset(data.val_images, data.val_labels,
+                                          config.eval_batch_size, data.mean, data.std)
+    self.trajectories = self._build_trajectories(trajectory_devices)
+
+    num_periods = self.schedule.num_periods
+    with tf.device("/cpu:0"):  # θ is the outer loop's own plain variable, not a mirrored one
+      self.theta = tf.Variable(tf.zeros([augment.NUM_OPERATIONS]), name="theta")
+      self.theta_optimizer = policy.make_theta_optimizer(config.theta_lr)
+      self.theta_optimizer.build([self.theta])
+      self.outer_step = tf.Variable(0, dtype=tf.int64, name="outer_step")
+      self.theta_history = tf.Variable(tf.zeros([num_periods + 1, augment.NUM_OPERATIONS]),
+                                       name="theta_history")
+      self.val_history = tf.Variable(tf.zeros([num_periods, config.trajectories]),
+                                     name="val_history")
+      self.wall_time = tf.Variable(0.0, dtype=tf.float64, name="wall_time")
+    self.checkpoint = tf.train.Checkpoint(
+        theta=self.theta, theta_optimizer=self.theta_optimizer, outer_step=self.outer_step,
+        theta_history=self.theta_history, val_history=self.val_history,
+        wall_time=self.wall_time,
+        **{f"trajectory_{t.index}": tf.train.Checkpoint(model=t.model, optimizer=t.optimizer)
+           for t in self.trajectories})
+    self.checkpoints = tf.train.CheckpointManager(
+        self.checkpoint, os.path.join(config.model_dir, "checkpoints"), max_to_keep=2)
+    self.writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "logs"))
+
+  def _build_trajectories(self, trajectory_devices):
+    config = self.config
+    steps_per_epoch = self.schedule.steps_per_epoch
+    learning_rate = trajectory_lib.learning_rate_schedule(
+        config.lr, self.schedule.total_steps, config.warmup_epochs * steps_per_epoch,
+        config.warmup_lr)
+    build_model = functools.partial(models.build, config.model, self.data.num_classes,
+                                    self.data.image_shape)
+    make_optimizer = functools.partial(keras.optimizers.SGD, learning_rate,
+                                       momentum=config.momentum, nesterov=config.nesterov)
+    keras.utils.set_random_seed(config.seed)  # w_0
+    trajectories = [
+        trajectory_lib.Trajectory(n, devices, build_model, make_optimizer, config.weight_decay,
+                                  config.batch_size, count_operations=config.policy != "none")
+        for n, devices in enumerate(trajectory_devices)]
+    for other in trajectories[1:]:  # one w_0 for all (Algorithm 1)
+      for target, source in zip(other.state, trajectories[0].state):
+        target.assign(source.value)
+    return trajectories
+
+  # -------------------------------------------------------------------------------------------
+  # The outer step.
+  # -------------------------------------------------------------------------------------------
+
+  def _copy_from(self, source):
+    """Assigns trajectory `source`'s state to every other trajectory."""
+    assignments = [target.assign(value.value) for other in self.trajectories
+                   if other is not self.trajectories[source]
+                   for target, value in zip(other.state, self.trajectories[source].state)]
+    with tf.control_dependencies(assignments):
+      return tf.constant(source)
+
+  @tf.function
+  def _outer_update(self, accuracies):
+    """REINFORCE on θ (Adam), then the best trajectory's state to all (Algorithm 1)."""
+    counts = tf.stack([tf.convert_to_tensor(t.op_counts) for t in self.trajectories])
+    if self.config.policy == "ohl":
+      rewards = policy.reinforce_step(self.theta, self.theta_optimizer, counts,
+                                      accuracies)["normalized_rewards"]
+    else:  # "uniform" keeps θ = 0; "none" applies no operation at all
+      rewards = policy.normalized_rewards(accuracies)
+    best = tf.argmax(accuracies, output_type=tf.int32)
+    if len(self.trajectories) > 1:
+      best = tf.switch_case(best, [functools.partial(self._copy_from, n)
+                                   for n in range(len(self.trajectories))])
+    self.val_history[self.outer_step].assign(accuracies)
+    self.outer_step.assign_add(1)
+    self.theta_history[self.outer_step].assign(self.theta)
+    return rewards, best
+
+  # -------------------------------------------------------------------------------------------
+  # The inner loop.
+  # -------------------------------------------------------------------------------------------
+
+  def _run_trajectory(self, t, period, theta):
+    t.reset_period()
+    start, end = self.schedule.period(period)
+    dataset = self.train_data.dataset(period, t.index,
+                                      None if self.config.policy == "none" else theta)
+    loss, accuracy = t.train(dataset, end - start)
+    return loss, accuracy, t.evaluate(self.val_data)[0]
+
+  def _inner_loop(self, period):
+    """Trains every trajectory for one period; trajectories on distinct devices in parallel."""
+    theta = self.theta.read_value()
+    groups = {}
+    for t in self.trajectories:
+      groups.setdefault(t.devices, []).append(t)
+    run_group = lambda group: [self._run_trajectory(t, period, theta) for t in group]
+    with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
+      results = [r for group in pool.map(run_group, groups.values()) for r in group]
+    by_index = dict(zip([t.index for g in groups.values() for t in g], results))
+    return [by_index[n] for n in range(len(self.trajectories))]
+
+  def _check_finite(self, period):
+    for t in self.trajectories:
+      bad_step = int(t.first_bad_step.numpy())
+      if bad_step >= 0:
+        kept = (f"the last good checkpoint (outer step {period}) is kept in "
+                f"{self.checkpoints.directory}" if period else "no outer step had completed")
+        raise NonFiniteLossError(
+            f"Trajectory {t.index} produced a non-finite training loss at step {bad_step} "
+            f"(period {period}). Stopped; {kept}. Lower --lr or check the data.")
+
+  # -------------------------------------------------------------------------------------------
+  # The run.
+  # -------------------------------------------------------------------------------------------
+
+  def restore(self):
+    """Restores the latest checkpoint; returns the outer step to continue from."""
+    path = self.checkpoints.latest_checkpoint
+    if path:
+      self.checkpoint.restore(path).assert_existing_objects_matched()
+      logging.info("Resuming %s at outer step %d.", path, int(self.outer_step.numpy()))
+    return int(self.outer_step.numpy())
+
+  def run(self):
+    """Runs the remaining periods, then exports; returns the results dict."""
+    first = self.restore()
+    num_periods = self.schedule.num_periods
+    started = time.time()
+    for period in range(first, num_periods):
+      period_start = time.time()
+      results = self._inner_loop(period)
+      self._check_finite(period)
+      accuracies = np.array([r[2] for r in results], np.float32)
+      rewards, best = self._outer_update(tf.constant(accuracies))
+      self.wall_time.assign_add(time.time() - period_start)
+      self.checkpoints.save(checkpoint_number=period + 1)
+      self._summarise(period, results, rewards.numpy(), int(best))
+      self._log_progress(period, accuracies, int(best), time.time() - period_start,
+                         (time.time() - started) / (period + 1 - first))
+    return self._finish()
+
+  def _summarise(self, period, results, rewards, best):
+    step = period + 1
+    learning_rate = self.trajectories[0].optimizer.learning_rate
+    history = self.theta_history[:step + 1]
+    marginals = policy.element_marginals(policy.operation_probabilities(history))
+    with self.writer.as_default():
+      summaries.write_policy(self.writer, step, self.theta, marginals.numpy())
+      summaries.write_outer_step(
+          self.writer, step, val_accuracies=np.array([r[2] for r in results]),
+          normalized_rewards=rewards, train_loss=np.array([r[0] for r in results]),
+          train_accuracy=np.array([r[1] for r in results]),
+          learning_rate=float(np.asarray(learning_rate)), best_trajectory=best)
+
+  def _log_progress(self, period, accuracies, best, seconds, seconds_per_period):
+    start, end = self.schedule.period(period)
+    images = (end - start) * self.config.batch_size * len(self.trajectories)
+    remaining = (self.schedule.num_periods - period - 1) * seconds_per_period
+    logging.info("outer step %d/%d (step %d/%d): %.0f images/s, val accuracy %s, best %d, "
+                 "ETA %.0f s", period + 1, self.schedule.num_periods, end,
+                 self.schedule.total_steps, images / seconds,
+                 np.array2string(accuracies, precision=3), best, remaining)
+
+  def _finish(self):
+    """Test accuracy of the final w_n* and the exports (saved_model, policy.json, results)."""
+    config, data, final = self.config, self.data, self.trajectories[0]  # all equal w_n* now
+    results = {"best_val_accuracy": float(np.max(self.val_history.numpy())),
+               "test_accuracy": None}
+    if data.test_images is not None:
+      test = pipeline.eval_dataset(data.test_images, data.test_labels, config.eval_batch_size,
+                                   data.mean, data.std)
+      top1, top5 = final.evaluate(test)
+      results["test_accuracy"] = top1
+      if data.num_classes >= 5:
+        results["test_top5_accuracy"] = top5
+    results.update(
+        epochs=config.epochs, trajectories=config.trajectories,
+        # The paper's unit of search cost: iterations at batch 1024 (Table 4).
+        search_cost_iterations=(config.trajectories * self.schedule.total_steps *
+                                config.batch_size / 1024),
+        wall_time_s=float(self.wall_time.numpy()))
+    plain = models.build(config.model, data.num_classes, data.image_shape)
+    plain.set_weights(final.model.get_weights())
+    export.save_classifier(plain, os.path.join(config.model_dir, "saved_model"), data.mean,
+                           data.std, data.image_shape)
+    export.write_json(os.path.join(config.model_dir, "policy.json"),
+                      export.policy_payload(self.theta))
+    export.write_json(os.path.join(config.model_dir, "results.json"), results)
+    return results
+
+
+def run(config):
+  """Sets up devices and data, then runs (or resumes) the search in `config.model_dir`."""
+  devices_lib.split_cpu(config.cpu_devices)  # before anything touches a device
+  if config.deterministic:
+    tf.config.experimental.enable_op_determinism()
+  resuming = prepare_model_dir(config)
+  data = datasets.load(config.dataset, data_dir=config.data_dir, val_size=config.val_size,
+                       seed=config.seed)
+  trajectory_devices = devices_lib.split_devices(devices_lib.visible_devices(),
+                                                 config.trajectories)
+  logging.info("%s %s: %d trajectories on %s", "Resuming" if resuming else "Starting",
+               config.model_dir, config.trajectories, trajectory_devices)
+  return OnlineSearch(config, data, trajectory_devices).run()

@@ -1,0 +1,142 @@
+"""A trajectory: one copy w_n of the network, trained on its own devices (paper Algorithm 1).
+
+Each trajectory owns a `tf.distribute.MirroredStrategy` over its share of the devices, its Keras
+model and SGD optimizer, and per-period accumulators: the histogram c_n of the operations its
+batches carried (the counts of the REINFORCE gradient), the training loss and accuracy, and the
+first step whose loss was not finite.
+"""
+
+import keras
+import tensorflow as tf
+
+from ohl_tf import augment
+from ohl_tf import devices as devices_lib
+from ohl_tf import policy
+
+
+def learning_rate_schedule(peak, total_steps, warmup_steps=0, warmup_start=0.0):
+  """Cosine decay from `peak` to 0 over the run, after an optional linear warm-up."""
+  if warmup_steps:
+    return keras.optimizers.schedules.CosineDecay(
+        warmup_start, max(total_steps - warmup_steps, 1), warmup_target=peak,
+        warmup_steps=warmup_steps)
+  return keras.optimizers.schedules.CosineDecay(peak, max(total_steps, 1))
+
+
+class Trajectory:
+  """One network w_n with its optimizer, under its own MirroredStrategy.
+
+  Args:
+    index: n, the trajectory's index.
+    devices: the device names of its strategy.
+    build_model: () -> uncompiled keras.Model (logits); called under the strategy's scope.
+    make_optimizer: () -> keras optimizer.
+    weight_decay: L2 coefficient added to the loss (coupled, like PyTorch SGD's weight_decay,
+      which the paper's settings assume); applies to every trainable variable.
+    batch_size: the global batch of one step (all replicas of this trajectory).
+    count_operations: whether the batches carry sampled operations to count.
+  """
+
+  def __init__(self, index, devices, build_model, make_optimizer, weight_decay, batch_size,
+               count_operations=True):
+    self.index = index
+    self.devices = tuple(devices)
+    self.strategy = devices_lib.make_strategy(list(devices))
+    replicas = self.strategy.num_replicas_in_sync
+    if batch_size % replicas:
+      raise ValueError(f"--batch_size={batch_size} is not divisible by the {replicas} replicas "
+                       f"of trajectory {index} (devices {', '.join(devices)}).")
+    self._batch_size = batch_size
+    self._weight_decay = weight_decay
+    self._count_operations = count_operations
+    with self.strategy.scope():
+      self.model = build_model()
+      self.optimizer = make_optimizer()
+      self.optimizer.build(self.model.trainable_variables)
+    with tf.device(devices[0]):
+      self.op_counts = tf.Variable(tf.zeros([augment.NUM_OPERATIONS], tf.int32), trainable=False)
+      self.loss_sum = tf.Variable(0.0, trainable=False, dtype=tf.float64)
+      self.correct = tf.Variable(0, trainable=False, dtype=tf.int64)
+      self.seen = tf.Variable(0, trainable=False, dtype=tf.int64)
+      self.first_bad_step = tf.Variable(-1, trainable=False, dtype=tf.int64)
+    self._eval_datasets = {}
+
+  @property
+  def state(self):
+    """Everything the outer step copies: weights, BN statistics, optimizer slots and step."""
+    return list(self.model.weights) + list(self.optimizer.variables)
+
+  @property
+  def step(self):
+    return int(self.optimizer.iterations.numpy())
+
+  def reset_period(self):
+    for accumulator in (self.op_counts, self.loss_sum, self.correct, self.seen):
+      accumulator.assign(tf.zeros_like(accumulator))
+
+  # -------------------------------------------------------------------------------------------
+  # Training.
+  # -------------------------------------------------------------------------------------------
+
+  def _replica_step(self, images, labels, ops):
+    variables = self.model.trainable_variables
+    with tf.GradientTape() as tape:
+      logits = self.model(images, training=True)
+      cross_entropy = keras.losses.sparse_categorical_crossentropy(labels, logits,
+                                                                  from_logits=True)
+      # Divided by the global batch and the replica count, because the all-reduce sums.
+      loss = (tf.reduce_sum(cross_entropy) / self._batch_size + self._weight_decay *
+              tf.add_n([tf.nn.l2_loss(v) for v in variables]) /
+              self.strategy.num_replicas_in_sync)
+    self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, tf.int32),
+                                             tf.cast(labels, tf.int32)), tf.int64))
+    counts = (policy.operation_histogram(ops) if self._count_operations
+              else tf.zeros([augment.NUM_OPERATIONS], tf.int32))
+    return tf.reduce_sum(cross_entropy), loss, correct, counts
+
+  @tf.function
+  def _train_steps(self, iterator, num_steps):
+    for _ in tf.range(num_steps):
+      step = tf.cast(self.optimizer.iterations, tf.int64)
+      cross_entropy, loss, correct, counts = (
+          self.strategy.reduce("SUM", value, axis=None)
+          for value in self.strategy.run(self._replica_step, args=next(iterator)))
+      self.loss_sum.assign_add(tf.cast(cross_entropy, tf.float64))
+      self.correct.assign_add(correct)
+      self.seen.assign_add(self._batch_size)
+      self.op_counts.assign_add(counts)
+      if self.first_bad_step < 0 and not tf.math.is_finite(loss):
+        self.first_bad_step.assign(step)
+
+  def train(self, dataset, num_steps):
+    """Trains for `num_steps` batches of `dataset`; returns the period's loss and accuracy."""
+    iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+    self._train_steps(iterator, tf.constant(num_steps))
+    seen = max(int(self.seen.numpy()), 1)
+    return float(self.loss_sum.numpy()) / seen, int(self.correct.numpy()) / seen
+
+  # -------------------------------------------------------------------------------------------
+  # Evaluation.
+  # -------------------------------------------------------------------------------------------
+
+  @tf.function
+  def _eval_step(self, images, labels):
+    def replica(images, labels):
+      logits = self.model(images, training=False)
+      labels = tf.cast(labels, tf.int32)
+      top1 = tf.equal(tf.argmax(logits, -1, tf.int32), labels)
+      top5 = tf.math.in_top_k(labels, tf.cast(logits, tf.float32), min(5, logits.shape[-1]))
+      return (tf.reduce_sum(tf.cast(top1, tf.int64)), tf.reduce_sum(tf.cast(top5, tf.int64)),
+              tf.size(labels, tf.int64))
+    return [self.strategy.reduce("SUM", v, axis=None)
+            for v in self.strategy.run(replica, args=(images, labels))]
+
+  def evaluate(self, dataset):
+    """(top-1, top-5) accuracy over a `pipeline.eval_dataset`."""
+    if id(dataset) not in self._eval_datasets:
+      self._eval_datasets[id(dataset)] = self.strategy.experimental_distribute_dataset(dataset)
+    totals = [0, 0, 0]
+    for images, labels in self._eval_datasets[id(dataset)]:
+      totals = [t + int(v) for t, v in zip(totals, self._eval_step(images, labels))]
+    return totals[0] / totals[2], totals[1] / totals[2]

@@ -1,0 +1,138 @@
+"""Tests of the OHL input pipeline, the trajectory's op counts and the device split."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import models
+from ohl_tf import augment
+from ohl_tf import devices
+from ohl_tf import pipeline
+from ohl_tf import trajectory
+
+_MEAN, _STD = (120.0, 115.0, 100.0), (60.0, 61.0, 62.0)
+
+
+@pytest.fixture(scope="module")
+def train_pipeline(cifar_images):
+  labels = np.arange(len(cifar_images), dtype=np.int32) % 10
+  schedule = pipeline.Schedule(len(cifar_images), batch_size=32, epochs=3, inner_steps=5)
+  return pipeline.TrainPipeline(*pipeline.source_tensors(cifar_images, labels), schedule, _MEAN,
+                                _STD, seed=7, cutout_size=16)
+
+
+def _collect(dataset):
+  images, labels, ops = zip(*[(x.numpy(), y.numpy(), o.numpy()) for x, y, o in dataset])
+  return np.concatenate(images), np.concatenate(labels), np.concatenate(ops)
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedule.
+# ---------------------------------------------------------------------------------------------
+
+def test_schedule_periods_cover_every_step_once():
+  schedule = pipeline.Schedule(num_examples=1000, batch_size=64, epochs=3, inner_steps=7)
+  assert schedule.steps_per_epoch == 15 and schedule.total_steps == 45
+  bounds = [schedule.period(p) for p in range(schedule.num_periods)]
+  assert bounds[0] == (0, 7) and bounds[-1] == (42, 45) and len(bounds) == 7
+  assert all(end == start for (_, end), (start, _) in zip(bounds, bounds[1:]))
+  assert pipeline.Schedule(1000, 64, 3).period_steps == 15  # inner_steps 0: one epoch
+
+
+def test_schedule_rejects_a_batch_larger_than_the_data():
+  with pytest.raises(ValueError, match="--batch_size=64 exceeds the 50 training images"):
+    pipeline.Schedule(num_examples=50, batch_size=64, epochs=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The period's data.
+# ---------------------------------------------------------------------------------------------
+
+def test_period_data_is_a_pure_function_of_seed_period_and_trajectory(train_pipeline):
+  theta = tf.random.stateless_normal([augment.NUM_OPERATIONS], [1, 2])
+  first = _collect(train_pipeline.dataset(2, 1, theta))
+  again = _collect(train_pipeline.dataset(2, 1, theta))
+  for a, b in zip(first, again):
+    np.testing.assert_array_equal(a, b)
+  other_period = _collect(train_pipeline.dataset(3, 1, theta))
+  assert not np.array_equal(first[2], other_period[2])
+  assert first[0].shape == (5 * 32, 32, 32, 3) and first[0].dtype == np.float32
+
+
+def test_trajectories_share_images_and_order_but_not_operations(train_pipeline):
+  theta = tf.zeros([augment.NUM_OPERATIONS])
+  _, labels_0, ops_0 = _collect(train_pipeline.dataset(1, 0, theta))
+  _, labels_1, ops_1 = _collect(train_pipeline.dataset(1, 1, theta))
+  np.testing.assert_array_equal(labels_0, labels_1)
+  assert (ops_0 != ops_1).mean() > 0.9
+  # Without operations or Cutout, the two trajectories' images are identical (same flip/crop).
+  no_cutout = pipeline.TrainPipeline(train_pipeline.images, train_pipeline.labels,
+                                     train_pipeline.schedule, _MEAN, _STD, seed=7, cutout_size=0)
+  images_0, _, ops = _collect(no_cutout.dataset(1, 0, None))
+  images_1, _, _ = _collect(no_cutout.dataset(1, 1, None))
+  np.testing.assert_array_equal(images_0, images_1)
+  assert (ops == pipeline.NO_OPERATION).all()
+
+
+def test_each_epoch_visits_every_image_once(train_pipeline):
+  # Period 0 to the end of epoch 0 (steps 0-7 of 8): one permutation of the first 256 images.
+  schedule = pipeline.Schedule(256, batch_size=32, epochs=2, inner_steps=8)
+  data = pipeline.TrainPipeline(train_pipeline.images, train_pipeline.labels, schedule, _MEAN,
+                                _STD, seed=7, cutout_size=0)
+  labels = _collect(data.dataset(0, 0, None))[1]
+  np.testing.assert_array_equal(np.bincount(labels), np.bincount(np.arange(256) % 10))
+
+
+def test_sampled_operations_follow_p_theta(train_pipeline):
+  # θ strongly favours op 37 (ShearX 0.2, ShearX 0.2): p ~ 0.88 by eq. 7 with θ_37 = 10, others -10.
+  theta = tf.tensor_scatter_nd_update(tf.fill([augment.NUM_OPERATIONS], -10.0), [[37]], [10.0])
+  ops = _collect(train_pipeline.dataset(0, 0, theta))[2]
+  assert abs((ops == 37).mean() - 1 / (1 + 1295 * float(tf.sigmoid(-10.0)))) < 0.05
+
+
+# ---------------------------------------------------------------------------------------------
+# The trajectory counts exactly the operations it trained on.
+# ---------------------------------------------------------------------------------------------
+
+def test_op_counts_equal_the_operations_applied(train_pipeline):
+  model_fn = lambda: models.build("resnet8", 10, (32, 32, 3))
+  t = trajectory.Trajectory(0, ["/cpu:0"], model_fn, lambda: keras.optimizers.SGD(0.01), 5e-4,
+                            32)
+  theta = tf.random.stateless_normal([augment.NUM_OPERATIONS], [3, 4])
+  dataset = train_pipeline.dataset(0, 0, theta)
+  t.train(dataset, 5)
+  applied = _collect(dataset)[2]
+  np.testing.assert_array_equal(t.op_counts.numpy(),
+                                np.bincount(applied, minlength=augment.NUM_OPERATIONS))
+  assert int(t.seen.numpy()) == 160 and t.step == 5
+  t.reset_period()
+  assert int(tf.reduce_sum(t.op_counts)) == 0 and int(t.seen.numpy()) == 0
+
+
+def test_trajectory_rejects_a_batch_not_divisible_by_its_replicas():
+  strategy_devices = [d.name for d in tf.config.list_logical_devices("CPU")][:3]
+  with pytest.raises(ValueError, match=r"--batch_size=32 is not divisible by the 3 replicas"):
+    trajectory.Trajectory(0, strategy_devices, lambda: None, lambda: None, 0.0, 32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices.
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("num_devices,num_trajectories,expected", [
+    (8, 8, [[0], [1], [2], [3], [4], [5], [6], [7]]),
+    (8, 4, [[0, 1], [2, 3], [4, 5], [6, 7]]),
+    (8, 3, [[0, 1], [2, 3], [4, 5]]),  # the 2 left over stay idle
+    (2, 4, [[0], [1], [0], [1]]),  # more trajectories than devices: they share
+    (1, 4, [[0], [0], [0], [0]]),
+])
+def test_split_devices(num_devices, num_trajectories, expected):
+  names = [f"/gpu:{i}" for i in range(num_devices)]
+  assert devices.split_devices(names, num_trajectories) == [[names[i] for i in group]
+                                                            for group in expected]
+
+
+def test_split_devices_rejects_no_trajectories():
+  with pytest.raises(ValueError, match="trajectories must be >= 1"):
+    devices.split_devices(["/cpu:0"], 0)

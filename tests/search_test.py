@@ -1,0 +1,139 @@
+"""Tests of the online loop (ohl_tf.search): the outer step, devices, the run directory."""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ohl_tf import augment
+from ohl_tf import datasets
+from ohl_tf import policy
+from ohl_tf import search
+
+_CPUS = [f"/device:CPU:{i}" for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def small_data(cifar_images):
+  labels = (np.arange(len(cifar_images)) % 4).astype(np.int32)
+  return datasets.ImageDataset(
+      name="cifar10-reduced subset", train_images=cifar_images[:160],
+      train_labels=labels[:160], val_images=cifar_images[160:224], val_labels=labels[160:224],
+      test_images=cifar_images[224:], test_labels=labels[224:],
+      class_names=("a", "b", "c", "d"), mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7))
+
+
+def _config(tmp_path, **overrides):
+  settings = dict(model="resnet8", trajectories=3, epochs=1, inner_steps=2, batch_size=16,
+                  lr=0.05, val_size=64, eval_batch_size=32, model_dir=str(tmp_path / "run"))
+  settings.update(overrides)
+  return search.Config(**settings)
+
+
+def _state(t):
+  return [v.numpy() for v in t.state]
+
+
+# ---------------------------------------------------------------------------------------------
+# The outer step (Algorithm 1).
+# ---------------------------------------------------------------------------------------------
+
+def test_outer_step_moves_theta_and_copies_the_best_state_to_all(tmp_path, small_data):
+  config = _config(tmp_path)
+  ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:3]])
+  initial = [_state(t) for t in ohl.trajectories]
+  assert all(all(np.array_equal(a, b) for a, b in zip(initial[0], s)) for s in initial)  # w_0
+  theta = tf.zeros([augment.NUM_OPERATIONS])
+  for t in ohl.trajectories:  # each trains on its own operations: weights, BN, slots diverge
+    t.reset_period()
+    t.train(ohl.train_data.dataset(0, t.index, theta), 2)
+  states = [_state(t) for t in ohl.trajectories]
+  assert not np.array_equal(states[0][0], states[1][0])
+  counts = np.stack([t.op_counts.numpy() for t in ohl.trajectories])
+  accuracies = tf.constant([0.3, 0.7, 0.5])
+
+  expected_theta = tf.Variable(tf.zeros([augment.NUM_OPERATIONS]))
+  policy.reinforce_step(expected_theta, policy.make_theta_optimizer(), counts, accuracies)
+  rewards, best = ohl._outer_update(accuracies)
+
+  assert int(best) == 1 and int(ohl.outer_step.numpy()) == 1
+  np.testing.assert_allclose(rewards, policy.normalized_rewards(accuracies), atol=1e-6)
+  np.testing.assert_allclose(ohl.theta.numpy(), expected_theta.numpy(), atol=1e-7)
+  np.testing.assert_allclose(ohl.theta_history.numpy()[1], ohl.theta.numpy())
+  names = [v.path for v in ohl.trajectories[1].state]
+  assert any("moving_mean" in n for n in names) and any("momentum" in n for n in names)
+  for t in ohl.trajectories:
+    for name, value, source in zip(names, _state(t), states[1]):
+      np.testing.assert_array_equal(value, source, err_msg=f"trajectory {t.index}: {name}")
+
+
+def test_uniform_policy_keeps_theta_at_zero(tmp_path, small_data):
+  ohl = search.OnlineSearch(_config(tmp_path, policy="uniform", trajectories=2), small_data,
+                            [[_CPUS[0]], [_CPUS[1]]])
+  ohl._outer_update(tf.constant([0.2, 0.9]))
+  assert not ohl.theta.numpy().any()
+
+
+# ---------------------------------------------------------------------------------------------
+# Trajectories on devices of their own: 2 trajectories x 2 logical CPU devices.
+# ---------------------------------------------------------------------------------------------
+
+def test_two_trajectories_of_two_devices_each(tmp_path, small_data):
+  config = _config(tmp_path, trajectories=2, inner_steps=5)
+  search.prepare_model_dir(config)
+  ohl = search.OnlineSearch(config, small_data, [_CPUS[:2], _CPUS[2:]])
+  assert [t.strategy.num_replicas_in_sync for t in ohl.trajectories] == [2, 2]
+  assert [t.devices for t in ohl.trajectories] == [tuple(_CPUS[:2]), tuple(_CPUS[2:])]
+  results = ohl.run()
+  assert int(ohl.outer_step.numpy()) == 2 == ohl.schedule.num_periods
+  assert all(t.step == 10 for t in ohl.trajectories)
+  assert 0 <= results["test_accuracy"] <= 1 and results["trajectories"] == 2
+  assert results["search_cost_iterations"] == 2 * 10 * 16 / 1024
+  a, b = (_state(t) for t in ohl.trajectories)
+  assert all(np.array_equal(x, y) for x, y in zip(a, b))  # both hold w_n* after the last step
+
+
+# ---------------------------------------------------------------------------------------------
+# The run directory and failures.
+# ---------------------------------------------------------------------------------------------
+
+def test_model_dir_with_another_configuration_is_refused(tmp_path):
+  config = _config(tmp_path)
+  assert not search.prepare_model_dir(config)
+  other = dataclasses.replace(config, lr=0.2, trajectories=5)
+  with pytest.raises(ValueError, match=r"different configuration \(--lr: 0.05 there, 0.2 now; "
+                                       r"--trajectories: 3 there, 5 now\).*--overwrite"):
+    search.prepare_model_dir(other)
+  assert json.load(open(os.path.join(config.model_dir, "config.json")))["lr"] == 0.05
+  # Paths and speed settings may change on resumption.
+  search.prepare_model_dir(dataclasses.replace(config, eval_batch_size=7, data_dir="/elsewhere"))
+  keep = os.path.join(config.model_dir, "notes.txt")
+  open(keep, "w").close()
+  search.prepare_model_dir(dataclasses.replace(other, overwrite=True))
+  assert json.load(open(os.path.join(config.model_dir, "config.json")))["lr"] == 0.2
+  assert os.path.exists(keep)  # --overwrite deletes the run's artefacts only
+
+
+def test_non_finite_loss_stops_naming_trajectory_and_step(tmp_path, small_data):
+  config = _config(tmp_path, trajectories=2, lr=1e12, inner_steps=1, epochs=2)
+  search.prepare_model_dir(config)
+  ohl = search.OnlineSearch(config, small_data, [[_CPUS[0]], [_CPUS[1]]])
+  with pytest.raises(search.NonFiniteLossError,
+                     match=r"Trajectory \d produced a non-finite training loss at step \d+ "
+                           r"\(period (\d+)\)") as error:
+    ohl.run()
+  period = int(error.value.args[0].split("(period ")[1].split(")")[0])
+  latest = tf.train.latest_checkpoint(os.path.join(config.model_dir, "checkpoints"))
+  assert (latest is None) == (period == 0)
+  if latest:
+    assert latest.endswith(f"ckpt-{period}")  # the last good outer step, not the failed one
+
+
+def test_config_rejects_bad_values():
+  with pytest.raises(ValueError, match=r"--policy must be one of ohl, uniform, none"):
+    search.Config(policy="random")
+  with pytest.raises(ValueError, match=r"--trajectories must be >= 1. Received: --trajectories=0"):
+    search.Config(trajectories=0)
