@@ -43,6 +43,9 @@ def define_flags():
   flags.DEFINE_float("warmup_lr", d.warmup_lr, "Learning rate at the start of the warm-up.")
   flags.DEFINE_float("weight_decay", d.weight_decay, "L2 weight decay.")
   flags.DEFINE_float("theta_lr", d.theta_lr, "Adam learning rate of θ (paper: 0.05).")
+  flags.DEFINE_enum("reward", d.reward, search.REWARDS,
+                    "What scores a trajectory: validation accuracy (paper) or minus the "
+                    "validation cross-entropy (keeps ranking when accuracies tie).")
   flags.DEFINE_integer("cutout", d.cutout, "Cutout square side (0 = off).")
   flags.DEFINE_integer("val_size", d.val_size, "Validation images held out of train.")
   flags.DEFINE_integer("train_subset", d.train_subset,
@@ -75,7 +78,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   try:
     results = search.run(config_from_flags())
-  except (ValueError, search.NonFiniteLossError) as error:
+  except (ValueError, OSError, search.NonFiniteLossError) as error:
     logging.error("%s", error)
     print(f"error: {error}", file=sys.stderr)
     sys.exit(1)

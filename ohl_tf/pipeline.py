@@ -13,6 +13,7 @@ Cutout (the reward must come from the operations, not from anything else that se
 """
 
 import dataclasses
+import functools
 import math
 
 import tensorflow as tf
@@ -107,6 +108,16 @@ class TrainPipeline:
   seed: int
   cutout_size: int = 16
 
+  def __post_init__(self):
+    # Traced once per pipeline, not once per (period, trajectory) dataset: each period's map
+    # only calls these concrete functions.
+    spec = [tf.TensorSpec([], tf.int64), tf.TensorSpec([augment.NUM_OPERATIONS], tf.float32),
+            tf.TensorSpec([], tf.int32)]
+    object.__setattr__(self, "_augmented", tf.function(self._example, input_signature=spec))
+    object.__setattr__(self, "_plain", tf.function(
+        lambda example_id, trajectory: self._example(example_id, None, trajectory),
+        input_signature=[spec[0], spec[2]]))
+
   def _example(self, example_id, log_probs, trajectory):
     """One augmented example; `example_id` counts images since the start of the run."""
     epoch_size = self.schedule.steps_per_epoch * self.schedule.batch_size
@@ -142,9 +153,11 @@ class TrainPipeline:
     batch = self.schedule.batch_size
     log_probs = None if theta is None else policy.log_operation_probabilities(
         tf.convert_to_tensor(theta, tf.float32))
+    trajectory = tf.constant(trajectory, tf.int32)
+    example = (functools.partial(self._plain, trajectory=trajectory) if log_probs is None else
+               functools.partial(self._augmented, log_probs=log_probs, trajectory=trajectory))
     examples = tf.data.Dataset.range(start * batch, end * batch)
-    examples = examples.map(lambda i: self._example(i, log_probs, trajectory),
-                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    examples = examples.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     # Per-image work is small: intra-op threads only contend with the training step's.
     options.threading.max_intra_op_parallelism = 1

@@ -37,6 +37,9 @@ from ohl_tf import summaries
 from ohl_tf import trajectory as trajectory_lib
 
 POLICIES = ("ohl", "uniform", "none")
+# What scores a trajectory: the paper's validation accuracy, or the negative validation
+# cross-entropy, which keeps ranking trajectories once their accuracies tie (e.g. all at 100%).
+REWARDS = ("accuracy", "loss")
 # Settings that may change between a run and its resumption: where things are, how fast.
 _RESUMABLE_CHANGES = ("data_dir", "model_dir", "eval_batch_size", "cpu_devices", "overwrite")
 _ARTEFACTS = ("checkpoints", "logs", "saved_model", "policy.json", "results.json", "config.json")
@@ -60,6 +63,7 @@ class Config:
   warmup_lr: float = 0.0
   weight_decay: float = 5e-4
   theta_lr: float = 0.05
+  reward: str = "accuracy"
   cutout: int = 16
   val_size: int = 500
   train_subset: int = 0
@@ -74,6 +78,9 @@ class Config:
     if self.policy not in POLICIES:
       raise ValueError(f"--policy must be one of {', '.join(POLICIES)}. "
                        f"Received: --policy={self.policy}")
+    if self.reward not in REWARDS:
+      raise ValueError(f"--reward must be one of {', '.join(REWARDS)}. "
+                       f"Received: --reward={self.reward}")
     for name in ("trajectories", "epochs", "batch_size", "eval_batch_size", "cpu_devices"):
       if getattr(self, name) < 1:
         raise ValueError(f"--{name} must be >= 1. Received: --{name}={getattr(self, name)}")
@@ -90,32 +97,41 @@ class NonFiniteLossError(RuntimeError):
 # The run directory.
 # ---------------------------------------------------------------------------------------------
 
-def prepare_model_dir(config):
-  """Creates or checks `model_dir`; returns True when it holds a run to resume.
+def check_model_dir(config):
+  """Returns True when `model_dir` holds a run of this configuration to resume.
 
-  A directory holding a run started with other settings is refused unless --overwrite, which
-  deletes that run's artefacts (and nothing else in the directory).
+  Raises:
+    ValueError: it holds a run started with other settings, and --overwrite is not set.
   """
-  os.makedirs(config.model_dir, exist_ok=True)
   config_path = os.path.join(config.model_dir, "config.json")
+  if not os.path.exists(config_path):
+    return False
+  with open(config_path) as file:
+    saved = json.load(file)
   wanted = dataclasses.asdict(config)
-  if os.path.exists(config_path):
-    with open(config_path) as file:
-      saved = json.load(file)
-    differing = sorted(key for key in set(saved) | set(wanted)
-                       if key not in _RESUMABLE_CHANGES and saved.get(key) != wanted.get(key))
-    if differing and not config.overwrite:
-      details = "; ".join(f"--{k}: {saved.get(k)!r} there, {wanted.get(k)!r} now"
-                          for k in differing)
-      raise ValueError(f"--model_dir={config.model_dir} holds a run with a different "
-                       f"configuration ({details}). Use another --model_dir, or --overwrite "
-                       "to delete that run.")
-    if config.overwrite:
-      for name in _ARTEFACTS:
-        path = os.path.join(config.model_dir, name)
-        shutil.rmtree(path) if os.path.isdir(path) else (os.path.exists(path) and os.remove(path))
-  export.write_json(config_path, wanted)
-  return tf.train.latest_checkpoint(os.path.join(config.model_dir, "checkpoints")) is not None
+  differing = sorted(key for key in set(saved) | set(wanted)
+                     if key not in _RESUMABLE_CHANGES and saved.get(key) != wanted.get(key))
+  if not differing:
+    return tf.train.latest_checkpoint(os.path.join(config.model_dir, "checkpoints")) is not None
+  if config.overwrite:
+    return False
+  details = "; ".join(f"--{k}: {saved.get(k)!r} there, {wanted.get(k)!r} now" for k in differing)
+  raise ValueError(f"--model_dir={config.model_dir} holds a run with a different configuration "
+                   f"({details}). Use another --model_dir, or --overwrite to delete that run.")
+
+
+def start_model_dir(config, resuming):
+  """Writes config.json; a new run with --overwrite first deletes the old run's artefacts
+  (and nothing else in the directory)."""
+  os.makedirs(config.model_dir, exist_ok=True)
+  if config.overwrite and not resuming:
+    for name in _ARTEFACTS:
+      path = os.path.join(config.model_dir, name)
+      if os.path.isdir(path):
+        shutil.rmtree(path)
+      elif os.path.exists(path):
+        os.remove(path)
+  export.write_json(os.path.join(config.model_dir, "config.json"), dataclasses.asdict(config))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,9 +180,9 @@ class OnlineSearch:
         wall_time=self.wall_time,
         **{f"trajectory_{t.index}": tf.train.Checkpoint(model=t.model, optimizer=t.optimizer)
            for t in self.trajectories})
-    self.checkpoints = tf.train.CheckpointManager(
-        self.checkpoint, os.path.join(config.model_dir, "checkpoints"), max_to_keep=2)
-    self.writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "logs"))
+    # Nothing is written to model_dir before `run`, so a run that fails to build loses nothing.
+    self.checkpoints = None
+    self.writer = None
 
   def _build_trajectories(self, trajectory_devices):
     config = self.config
@@ -201,15 +217,21 @@ class OnlineSearch:
       return tf.constant(source)
 
   @tf.function
-  def _outer_update(self, accuracies):
-    """REINFORCE on θ (Adam), then the best trajectory's state to all (Algorithm 1)."""
+  def _outer_update(self, accuracies, scores):
+    """REINFORCE on θ (Adam), then the best trajectory's state to all (Algorithm 1).
+
+    Args:
+      accuracies: float32 [N], validation accuracies (recorded).
+      scores: float32 [N], what is rewarded (the accuracies, or minus the validation loss);
+        the best trajectory is the one with the highest score.
+    """
     counts = tf.stack([tf.convert_to_tensor(t.op_counts) for t in self.trajectories])
     if self.config.policy == "ohl":
       rewards = policy.reinforce_step(self.theta, self.theta_optimizer, counts,
-                                      accuracies)["normalized_rewards"]
+                                      scores)["normalized_rewards"]
     else:  # "uniform" keeps θ = 0; "none" applies no operation at all
-      rewards = policy.normalized_rewards(accuracies)
-    best = tf.argmax(accuracies, output_type=tf.int32)
+      rewards = policy.normalized_rewards(scores)
+    best = tf.argmax(scores, output_type=tf.int32)
     if len(self.trajectories) > 1:
       best = tf.switch_case(best, [functools.partial(self._copy_from, n)
                                    for n in range(len(self.trajectories))])
@@ -228,7 +250,7 @@ class OnlineSearch:
     dataset = self.train_data.dataset(period, t.index,
                                       None if self.config.policy == "none" else theta)
     loss, accuracy = t.train(dataset, end - start)
-    return loss, accuracy, t.evaluate(self.val_data)[0]
+    return loss, accuracy, t.evaluate(self.val_data)
 
   def _inner_loop(self, period):
     """Trains every trajectory for one period; trajectories on distinct devices in parallel."""
@@ -258,14 +280,23 @@ class OnlineSearch:
 
   def restore(self):
     """Restores the latest checkpoint; returns the outer step to continue from."""
+    self.checkpoints = tf.train.CheckpointManager(
+        self.checkpoint, os.path.join(self.config.model_dir, "checkpoints"), max_to_keep=2)
+    self.writer = tf.summary.create_file_writer(os.path.join(self.config.model_dir, "logs"))
     path = self.checkpoints.latest_checkpoint
     if path:
       self.checkpoint.restore(path).assert_existing_objects_matched()
       logging.info("Resuming %s at outer step %d.", path, int(self.outer_step.numpy()))
     return int(self.outer_step.numpy())
 
-  def run(self):
-    """Runs the remaining periods, then exports; returns the results dict."""
+  def run(self, on_outer_step=None):
+    """Runs the remaining periods, then exports; returns the results dict.
+
+    Args:
+      on_outer_step: optional callable, given after every outer step a dict with "period",
+        "op_counts" (int [N, 1296], what each trajectory applied), "accuracies", "scores",
+        "rewards" (normalised, [N]) and "best".
+    """
     first = self.restore()
     num_periods = self.schedule.num_periods
     started = time.time()
@@ -273,8 +304,14 @@ class OnlineSearch:
       period_start = time.time()
       results = self._inner_loop(period)
       self._check_finite(period)
-      accuracies = np.array([r[2] for r in results], np.float32)
-      rewards, best = self._outer_update(tf.constant(accuracies))
+      accuracies = np.array([r[2].accuracy for r in results], np.float32)
+      scores = (accuracies if self.config.reward == "accuracy" else
+                -np.array([r[2].loss for r in results], np.float32))
+      counts = np.stack([t.op_counts.numpy() for t in self.trajectories])  # before the update
+      rewards, best = self._outer_update(tf.constant(accuracies), tf.constant(scores))
+      if on_outer_step:
+        on_outer_step({"period": period, "op_counts": counts, "accuracies": accuracies,
+                       "scores": scores, "rewards": rewards.numpy(), "best": int(best)})
       self.wall_time.assign_add(time.time() - period_start)
       self.checkpoints.save(checkpoint_number=period + 1)
       self._summarise(period, results, rewards.numpy(), int(best))
@@ -290,7 +327,7 @@ class OnlineSearch:
     with self.writer.as_default():
       summaries.write_policy(self.writer, step, self.theta, marginals.numpy())
       summaries.write_outer_step(
-          self.writer, step, val_accuracies=np.array([r[2] for r in results]),
+          self.writer, step, val_accuracies=np.array([r[2].accuracy for r in results]),
           normalized_rewards=rewards, train_loss=np.array([r[0] for r in results]),
           train_accuracy=np.array([r[1] for r in results]),
           learning_rate=float(np.asarray(learning_rate)), best_trajectory=best)
@@ -312,10 +349,10 @@ class OnlineSearch:
     if data.test_images is not None:
       test = pipeline.eval_dataset(data.test_images, data.test_labels, config.eval_batch_size,
                                    data.mean, data.std)
-      top1, top5 = final.evaluate(test)
-      results["test_accuracy"] = top1
+      evaluation = final.evaluate(test)
+      results["test_accuracy"] = float(evaluation.accuracy)
       if data.num_classes >= 5:
-        results["test_top5_accuracy"] = top5
+        results["test_top5_accuracy"] = float(evaluation.top5_accuracy)
     results.update(
         epochs=config.epochs, trajectories=config.trajectories,
         # The paper's unit of search cost: iterations at batch 1024 (Table 4).
@@ -332,16 +369,23 @@ class OnlineSearch:
     return results
 
 
-def run(config):
-  """Sets up devices and data, then runs (or resumes) the search in `config.model_dir`."""
+def run(config, on_outer_step=None):
+  """Sets up devices and data, then runs (or resumes) the search in `config.model_dir`.
+
+  Args:
+    config: a `Config`.
+    on_outer_step: optional callable, see `OnlineSearch.run`.
+  """
   devices_lib.split_cpu(config.cpu_devices)  # before anything touches a device
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
-  resuming = prepare_model_dir(config)
+  resuming = check_model_dir(config)
   data = datasets.load(config.dataset, data_dir=config.data_dir, val_size=config.val_size,
                        seed=config.seed)
   trajectory_devices = devices_lib.split_devices(devices_lib.visible_devices(),
                                                  config.trajectories)
+  ohl = OnlineSearch(config, data, trajectory_devices)  # every check passed: now write
+  start_model_dir(config, resuming)
   logging.info("%s %s: %d trajectories on %s", "Resuming" if resuming else "Starting",
                config.model_dir, config.trajectories, trajectory_devices)
-  return OnlineSearch(config, data, trajectory_devices).run()
+  return ohl.run(on_outer_step)

@@ -6,12 +6,18 @@ batches carried (the counts of the REINFORCE gradient), the training loss and ac
 first step whose loss was not finite.
 """
 
+import collections
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ohl_tf import augment
 from ohl_tf import devices as devices_lib
 from ohl_tf import policy
+
+
+Evaluation = collections.namedtuple("Evaluation", ["accuracy", "top5_accuracy", "loss"])
 
 
 def learning_rate_schedule(peak, total_steps, warmup_steps=0, warmup_start=0.0):
@@ -126,17 +132,19 @@ class Trajectory:
       logits = self.model(images, training=False)
       labels = tf.cast(labels, tf.int32)
       top1 = tf.equal(tf.argmax(logits, -1, tf.int32), labels)
-      top5 = tf.math.in_top_k(labels, tf.cast(logits, tf.float32), min(5, logits.shape[-1]))
-      return (tf.reduce_sum(tf.cast(top1, tf.int64)), tf.reduce_sum(tf.cast(top5, tf.int64)),
-              tf.size(labels, tf.int64))
+      logits = tf.cast(logits, tf.float32)
+      top5 = tf.math.in_top_k(labels, logits, min(5, logits.shape[-1]))
+      cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+      return (tf.reduce_sum(tf.cast(top1, tf.float64)), tf.reduce_sum(tf.cast(top5, tf.float64)),
+              tf.reduce_sum(tf.cast(cross_entropy, tf.float64)), tf.size(labels, tf.float64))
     return [self.strategy.reduce("SUM", v, axis=None)
             for v in self.strategy.run(replica, args=(images, labels))]
 
   def evaluate(self, dataset):
-    """(top-1, top-5) accuracy over a `pipeline.eval_dataset`."""
+    """Mean top-1 accuracy, top-5 accuracy and cross-entropy over a `pipeline.eval_dataset`."""
     if id(dataset) not in self._eval_datasets:
       self._eval_datasets[id(dataset)] = self.strategy.experimental_distribute_dataset(dataset)
-    totals = [0, 0, 0]
+    totals = np.zeros(4)
     for images, labels in self._eval_datasets[id(dataset)]:
-      totals = [t + int(v) for t, v in zip(totals, self._eval_step(images, labels))]
-    return totals[0] / totals[2], totals[1] / totals[2]
+      totals += [float(v) for v in self._eval_step(images, labels)]
+    return Evaluation(*(totals[:3] / totals[3]))

@@ -57,7 +57,7 @@ def test_outer_step_moves_theta_and_copies_the_best_state_to_all(tmp_path, small
 
   expected_theta = tf.Variable(tf.zeros([augment.NUM_OPERATIONS]))
   policy.reinforce_step(expected_theta, policy.make_theta_optimizer(), counts, accuracies)
-  rewards, best = ohl._outer_update(accuracies)
+  rewards, best = ohl._outer_update(accuracies, accuracies)
 
   assert int(best) == 1 and int(ohl.outer_step.numpy()) == 1
   np.testing.assert_allclose(rewards, policy.normalized_rewards(accuracies), atol=1e-6)
@@ -73,7 +73,7 @@ def test_outer_step_moves_theta_and_copies_the_best_state_to_all(tmp_path, small
 def test_uniform_policy_keeps_theta_at_zero(tmp_path, small_data):
   ohl = search.OnlineSearch(_config(tmp_path, policy="uniform", trajectories=2), small_data,
                             [[_CPUS[0]], [_CPUS[1]]])
-  ohl._outer_update(tf.constant([0.2, 0.9]))
+  ohl._outer_update(tf.constant([0.2, 0.9]), tf.constant([0.2, 0.9]))
   assert not ohl.theta.numpy().any()
 
 
@@ -83,7 +83,6 @@ def test_uniform_policy_keeps_theta_at_zero(tmp_path, small_data):
 
 def test_two_trajectories_of_two_devices_each(tmp_path, small_data):
   config = _config(tmp_path, trajectories=2, inner_steps=5)
-  search.prepare_model_dir(config)
   ohl = search.OnlineSearch(config, small_data, [_CPUS[:2], _CPUS[2:]])
   assert [t.strategy.num_replicas_in_sync for t in ohl.trajectories] == [2, 2]
   assert [t.devices for t in ohl.trajectories] == [tuple(_CPUS[:2]), tuple(_CPUS[2:])]
@@ -102,24 +101,28 @@ def test_two_trajectories_of_two_devices_each(tmp_path, small_data):
 
 def test_model_dir_with_another_configuration_is_refused(tmp_path):
   config = _config(tmp_path)
-  assert not search.prepare_model_dir(config)
+  assert not search.check_model_dir(config)
+  search.start_model_dir(config, resuming=False)
   other = dataclasses.replace(config, lr=0.2, trajectories=5)
   with pytest.raises(ValueError, match=r"different configuration \(--lr: 0.05 there, 0.2 now; "
                                        r"--trajectories: 3 there, 5 now\).*--overwrite"):
-    search.prepare_model_dir(other)
-  assert json.load(open(os.path.join(config.model_dir, "config.json")))["lr"] == 0.05
+    search.check_model_dir(other)
   # Paths and speed settings may change on resumption.
-  search.prepare_model_dir(dataclasses.replace(config, eval_batch_size=7, data_dir="/elsewhere"))
+  assert not search.check_model_dir(dataclasses.replace(config, eval_batch_size=7,
+                                                        data_dir="/elsewhere"))
   keep = os.path.join(config.model_dir, "notes.txt")
   open(keep, "w").close()
-  search.prepare_model_dir(dataclasses.replace(other, overwrite=True))
+  os.makedirs(os.path.join(config.model_dir, "checkpoints"))
+  replacement = dataclasses.replace(other, overwrite=True)
+  assert not search.check_model_dir(replacement)
+  search.start_model_dir(replacement, resuming=False)
   assert json.load(open(os.path.join(config.model_dir, "config.json")))["lr"] == 0.2
   assert os.path.exists(keep)  # --overwrite deletes the run's artefacts only
+  assert not os.path.exists(os.path.join(config.model_dir, "checkpoints"))
 
 
 def test_non_finite_loss_stops_naming_trajectory_and_step(tmp_path, small_data):
   config = _config(tmp_path, trajectories=2, lr=1e12, inner_steps=1, epochs=2)
-  search.prepare_model_dir(config)
   ohl = search.OnlineSearch(config, small_data, [[_CPUS[0]], [_CPUS[1]]])
   with pytest.raises(search.NonFiniteLossError,
                      match=r"Trajectory \d produced a non-finite training loss at step \d+ "

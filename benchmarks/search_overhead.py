@@ -1,0 +1,95 @@
+r"""What the online search costs on top of training: OHL with N trajectories vs N plain runs.
+
+In one process, on the same data, model and steps:
+  (a) an OHL run (`ohl_tf.search`) with N trajectories: training, then every period the
+      validation of each trajectory, the REINFORCE step, the broadcast, a checkpoint and the
+      TensorBoard summaries;
+  (b) one trajectory trained for the same steps on the same pipeline (operations sampled from
+      the same p_θ) with none of the outer-step work, timed and multiplied by N.
+It prints (a) / (N x b); the target is <= 1.10. Trajectories share the CPU here, so N plain runs
+are what the N trajectories replace.
+
+  python benchmarks/search_overhead.py                        # synthetic data, ~6 min on 2 cores
+  python benchmarks/search_overhead.py --inner_steps=10       # ten times more outer steps
+"""
+
+import datetime
+import os
+import pathlib
+import platform
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+import keras
+import tensorflow as tf
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import models  # pylint: disable=g-import-not-at-top
+from ohl_tf import augment  # pylint: disable=g-import-not-at-top
+from ohl_tf import datasets  # pylint: disable=g-import-not-at-top
+from ohl_tf import search  # pylint: disable=g-import-not-at-top
+from ohl_tf import trajectory  # pylint: disable=g-import-not-at-top
+
+_TRAJECTORIES = flags.DEFINE_integer("trajectories", 4, "N.")
+_EPOCHS = flags.DEFINE_integer("epochs", 3, "Epochs of each run.")
+_INNER_STEPS = flags.DEFINE_integer("inner_steps", 0, "I (0 = one epoch, the paper's default).")
+_TRAIN_SUBSET = flags.DEFINE_integer("train_subset", 2048, "Training images (0 = all).")
+_MODEL = flags.DEFINE_string("model", "resnet8", "Model.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size of a trajectory.")
+
+
+def _config(model_dir):
+  return search.Config(dataset="synthetic", model=_MODEL.value, trajectories=_TRAJECTORIES.value,
+                       epochs=_EPOCHS.value, inner_steps=_INNER_STEPS.value,
+                       batch_size=_BATCH_SIZE.value, lr=0.05, cutout=8, val_size=500,
+                       train_subset=_TRAIN_SUBSET.value, model_dir=model_dir)
+
+
+def time_ohl(config, data):
+  ohl = search.OnlineSearch(config, data, [["/cpu:0"]] * config.trajectories)
+  search.start_model_dir(config, resuming=False)
+  start = time.perf_counter()
+  ohl.run()
+  return time.perf_counter() - start, ohl
+
+
+def time_plain_training(config, data, ohl):
+  """One trajectory through every period of the same pipeline, without outer steps."""
+  schedule = ohl.schedule
+  learning_rate = trajectory.learning_rate_schedule(config.lr, schedule.total_steps)
+  plain = trajectory.Trajectory(
+      0, ["/cpu:0"], lambda: models.build(config.model, data.num_classes, data.image_shape),
+      lambda: keras.optimizers.SGD(learning_rate, momentum=config.momentum),
+      config.weight_decay, config.batch_size)
+  theta = tf.zeros([augment.NUM_OPERATIONS])
+  start = time.perf_counter()
+  for period in range(schedule.num_periods):
+    first, end = schedule.period(period)
+    plain.train(ohl.train_data.dataset(period, 0, theta), end - first)
+  return time.perf_counter() - start
+
+
+def main(argv):
+  del argv
+  with tempfile.TemporaryDirectory() as model_dir:
+    config = _config(model_dir)
+    data = datasets.load("synthetic", val_size=config.val_size, seed=config.seed)
+    ohl_seconds, ohl = time_ohl(config, data)
+    plain_seconds = time_plain_training(config, data, ohl)
+  ratio = ohl_seconds / (config.trajectories * plain_seconds)
+  print(f"\nsearch_overhead, {datetime.date.today()}, {platform.processor() or platform.machine()}"
+        f", {os.cpu_count()} cores, TensorFlow {tf.__version__}")
+  print(f"  {config.trajectories} trajectories, {config.model}, {ohl.schedule.total_steps} steps "
+        f"of {config.batch_size} in {ohl.schedule.num_periods} outer steps "
+        f"(I = {ohl.schedule.period_steps})")
+  print(f"  (a) OHL run:                  {ohl_seconds:8.1f} s")
+  print(f"  (b) one plain trajectory:     {plain_seconds:8.1f} s")
+  print(f"  (a) / (N x b) = {ratio:.3f}   target <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+  app.run(main)

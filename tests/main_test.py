@@ -1,0 +1,178 @@
+"""End to end through `python -m ohl_tf.main`, as a user runs it: artefacts read back with plain
+TensorFlow and TensorBoard, a SIGKILL and resume, and bad input."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+
+from ohl_tf import augment
+from ohl_tf import datasets
+
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
+# A small run on the embedded synthetic data (flags/quickstart.cfg is the default flagfile).
+_SMALL = ["--train_subset=256", "--batch_size=32", "--trajectories=2", "--val_size=64",
+          "--eval_batch_size=64"]
+
+
+def _command(model_dir, *flags):
+  return [sys.executable, "-m", "ohl_tf.main", f"--model_dir={model_dir}", *_SMALL, *flags]
+
+
+def _run(model_dir, *flags, timeout=600):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run(_command(model_dir, *flags), cwd=_ROOT, env=env, capture_output=True,
+                        text=True, timeout=timeout, check=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# A quick run leaves everything a user needs.
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+  model_dir = tmp_path_factory.mktemp("quick") / "run"
+  result = _run(model_dir, "--epochs=2", "--inner_steps=4")
+  assert result.returncode == 0, result.stderr[-4000:]
+  return model_dir, result
+
+
+def test_quick_run_reports_progress(quick_run):
+  _, result = quick_run
+  assert "outer step 4/4 (step 16/16)" in result.stderr
+  assert "images/s, val accuracy [" in result.stderr and "ETA" in result.stderr
+
+
+def test_saved_model_serves_uint8_images_with_plain_tensorflow(quick_run):
+  model_dir, _ = quick_run
+  loaded = tf.saved_model.load(str(model_dir / "saved_model"))
+  serve = loaded.signatures["serving_default"]
+  images = datasets.synthetic_examples(8, seed=5)[0]
+  probabilities = list(serve(images=tf.constant(images)).values())[0].numpy()
+  assert probabilities.shape == (8, len(datasets.SYNTHETIC_CLASS_NAMES))
+  np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+  spec = serve.structured_input_signature[1]["images"]
+  assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, 32, 32, 3]
+
+
+def test_policy_and_results_files(quick_run):
+  model_dir, _ = quick_run
+  exported = json.loads((model_dir / "policy.json").read_text())
+  assert [e["name"] for e in exported["elements"]] == [e.name for e in augment.ELEMENTS]
+  probabilities = np.array(exported["probabilities"])
+  assert probabilities.shape == (36, 36) and abs(probabilities.sum() - 1) < 1e-6
+  theta = np.array(exported["theta"])
+  assert theta.shape == (1296,) and theta.any()  # 4 outer steps moved it
+  sigmoid = 1 / (1 + np.exp(-theta))
+  np.testing.assert_allclose(probabilities.reshape(-1), sigmoid / sigmoid.sum(), rtol=1e-5)
+  results = json.loads((model_dir / "results.json").read_text())
+  assert set(results) == {"test_accuracy", "test_top5_accuracy", "best_val_accuracy", "epochs",
+                          "trajectories", "search_cost_iterations", "wall_time_s"}
+  assert 0 <= results["test_accuracy"] <= results["test_top5_accuracy"] <= 1
+  assert results["search_cost_iterations"] == 2 * 16 * 32 / 1024
+  assert not list(model_dir.glob(".*tmp*"))  # no staging left behind
+
+
+def test_tensorboard_reads_the_logs(quick_run):
+  model_dir, _ = quick_run
+  events = event_accumulator.EventAccumulator(
+      str(model_dir / "logs"), size_guidance={event_accumulator.TENSORS: 0})
+  events.Reload()
+  # TF2 writes every summary (scalars, images, histograms, text) as a tensor event.
+  assert {"policy/theta", "policy/probabilities", "policy/element_marginals", "policy/entropy",
+          "policy/top_operations", "train/learning_rate", "trajectory_0/val_accuracy",
+          "trajectory_1/reward", "trajectory_1/train_loss"} <= set(events.Tags()["tensors"])
+  plugins = events.PluginTagToContent
+  assert "policy/probabilities" in plugins("images") and "policy/theta" in plugins("histograms")
+  assert [e.step for e in events.Tensors("policy/entropy")] == [1, 2, 3, 4]
+  width, height, png = tf.make_ndarray(events.Tensors("policy/probabilities")[-1].tensor_proto)
+  heatmap = tf.io.decode_png(png)
+  assert heatmap.shape == (int(height), int(width), 3) and heatmap.shape[0] == heatmap.shape[1]
+  marginals = tf.io.decode_png(tf.make_ndarray(
+      events.Tensors("policy/element_marginals")[-1].tensor_proto)[2])
+  assert marginals.shape[1] == 5 * marginals.shape[0] // 36  # θ before and after 4 outer steps
+
+
+def test_checkpoints_hold_theta_and_every_trajectory(quick_run):
+  model_dir, _ = quick_run
+  reader = tf.train.load_checkpoint(str(model_dir / "checkpoints"))
+  names = reader.get_variable_to_shape_map()
+  assert names["theta/.ATTRIBUTES/VARIABLE_VALUE"] == [1296]
+  assert any(n.startswith("trajectory_1/optimizer") for n in names)
+  assert int(reader.get_tensor("outer_step/.ATTRIBUTES/VARIABLE_VALUE")) == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Killed and resumed: the same θ and weights as an uninterrupted run.
+# ---------------------------------------------------------------------------------------------
+
+def _final_checkpoint(model_dir):
+  reader = tf.train.load_checkpoint(str(model_dir / "checkpoints"))
+  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+          if "wall_time" not in name and not name.startswith("_CHECKPOINTABLE")}
+
+
+def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path):
+  flags = ["--epochs=2", "--inner_steps=2", "--deterministic"]  # 8 outer steps
+  uninterrupted = _run(tmp_path / "whole", *flags)
+  assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+
+  killed_dir = tmp_path / "killed"
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  process = subprocess.Popen(_command(killed_dir, *flags), cwd=_ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not (killed_dir / "checkpoints" / "ckpt-3.index").exists():
+    assert process.poll() is None and time.time() < deadline, "the run ended before the kill"
+    time.sleep(0.05)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  assert not (killed_dir / "results.json").exists()
+
+  resumed = _run(killed_dir, *flags)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "Resuming" in resumed.stderr
+  expected, actual = _final_checkpoint(tmp_path / "whole"), _final_checkpoint(killed_dir)
+  assert expected.keys() == actual.keys()
+  for name in expected:
+    np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+  assert (json.loads((killed_dir / "policy.json").read_text())["theta"] ==
+          json.loads((tmp_path / "whole" / "policy.json").read_text())["theta"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: a clear message, a non-zero exit, nothing lost.
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flags,message", [
+    (["--dataset=mnist"], "Unknown dataset 'mnist'"),
+    (["--model=resnet19"], "Unknown model 'resnet19'; known models: resnet8"),
+    (["--val_size=6000"], "--val_size"),
+    (["--trajectories=0"], "--trajectories must be >= 1"),
+    (["--cpu_devices=4", "--trajectories=1", "--batch_size=30"],
+     "--batch_size=30 is not divisible by the 4 replicas of trajectory 0"),
+    (["--dataset=folder:/nonexistent/pets"], "/nonexistent/pets"),
+])
+def test_bad_input_exits_with_a_clear_message_and_writes_nothing(tmp_path, flags, message):
+  result = _run(tmp_path / "run", "--epochs=1", *flags)
+  assert result.returncode != 0
+  assert message in result.stderr, result.stderr[-2000:]
+  assert "Traceback" not in result.stderr
+  assert not (tmp_path / "run").exists()
+
+
+def test_a_model_dir_of_another_run_is_refused_and_kept(quick_run):
+  model_dir, _ = quick_run
+  before = (model_dir / "config.json").read_text()
+  result = _run(model_dir, "--epochs=2", "--inner_steps=4", "--lr=0.3")
+  assert result.returncode != 0
+  assert "holds a run with a different configuration (--lr: 0.05 there, 0.3 now)" in result.stderr
+  assert (model_dir / "config.json").read_text() == before
