@@ -99,16 +99,15 @@ def geometric_source_table(height, width):
   ])
 
 
-def _point_lut(element):
-  """The ImageOps table of a fixed point operation (identity for the other elements)."""
-  levels = np.arange(256)
+def _point_parameters(element):
+  """(mask, threshold) of `pil_ops.posterize_solarize` for a fixed point operation."""
   if element.name == "Posterize":
-    return levels & ~(2**(8 - round(element.magnitude)) - 1)
+    return 255 & ~(2**(8 - round(element.magnitude)) - 1), 256
   if element.name == "Solarize":
-    return np.where(levels < element.magnitude, levels, 255 - levels)
+    return 255, element.magnitude
   if element.name == "Invert":
-    return 255 - levels
-  return levels
+    return 255, 0
+  return 255, 256  # identity: not used
 
 
 def _enhance_factor(element, sign):
@@ -120,7 +119,7 @@ def _enhance_factor(element, sign):
   return 1.0
 
 
-_POINT_LUTS = np.stack([_point_lut(e) for e in ELEMENTS]).astype(np.uint8)  # [36, 256]
+_POINT_PARAMETERS = np.array([_point_parameters(e) for e in ELEMENTS], np.int32)  # [36, 2]
 # float32 as Pillow's C blend takes it: [36, 2] by sign.
 _ENHANCE_FACTORS = np.array([[_enhance_factor(e, s) for s in _SIGNS] for e in ELEMENTS],
                             np.float32)
@@ -153,7 +152,8 @@ def _geometric(images, elements, signs):
 
 def _point(images, elements, signs):
   del signs  # Posterize, Solarize and Invert have no direction.
-  return pil_ops.apply_luts(images, tf.gather(_POINT_LUTS, elements)[:, None, :])
+  masks, thresholds = tf.unstack(tf.gather(_POINT_PARAMETERS, elements), axis=1)
+  return pil_ops.posterize_solarize(images, masks, thresholds)
 
 
 def _enhance(degenerate_fn):

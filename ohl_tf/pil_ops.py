@@ -16,7 +16,7 @@ Keras and keras-cv functions against Pillow 13 on 256 real CIFAR-10 images (exac
   * Color 85.0% with tf.image.rgb_to_grayscale (off by one), Sharpness 84.9% (keras-cv),
     AutoContrast 99.4% (keras-cv): within DESIGN's +-1 tolerance but not Pillow's bytes.
   * Posterize, Solarize, Invert: keras-cv's layers match exactly but take one magnitude per call;
-    one 256-entry table per image serves all seven with per-image magnitudes in one gather.
+    `posterize_solarize` serves all seven with a per-image mask and threshold.
 """
 
 import math
@@ -151,6 +151,27 @@ def apply_luts(images, luts):
   channel_offsets = tf.range(3) * _LEVELS
   per_channel = tf.cast(images, tf.int32) + channel_offsets
   return tf.gather(tf.reshape(luts, [-1, 3 * _LEVELS]), per_channel, batch_dims=1)
+
+
+def posterize_solarize(images, masks, thresholds):
+  """Pillow's fixed point operations as arithmetic, one (mask, threshold) per image.
+
+  out = x & mask, then 255 - that where it is >= threshold: ImageOps.posterize(b) is
+  mask = ~(2**(8-b) - 1), threshold 256; ImageOps.solarize(t) is mask 255, threshold t;
+  ImageOps.invert is mask 255, threshold 0. The same bytes as their 256-entry tables, without a
+  per-pixel gather (an order of magnitude slower on the CPU, see augment_throughput --profile).
+
+  Args:
+    images: uint8 [B,H,W,C].
+    masks: int32 [B], bit masks in [0, 255].
+    thresholds: int32 [B], in [0, 256].
+
+  Returns:
+    uint8 [B,H,W,C].
+  """
+  posterized = tf.bitwise.bitwise_and(images, tf.cast(masks, tf.uint8)[:, None, None, None])
+  inverted = tf.cast(thresholds, tf.int32)[:, None, None, None] <= tf.cast(posterized, tf.int32)
+  return tf.where(inverted, 255 - posterized, posterized)
 
 
 def channel_histograms(images):

@@ -1,9 +1,9 @@
 """Input pipelines of the OHL loop (DESIGN.md sections 3 and 4).
 
 Training: for one trajectory and one period of the online loop, a `tf.data` pipeline that yields
-(image, label, op): each image gets its base preprocessing, an operation sampled per image from
-p_θ (paper eq. 7; the op index travels with the image so the outer step counts exactly what was
-applied), Cutout and standardisation.
+(image, label, op): each image gets its base preprocessing and an operation sampled per image
+from p_θ (paper eq. 7; the op index travels with the image so the outer step counts exactly what
+was applied) in the per-image map, then Cutout and standardisation on the batch.
 
 Every random choice is a pure function of the run's seed and the example's position in the run,
 so a period can be replayed after a restart. Within a period all trajectories see the same images
@@ -23,7 +23,7 @@ from ohl_tf import policy
 from ohl_tf import preprocess
 
 # Independent random streams, folded into the run's seed.
-_SHUFFLE_STREAM, _BASE_STREAM, _AUGMENT_STREAM = 1, 2, 3
+_SHUFFLE_STREAM, _BASE_STREAM, _AUGMENT_STREAM, _CUTOUT_STREAM = 1, 2, 3, 4
 NO_OPERATION = -1  # the op of an image that got none (--policy=none)
 
 
@@ -117,26 +117,33 @@ class TrainPipeline:
     object.__setattr__(self, "_plain", tf.function(
         lambda example_id, trajectory: self._example(example_id, None, trajectory),
         input_signature=[spec[0], spec[2]]))
+    object.__setattr__(self, "_finished_batch", tf.function(self._finish_batch))
 
   def _example(self, example_id, log_probs, trajectory):
-    """One augmented example; `example_id` counts images since the start of the run."""
+    """One example before Cutout; `example_id` counts images since the start of the run."""
     epoch_size = self.schedule.steps_per_epoch * self.schedule.batch_size
     epoch, position = example_id // epoch_size, example_id % epoch_size
     index = tf.random.experimental.index_shuffle(
         position, _seed(self.seed, _SHUFFLE_STREAM, epoch), self.schedule.num_examples - 1)
     image = preprocess.cifar_train_base(tf.gather(self.images, index),
                                         _seed(self.seed, _BASE_STREAM, example_id))
-    op_seed, sign_seed, cutout_seed = tf.unstack(tf.random.experimental.stateless_split(
-        _seed(self.seed, _AUGMENT_STREAM, trajectory, example_id), 3))
     if log_probs is None:
       op = tf.constant(NO_OPERATION, tf.int32)
     else:
+      op_seed, sign_seed = tf.unstack(tf.random.experimental.stateless_split(
+          _seed(self.seed, _AUGMENT_STREAM, trajectory, example_id), 2))
       op = tf.random.stateless_categorical(log_probs[None], 1, op_seed, dtype=tf.int32)[0, 0]
       image = augment.apply_operation(image, op, augment.sample_signs([2], sign_seed))
+    return image, tf.gather(self.labels, index), op, example_id
+
+  def _finish_batch(self, images, labels, ops, example_ids, trajectory):
+    """Cutout (one square per image, after the operation) and standardisation, per batch:
+    the same per-image semantics, with fewer ops per image than in the per-image map."""
     if self.cutout_size:
-      image = preprocess.cutout(image, cutout_seed, self.cutout_size,
-                                fill=preprocess.mean_colour(self.mean))
-    return preprocess.normalize(image, self.mean, self.std), tf.gather(self.labels, index), op
+      seed = _seed(self.seed, _CUTOUT_STREAM, trajectory, example_ids[0])
+      images = preprocess.cutout(images, seed, self.cutout_size,
+                                 fill=preprocess.mean_colour(self.mean))
+    return preprocess.normalize(images, self.mean, self.std), labels, ops
 
   def dataset(self, period, trajectory, theta=None):
     """The batches of one trajectory in one period.
@@ -158,11 +165,13 @@ class TrainPipeline:
                functools.partial(self._augmented, log_probs=log_probs, trajectory=trajectory))
     examples = tf.data.Dataset.range(start * batch, end * batch)
     examples = examples.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    batches = examples.batch(batch, drop_remainder=True).map(
+        functools.partial(self._finished_batch, trajectory=trajectory),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     # Per-image work is small: intra-op threads only contend with the training step's.
     options.threading.max_intra_op_parallelism = 1
-    return examples.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(
-        options)
+    return batches.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def eval_dataset(images, labels, batch_size, mean, std):
