@@ -1,9 +1,10 @@
 """Input pipelines of the OHL loop (DESIGN.md sections 3 and 4).
 
 Training: for one trajectory and one period of the online loop, a `tf.data` pipeline that yields
-(image, label, op): each image gets its base preprocessing and an operation sampled per image
-from p_θ (paper eq. 7; the op index travels with the image so the outer step counts exactly what
-was applied) in the per-image map, then Cutout and standardisation on the batch.
+(image, label, op): each image gets its base preprocessing and an operation (and signs) sampled
+per image from p_θ (paper eq. 7; the op index travels with the image so the outer step counts
+exactly what was applied) in the per-image map; the operations, Cutout and standardisation then
+run on the batch (the batched path of `augment`, with per-image parameters).
 
 Every random choice is a pure function of the run's seed and the example's position in the run,
 so a period can be replayed after a restart. Within a period all trajectories see the same images
@@ -117,7 +118,7 @@ class TrainPipeline:
     object.__setattr__(self, "_plain", tf.function(
         lambda example_id, trajectory: self._example(example_id, None, trajectory),
         input_signature=[spec[0], spec[2]]))
-    object.__setattr__(self, "_finished_batch", tf.function(self._finish_batch))
+    object.__setattr__(self, "_finished_batch", tf.function(self._finish_batch))  # per flag
 
   def _example(self, example_id, log_probs, trajectory):
     """One example before Cutout; `example_id` counts images since the start of the run."""
@@ -128,17 +129,23 @@ class TrainPipeline:
     image = preprocess.cifar_train_base(tf.gather(self.images, index),
                                         _seed(self.seed, _BASE_STREAM, example_id))
     if log_probs is None:
-      op = tf.constant(NO_OPERATION, tf.int32)
+      op, signs = tf.constant(NO_OPERATION, tf.int32), tf.ones([2], tf.int32)
     else:
       op_seed, sign_seed = tf.unstack(tf.random.experimental.stateless_split(
           _seed(self.seed, _AUGMENT_STREAM, trajectory, example_id), 2))
       op = tf.random.stateless_categorical(log_probs[None], 1, op_seed, dtype=tf.int32)[0, 0]
-      image = augment.apply_operation(image, op, augment.sample_signs([2], sign_seed))
-    return image, tf.gather(self.labels, index), op, example_id
+      signs = augment.sample_signs([2], sign_seed)
+    return image, tf.gather(self.labels, index), op, signs, example_id
 
-  def _finish_batch(self, images, labels, ops, example_ids, trajectory):
-    """Cutout (one square per image, after the operation) and standardisation, per batch:
-    the same per-image semantics, with fewer ops per image than in the per-image map."""
+  def _finish_batch(self, images, labels, ops, signs, example_ids, trajectory, augmented):
+    """The sampled operations, Cutout (one square per image) and standardisation, per batch.
+
+    Each image keeps its own op, signs and Cutout square: the batched path of `augment` gives
+    the bytes of the per-image path (tests/augment_test.py) at 2-3x its throughput on the CPU
+    (benchmarks/augment_throughput.py).
+    """
+    if augmented:
+      images = augment.apply_operation(images, ops, signs)
     if self.cutout_size:
       seed = _seed(self.seed, _CUTOUT_STREAM, trajectory, example_ids[0])
       images = preprocess.cutout(images, seed, self.cutout_size,
@@ -166,7 +173,8 @@ class TrainPipeline:
     examples = tf.data.Dataset.range(start * batch, end * batch)
     examples = examples.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     batches = examples.batch(batch, drop_remainder=True).map(
-        functools.partial(self._finished_batch, trajectory=trajectory),
+        functools.partial(self._finished_batch, trajectory=trajectory,
+                          augmented=log_probs is not None),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     # Per-image work is small: intra-op threads only contend with the training step's.

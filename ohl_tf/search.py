@@ -151,6 +151,10 @@ class OnlineSearch:
     self.config = config
     self.data = data
     train_images, train_labels = data.train_images, data.train_labels
+    if config.train_subset > len(train_images):
+      raise ValueError(f"--train_subset={config.train_subset} exceeds the {len(train_images)} "
+                       f"training images of {data.name} (after the validation split); use at "
+                       "most that many, or 0 for all.")
     if config.train_subset:
       train_images, train_labels = (train_images[:config.train_subset],
                                     train_labels[:config.train_subset])
@@ -162,6 +166,7 @@ class OnlineSearch:
     self.val_data = pipeline.eval_dataset(data.val_images, data.val_labels,
                                           config.eval_batch_size, data.mean, data.std)
     self.trajectories = self._build_trajectories(trajectory_devices)
+    self._copy_from(0)  # one w_0 for all (Algorithm 1)
 
     num_periods = self.schedule.num_periods
     with tf.device("/cpu:0"):  # θ is the outer loop's own plain variable, not a mirrored one
@@ -195,14 +200,10 @@ class OnlineSearch:
     make_optimizer = functools.partial(keras.optimizers.SGD, learning_rate,
                                        momentum=config.momentum, nesterov=config.nesterov)
     keras.utils.set_random_seed(config.seed)  # w_0
-    trajectories = [
+    return [
         trajectory_lib.Trajectory(n, devices, build_model, make_optimizer, config.weight_decay,
                                   config.batch_size, count_operations=config.policy != "none")
         for n, devices in enumerate(trajectory_devices)]
-    for other in trajectories[1:]:  # one w_0 for all (Algorithm 1)
-      for target, source in zip(other.state, trajectories[0].state):
-        target.assign(source.value)
-    return trajectories
 
   # -------------------------------------------------------------------------------------------
   # The outer step.

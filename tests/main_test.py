@@ -160,6 +160,7 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path):
     (["--cpu_devices=4", "--trajectories=1", "--batch_size=30"],
      "--batch_size=30 is not divisible by the 4 replicas of trajectory 0"),
     (["--dataset=folder:/nonexistent/pets"], "/nonexistent/pets"),
+    (["--train_subset=9000"], "--train_subset=9000 exceeds the 4936 training images"),
 ])
 def test_bad_input_exits_with_a_clear_message_and_writes_nothing(tmp_path, flags, message):
   result = _run(tmp_path / "run", "--epochs=1", *flags)
