@@ -118,7 +118,8 @@ class TrainPipeline:
     object.__setattr__(self, "_plain", tf.function(
         lambda example_id, trajectory: self._example(example_id, None, trajectory),
         input_signature=[spec[0], spec[2]]))
-    object.__setattr__(self, "_finished_batch", tf.function(self._finish_batch))  # per flag
+    # Traced once for each value of its Python argument `augmented`.
+    object.__setattr__(self, "_finished_batch", tf.function(self._finish_batch))
 
   def _example(self, example_id, log_probs, trajectory):
     """One example before Cutout; `example_id` counts images since the start of the run."""
