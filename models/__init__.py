@@ -5,8 +5,11 @@ family is a new module (registering with `from models import registry`, `@regist
 plus one import line below.
 """
 
-# Imported for their registrations: resnet8, resnet18, resnet20, resnet56; wrn28_10.
+# Imported for their registrations: resnet8, resnet18, resnet20, resnet56; wrn28_10; dpn92;
+# resnet50, se_resnext101.
+from models import dpn  # pylint: disable=unused-import
 from models import resnet  # pylint: disable=unused-import
+from models import resnet_imagenet  # pylint: disable=unused-import
 from models import wide_resnet  # pylint: disable=unused-import
 from models.registry import build
 from models.registry import names

@@ -154,7 +154,7 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path):
 
 @pytest.mark.parametrize("flags,message", [
     (["--dataset=mnist"], "Unknown dataset 'mnist'"),
-    (["--model=resnet19"], "Unknown model 'resnet19'; known models: resnet8"),
+    (["--model=resnet19"], "Unknown model 'resnet19'; known models: dpn92, resnet8, resnet18"),
     (["--val_size=6000"], "--val_size"),
     (["--trajectories=0"], "--trajectories must be >= 1"),
     (["--cpu_devices=4", "--trajectories=1", "--batch_size=30"],

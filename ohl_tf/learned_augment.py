@@ -1,0 +1,186 @@
+"""A Keras preprocessing layer that augments with a fixed, learned OHL policy (policy transfer).
+
+After a search, `policy.json` (ohl_tf.export) holds p_θ over the 1296 operations; retraining a
+model with that policy fixed only needs this layer in the input pipeline or at the front of the
+model.
+"""
+
+import json
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ohl_tf import augment
+
+_SUM_TOLERANCE = 1e-4
+
+
+def _check_probabilities(probabilities):
+  """Returns `probabilities` as float64 [1296], or raises naming what is wrong."""
+  try:
+    values = np.asarray(probabilities, np.float64)
+  except (TypeError, ValueError) as error:
+    raise ValueError("probabilities must be numbers, [1296] or [36, 36]. "
+                     f"Received: probabilities={probabilities!r:.200}") from error
+  if values.shape not in ((augment.NUM_OPERATIONS,),
+                          (augment.NUM_ELEMENTS, augment.NUM_ELEMENTS)):
+    raise ValueError(f"probabilities must have shape [{augment.NUM_OPERATIONS}] or "
+                     f"[{augment.NUM_ELEMENTS}, {augment.NUM_ELEMENTS}] (row e1, column e2). "
+                     f"Received: probabilities with shape {values.shape}")
+  values = values.reshape(-1)
+  if not np.all(np.isfinite(values)):
+    bad = int(np.flatnonzero(~np.isfinite(values))[0])
+    raise ValueError("probabilities must be finite. "
+                     f"Received: probabilities with probabilities[{bad}]={values[bad]}")
+  if np.any(values < 0):
+    bad = int(np.flatnonzero(values < 0)[0])
+    raise ValueError("probabilities must be non-negative. "
+                     f"Received: probabilities with probabilities[{bad}]={values[bad]}")
+  total = float(values.sum())
+  if abs(total - 1) > _SUM_TOLERANCE:
+    raise ValueError(f"probabilities must sum to 1 (within {_SUM_TOLERANCE}). "
+                     f"Received: probabilities with sum {total}")
+  return values
+
+
+def _check_elements(elements, path):
+  """Raises unless policy.json's `elements` are augment.ELEMENTS, in order."""
+  expected = [{"name": e.name, "magnitude": e.magnitude} for e in augment.ELEMENTS]
+  if not isinstance(elements, list):
+    raise ValueError(f"{path}: `elements` must be a list of {len(expected)} "
+                     f"{{name, magnitude}}. Received: elements={elements!r:.200}")
+  for index in range(max(len(elements), len(expected))):
+    got = elements[index] if index < len(elements) else "<missing>"
+    want = expected[index] if index < len(expected) else "<none>"
+    if got != want:  # 10 == 10.0, so JSON's int/float spelling does not matter
+      raise ValueError(
+          f"{path} was written for another search space: element {index} is {got}, but "
+          f"ohl_tf.augment.ELEMENTS[{index}] is {want} ({len(elements)} elements in the file, "
+          f"{len(expected)} expected). Received: elements[{index}]={got}")
+
+
+@keras.saving.register_keras_serializable(package="ohl_tf")
+class LearnedAugment(keras.layers.Layer):
+  """Applies one operation per image, sampled from a learned OHL policy p over 1296 operations.
+
+  For each image the layer draws an operation k = 36 e1 + e2 from `probabilities` and the two
+  signs (e1's and e2's, each -1 or +1) uniformly, then applies e1 and e2 with
+  `ohl_tf.augment.apply_operation` (the batched path for a batch, the per-image path for one
+  image), so the result is byte-identical to Pillow's. Sampling is apart from applying
+  (`sample_operations`, then `augment.apply_operation`), and seeded: a
+  `keras.random.SeedGenerator(seed)` gives a fresh seed per call that feeds stateless TF ops, so
+  two fresh layers with the same seed give the same outputs, call after call. (In a
+  `tf.data` map with `num_parallel_calls`, which image gets which draw depends on scheduling;
+  map over batches, or sequentially, for reproducible runs.)
+
+  With `training=False` (e.g. `model.predict`, `model.evaluate`) the input is returned unchanged.
+  The operations are uint8 ops: put the layer before any rescaling or normalisation.
+
+  Args:
+    probabilities: p over the operations, 1296 floats (index k = 36 e1 + e2) or 36x36 (row e1,
+      applied first; column e2), each finite and >= 0, summing to 1 within 1e-4; as in the
+      `probabilities` of policy.json.
+    seed: optional int, the seed of the layer's SeedGenerator; None draws one at random.
+    **kwargs: keras.layers.Layer arguments (`name`, ...).
+
+  Input shape:
+    uint8 [B, H, W, 3] (a batch) or [H, W, 3] (one image, e.g. in `tf.data.Dataset.map`),
+    H, W >= 3.
+
+  Output shape:
+    uint8, the shape of the input.
+
+  Example:
+
+  ```python
+  augmenter = LearnedAugment.from_policy("run/policy.json", seed=0)
+  # In the input pipeline, one uint8 image at a time, before normalisation:
+  dataset = dataset.map(lambda image, label: (augmenter(image), label))
+  # Or at the front of a model (the identity under predict and evaluate):
+  inputs = keras.Input([32, 32, 3], dtype="uint8")
+  x = LearnedAugment.from_policy("run/policy.json", seed=0)(inputs)
+  x = keras.layers.Rescaling(1 / 255)(x)
+  outputs = keras.layers.Conv2D(16, 3)(x)
+  model = keras.Model(inputs, outputs)
+  ```
+  """
+
+  def __init__(self, probabilities, seed=None, **kwargs):
+    super().__init__(**kwargs)
+    values = _check_probabilities(probabilities)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+      raise TypeError(f"seed must be an int or None. Received: seed={seed!r}")
+    self._probabilities = np.asarray(probabilities, np.float64).tolist()
+    self.seed = None if seed is None else int(seed)
+    with np.errstate(divide="ignore"):  # log 0 = -inf: an op that is never drawn
+      self._log_probabilities = np.log(values).astype(np.float32)
+    self.seed_generator = keras.random.SeedGenerator(self.seed, name="seed_generator")
+    # The batched path partitions the batch by kernel (data-dependent shapes): keep XLA out, as
+    # Keras's own lookup layers do; compile(jit_compile="auto") then runs the model without it.
+    self.supports_jit = False
+
+  @classmethod
+  def from_policy(cls, path, seed=None, **kwargs):
+    """A LearnedAugment with the `probabilities` of a policy.json written by ohl_tf.export.
+
+    Args:
+      path: the policy.json file.
+      seed: as in the constructor.
+      **kwargs: keras.layers.Layer arguments.
+
+    Raises:
+      ValueError: the file's `elements` are not augment.ELEMENTS (names and magnitudes, in
+        order), names no probabilities, or its probabilities are invalid.
+    """
+    with open(path) as file:
+      payload = json.load(file)
+    for key in ("elements", "probabilities"):
+      if key not in payload:
+        raise ValueError(f"{path} is not a policy.json: it has no `{key}`. "
+                         f"Received: keys={sorted(payload)}")
+    _check_elements(payload["elements"], path)
+    return cls(payload["probabilities"], seed=seed, **kwargs)
+
+  def sample_operations(self, batch_size=None):
+    """Draws the operations and signs of one call; one SeedGenerator step.
+
+    Args:
+      batch_size: int or scalar int tensor, the number of images; None for one image.
+
+    Returns:
+      (ops, signs): int32 [B] in [0, 1296) and int32 [B, 2] in {-1, +1}; [] and [2] when
+      `batch_size` is None.
+    """
+    seed = tf.cast(self.seed_generator.next(), tf.int32)
+    op_seed, sign_seed = tf.unstack(tf.random.split(seed, 2))
+    count = 1 if batch_size is None else batch_size
+    ops = tf.random.stateless_categorical(tf.constant(self._log_probabilities)[tf.newaxis],
+                                          count, seed=op_seed, dtype=tf.int32)[0]
+    signs = augment.sample_signs(tf.stack([count, 2]), sign_seed)
+    if batch_size is None:
+      return ops[0], signs[0]
+    return ops, signs
+
+  def call(self, images, training=True):
+    images = tf.convert_to_tensor(images)
+    if images.dtype != tf.uint8:
+      raise TypeError("LearnedAugment applies Pillow-exact uint8 operations: put it before any "
+                      "rescaling or normalisation, on uint8 images [B,H,W,3] or [H,W,3]. "
+                      f"Received: images.dtype={images.dtype.name}")
+    if images.shape.rank not in (3, 4):
+      raise ValueError("LearnedAugment expects uint8 images [B,H,W,3] or [H,W,3]. "
+                       f"Received: images.shape={images.shape}")
+    if not training:
+      return images
+    batch_size = tf.shape(images)[0] if images.shape.rank == 4 else None
+    ops, signs = self.sample_operations(batch_size)
+    return augment.apply_operation(images, ops, signs)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({"probabilities": self._probabilities, "seed": self.seed})
+    return config

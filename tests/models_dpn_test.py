@@ -1,0 +1,159 @@
+"""Tests for models/dpn.py: the CIFAR DPN-92 and its dual-path merge.
+
+DPN-92 is built once per module (module-scoped fixture, 10 classes, 32x32x3); structural tests
+use a two-stage DPN small enough to build in a second.
+"""
+
+import numpy as np
+import pytest
+
+import keras
+from models import dpn
+from models import registry
+
+NUM_CLASSES = 10
+CIFAR_SHAPE = (32, 32, 3)
+
+# The OHL paper's DPN-92 on CIFAR-10 has 34.23M parameters; kuangliu/pytorch-cifar's DPN92 has
+# exactly 34,236,634 (derived block by block in the docstring of models/dpn.py).
+PUBLISHED_PARAMS = 34_230_000
+EXACT_PARAMS = 34_236_634
+
+
+def _images(batch, shape=CIFAR_SHAPE, seed=0):
+  """Standard-normal float32 images: what the data pipeline's normalisation produces."""
+  return np.random.default_rng(seed).standard_normal((batch, *shape)).astype(np.float32)
+
+
+def _trainable_count(model):
+  # Keras' count_params() also counts BN moving statistics; the papers count parameters only.
+  return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def _tiny_dpn(input_shape=CIFAR_SHAPE):
+  return dpn.dual_path_network(in_planes=(32, 64), out_planes=(16, 24), num_blocks=(2, 2),
+                               dense_depth=(4, 8), num_classes=NUM_CLASSES,
+                               input_shape=input_shape, name="tiny_dpn")
+
+
+@pytest.fixture(scope="module")
+def dpn92():
+  keras.utils.set_random_seed(0)
+  return registry.build("dpn92", NUM_CLASSES, CIFAR_SHAPE)
+
+
+# --------------------------------------------------------------------------------------------
+# DPN-92.
+# --------------------------------------------------------------------------------------------
+
+
+def test_registered():
+  assert "dpn92" in registry.names()
+
+
+def test_parameter_count_matches_paper(dpn92):
+  count = _trainable_count(dpn92)
+  assert count == EXACT_PARAMS
+  assert abs(count - PUBLISHED_PARAMS) <= 0.01 * PUBLISHED_PARAMS
+
+
+def test_stage_shapes(dpn92):
+  # Stage s ends with out_planes + (num_blocks + 1) * dense_depth channels; strides 1, 2, 2, 2.
+  expected = {"stage1_block3_out": (32, 32, 256 + 4 * 16),
+              "stage2_block4_out": (16, 16, 512 + 5 * 32),
+              "stage3_block20_out": (8, 8, 1024 + 21 * 24),
+              "stage4_block3_out": (4, 4, 2048 + 4 * 128)}
+  for name, shape in expected.items():
+    assert tuple(dpn92.get_layer(name).output.shape[1:]) == shape, name
+  groups = {layer.groups for layer in dpn92.layers if layer.name.endswith("_conv2")}
+  assert groups == {32}
+
+
+def test_outputs_float32_logits(dpn92):
+  logits = dpn92(_images(3), training=False)
+  assert tuple(logits.shape) == (3, NUM_CLASSES)
+  assert logits.dtype == "float32"
+  assert np.all(np.isfinite(np.asarray(logits)))
+  # Logits, not probabilities: a softmax output would sum to 1 on every row.
+  assert not np.allclose(np.sum(np.asarray(logits), axis=1), 1.0, atol=1e-3)
+
+
+def test_one_sgd_step_changes_every_weight(dpn92):
+  # XLA off: compiling DPN-92 for one step on CPU would dominate the test time.
+  dpn92.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                jit_compile=False)
+  before = [w.numpy() for w in dpn92.trainable_weights]
+  history = dpn92.fit(_images(2), np.array([3, 7]), batch_size=2, epochs=1, verbose=0)
+  assert np.isfinite(history.history["loss"][0])
+  unchanged = [w.path for w, old in zip(dpn92.trainable_weights, before)
+               if np.array_equal(w.numpy(), old)]
+  assert not unchanged, f"weights not updated (not connected to the loss?): {unchanged}"
+
+
+# --------------------------------------------------------------------------------------------
+# Layers and details, on a tiny DPN.
+# --------------------------------------------------------------------------------------------
+
+
+def test_dual_path_merge_exact_values():
+  shortcut = np.arange(2 * 3 * 3 * 5, dtype=np.float32).reshape(2, 3, 3, 5)
+  new = -np.arange(2 * 3 * 3 * 4, dtype=np.float32).reshape(2, 3, 3, 4) / 7
+  merged = np.asarray(dpn.DualPathMerge(residual_channels=2)([shortcut, new]))
+  expected = np.concatenate(
+      [shortcut[..., :2] + new[..., :2], shortcut[..., 2:], new[..., 2:]], axis=-1)
+  assert merged.shape == (2, 3, 3, 7)
+  np.testing.assert_array_equal(merged, expected)
+
+
+@pytest.mark.parametrize("residual_channels", [0, -1, 2.0, True, None])
+def test_dual_path_merge_bad_argument(residual_channels):
+  with pytest.raises(ValueError, match=r"residual_channels must be a positive integer\. "):
+    dpn.DualPathMerge(residual_channels)
+
+
+def test_tiny_dpn_accepts_other_input_sizes():
+  # Non-square and odd: the stride-2 grouped conv and the 1x1 shortcut must agree in shape.
+  shape = (49, 64, 3)
+  model = _tiny_dpn(shape)
+  assert tuple(model(_images(1, shape), training=False).shape) == (1, NUM_CLASSES)
+  assert _trainable_count(model) == _trainable_count(_tiny_dpn())
+
+
+def test_stride2_grouped_conv_samples_the_shortcut_grid():
+  # A kernel copying its centre pixel must give x[::2, ::2], the pixels the 1x1 shortcut keeps.
+  inputs = keras.Input((6, 6, 32))
+  model = keras.Model(inputs, dpn._grouped_conv3x3(inputs, 32, 2, name="conv"))
+  kernel = np.zeros((3, 3, 1, 32), np.float32)
+  kernel[1, 1, 0, :] = 1.0  # groups of one channel each: output channel c copies input c.
+  model.get_layer("conv").set_weights([kernel])
+  x = _images(1, (6, 6, 32))
+  np.testing.assert_array_equal(np.asarray(model(x)), x[:, ::2, ::2, :])
+
+
+def test_save_and_load_round_trip(tmp_path):
+  model = _tiny_dpn()
+  path = tmp_path / "tiny_dpn.keras"
+  model.save(path)
+  loaded = keras.saving.load_model(path)  # safe_mode: no Lambda layers allowed.
+  x = _images(2)
+  np.testing.assert_allclose(np.asarray(loaded(x, training=False)),
+                             np.asarray(model(x, training=False)), rtol=1e-6, atol=1e-6)
+
+
+def test_logits_float32_under_mixed_precision():
+  previous = keras.mixed_precision.dtype_policy()
+  keras.mixed_precision.set_dtype_policy("mixed_float16")
+  try:
+    model = _tiny_dpn()
+  finally:
+    keras.mixed_precision.set_dtype_policy(previous)
+  assert model.get_layer("stage1_block1_merge").compute_dtype == "float16"
+  assert model(_images(2), training=False).dtype == "float32"
+
+
+def test_in_planes_must_be_multiples_of_the_groups():
+  with pytest.raises(ValueError, match=r"in_planes must be non-empty multiples of 32"):
+    dpn.dual_path_network((32, 48), (16, 24), (1, 1), (4, 8), NUM_CLASSES, CIFAR_SHAPE)
+  with pytest.raises(ValueError, match=r"num_blocks must be 2 positive integers"):
+    dpn.dual_path_network((32, 64), (16, 24), (1,), (4, 8), NUM_CLASSES, CIFAR_SHAPE)
