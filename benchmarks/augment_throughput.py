@@ -83,8 +83,7 @@ def load_images(data_dir, size, num_images):
   ds = tf.data.Dataset.from_tensor_slices(paths).map(decode, _AUTOTUNE)
   images = np.stack(list(ds.as_numpy_iterator()))
   if images.shape[1:3] != (size, size):
-    resized = tf.image.resize(images, [size, size], method="bilinear", antialias=True)
-    images = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8).numpy()
+    images = preprocess.resize_uint8(images, [size, size]).numpy()
   return images
 
 

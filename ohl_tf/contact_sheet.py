@@ -20,6 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from ohl_tf import augment
+from ohl_tf import datasets
+from ohl_tf import preprocess
 
 _DEFAULT_IMAGES = (pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" /
                    "cifar10-reduced" / "train")
@@ -57,15 +59,11 @@ def load_images(images_dir, num_images, size):
                          "found; pass a folder that holds images.")
   # Spread over the folder (e.g. over the classes of an ImageFolder layout).
   chosen = paths[::max(1, len(paths) // num_images)][:num_images]
-  images = []
-  for path in chosen:
-    try:
-      image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
-    except tf.errors.InvalidArgumentError as error:
-      raise app.UsageError(f"{path}: not a readable image ({error.message})") from error
-    images.append(tf.cast(tf.round(tf.image.resize(image, [size, size], antialias=True)),
-                          tf.uint8))
-  return tf.stack(images)
+  try:
+    return tf.stack([preprocess.resize_uint8(datasets.read_image(path), [size, size])
+                     for path in chosen])
+  except ValueError as error:  # names the unreadable file
+    raise app.UsageError(str(error)) from error
 
 
 def contact_sheet(images, zoom):

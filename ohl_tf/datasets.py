@@ -188,8 +188,12 @@ def _list_split(split_dir, class_names):
   return paths, np.array(labels, np.int32)
 
 
-def _decode(path):
-  """uint8 [H, W, 3] of one image file (the first frame of an animated GIF)."""
+def read_image(path):
+  """uint8 [H, W, 3] of one image file (the first frame of an animated GIF).
+
+  Raises:
+    ValueError: the file is not a readable PNG/JPEG/BMP/GIF (the message names it).
+  """
   try:
     image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
   except tf.errors.OpError as error:
@@ -201,16 +205,15 @@ def _decode(path):
 
 
 def _resize(image, size):
-  """uint8 [size, size, 3]: antialiased bilinear resize, rounded (the aspect ratio is not kept)."""
+  """uint8 [size, size, 3] (the aspect ratio is not kept)."""
   if image.shape[:2] == (size, size):
     return image
-  resized = tf.image.resize(image, [size, size], method="bilinear", antialias=True)
-  return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+  return preprocess.resize_uint8(image, [size, size]).numpy()
 
 
 def _stack_images(paths, image_size):
   """Decodes every file and stacks them; all must share one size unless `image_size` is set."""
-  images = [_decode(p) for p in paths]
+  images = [read_image(p) for p in paths]
   if image_size is not None:
     return np.stack([_resize(image, image_size) for image in images])
   sizes = [image.shape[:2] for image in images]

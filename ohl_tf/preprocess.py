@@ -106,12 +106,14 @@ def _to_uint8(images):
   return tf.cast(tf.clip_by_value(tf.round(images), 0.0, 255.0), tf.uint8)
 
 
-def _resize_uint8(image, size):
-  # Antialiased bilinear (a triangle filter as wide as the scale factor) is what PIL's BILINEAR
-  # resize does, and PIL is the project's reference; plain bilinear aliases when shrinking a
-  # large crop to 224.
-  resized = tf.image.resize(image, size, method="bilinear", antialias=True)
-  return _to_uint8(resized)
+def resize_uint8(images, size):
+  """Resizes uint8 images [H, W, C] or [B, H, W, C] to `size` (height, width), back to uint8.
+
+  Antialiased bilinear (a triangle filter as wide as the scale factor) is what PIL's BILINEAR
+  resize does, and PIL is the project's reference; plain bilinear aliases when shrinking a large
+  crop to 224. The result is rounded and saturated, since the augmentation ops are uint8 ops.
+  """
+  return _to_uint8(tf.image.resize(images, size, method="bilinear", antialias=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,7 +321,7 @@ def random_resized_crop(image, seed, size=224, scale=(0.08, 1.0), ratio=(3 / 4, 
   begin, box = sample_crop_box(tf.shape(image), seed, scale, ratio)
   # The box's size is a tensor, so tf.slice forgets even the channel count.
   crop = tf.ensure_shape(tf.slice(image, begin, box), [None, None, image.shape[-1]])
-  return _resize_uint8(crop, [size, size])
+  return resize_uint8(crop, [size, size])
 
 
 def imagenet_train_base(image, seed, size=224):
@@ -359,7 +361,7 @@ def imagenet_eval(image, size=224, resize=256):
   # Integer arithmetic, so that the shorter side is exactly `resize`.
   new_height = tf.where(height == short, resize, resize * height // short)
   new_width = tf.where(width == short, resize, resize * width // short)
-  resized = _resize_uint8(image, tf.stack([new_height, new_width]))
+  resized = resize_uint8(image, tf.stack([new_height, new_width]))
   # torchvision's CenterCrop rounds the offset: round((new - size) / 2), half to even.
   top = tf.cast(tf.round((new_height - size) / 2), tf.int32)
   left = tf.cast(tf.round((new_width - size) / 2), tf.int32)
