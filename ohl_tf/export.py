@@ -25,12 +25,17 @@ def write_json(path, payload):
   os.replace(file.name, path)
 
 
+def elements_payload():
+  """policy.json's `elements`: the search space it was learned over, [{name, magnitude}] x 36."""
+  return [{"name": e.name, "magnitude": e.magnitude} for e in augment.ELEMENTS]
+
+
 def policy_payload(theta):
   """The contents of policy.json: elements, p_θ as 36x36 (row e1, column e2), θ."""
   theta = tf.convert_to_tensor(theta, tf.float32)
   matrix = policy.probability_matrix(policy.operation_probabilities(theta))
   return {
-      "elements": [{"name": e.name, "magnitude": e.magnitude} for e in augment.ELEMENTS],
+      "elements": elements_payload(),
       "probabilities": np.asarray(matrix, np.float64).tolist(),
       "theta": np.asarray(theta, np.float64).tolist(),
   }

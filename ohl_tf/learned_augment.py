@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from ohl_tf import augment
+from ohl_tf import export
 
 _SUM_TOLERANCE = 1e-4
 
@@ -46,7 +47,7 @@ def _check_probabilities(probabilities):
 
 def _check_elements(elements, path):
   """Raises unless policy.json's `elements` are augment.ELEMENTS, in order."""
-  expected = [{"name": e.name, "magnitude": e.magnitude} for e in augment.ELEMENTS]
+  expected = export.elements_payload()
   if not isinstance(elements, list):
     raise ValueError(f"{path}: `elements` must be a list of {len(expected)} "
                      f"{{name, magnitude}}. Received: elements={elements!r:.200}")
