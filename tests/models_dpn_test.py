@@ -9,26 +9,17 @@ import numpy as np
 import pytest
 
 import keras
+import model_testing
 from models import dpn
 from models import registry
 
 NUM_CLASSES = 10
-CIFAR_SHAPE = (32, 32, 3)
+CIFAR_SHAPE = model_testing.CIFAR_SHAPE
 
 # The OHL paper's DPN-92 on CIFAR-10 has 34.23M parameters; kuangliu/pytorch-cifar's DPN92 has
 # exactly 34,236,634 (derived block by block in the docstring of models/dpn.py).
 PUBLISHED_PARAMS = 34_230_000
 EXACT_PARAMS = 34_236_634
-
-
-def _images(batch, shape=CIFAR_SHAPE, seed=0):
-  """Standard-normal float32 images: what the data pipeline's normalisation produces."""
-  return np.random.default_rng(seed).standard_normal((batch, *shape)).astype(np.float32)
-
-
-def _trainable_count(model):
-  # Keras' count_params() also counts BN moving statistics; the papers count parameters only.
-  return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
 def _tiny_dpn(input_shape=CIFAR_SHAPE):
@@ -53,9 +44,7 @@ def test_registered():
 
 
 def test_parameter_count_matches_paper(dpn92):
-  count = _trainable_count(dpn92)
-  assert count == EXACT_PARAMS
-  assert abs(count - PUBLISHED_PARAMS) <= 0.01 * PUBLISHED_PARAMS
+  model_testing.assert_parameter_count(dpn92, PUBLISHED_PARAMS, EXACT_PARAMS)
 
 
 def test_stage_shapes(dpn92):
@@ -95,8 +84,8 @@ def test_tiny_dpn_accepts_other_input_sizes():
   # Non-square and odd: the stride-2 grouped conv and the 1x1 shortcut must agree in shape.
   shape = (49, 64, 3)
   model = _tiny_dpn(shape)
-  assert tuple(model(_images(1, shape), training=False).shape) == (1, NUM_CLASSES)
-  assert _trainable_count(model) == _trainable_count(_tiny_dpn())
+  assert tuple(model(model_testing.images(1, shape), training=False).shape) == (1, NUM_CLASSES)
+  assert model_testing.trainable_count(model) == model_testing.trainable_count(_tiny_dpn())
 
 
 def test_stride2_grouped_conv_samples_the_shortcut_grid():
@@ -106,7 +95,7 @@ def test_stride2_grouped_conv_samples_the_shortcut_grid():
   kernel = np.zeros((3, 3, 1, 32), np.float32)
   kernel[1, 1, 0, :] = 1.0  # groups of one channel each: output channel c copies input c.
   model.get_layer("conv").set_weights([kernel])
-  x = _images(1, (6, 6, 32))
+  x = model_testing.images(1, (6, 6, 32))
   np.testing.assert_array_equal(np.asarray(model(x)), x[:, ::2, ::2, :])
 
 
@@ -115,7 +104,7 @@ def test_save_and_load_round_trip(tmp_path):
   path = tmp_path / "tiny_dpn.keras"
   model.save(path)
   loaded = keras.saving.load_model(path)  # safe_mode: no Lambda layers allowed.
-  x = _images(2)
+  x = model_testing.images(2)
   np.testing.assert_allclose(np.asarray(loaded(x, training=False)),
                              np.asarray(model(x, training=False)), rtol=1e-6, atol=1e-6)
 
@@ -128,7 +117,7 @@ def test_logits_float32_under_mixed_precision():
   finally:
     keras.mixed_precision.set_dtype_policy(previous)
   assert model.get_layer("stage1_block1_merge").compute_dtype == "float16"
-  assert model(_images(2), training=False).dtype == "float32"
+  assert model(model_testing.images(2), training=False).dtype == "float32"
 
 
 def test_in_planes_must_be_multiples_of_the_groups():

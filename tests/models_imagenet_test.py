@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import keras
+import model_testing
 from models import registry
 from models import resnet_imagenet
 
@@ -32,16 +33,6 @@ EXPECTED_PARAMS = {
 NAMES = tuple(EXPECTED_PARAMS)
 
 
-def _images(batch, shape=SMALL_SHAPE, seed=0):
-  """Standard-normal float32 images: what the data pipeline's normalisation produces."""
-  return np.random.default_rng(seed).standard_normal((batch, *shape)).astype(np.float32)
-
-
-def _trainable_count(model):
-  # Keras' count_params() also counts BN moving statistics; the papers count parameters only.
-  return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
-
 @pytest.fixture(scope="module", params=NAMES)
 def imagenet_model(request):
   """(name, model) at 1000 classes and 224x224x3, built once per module."""
@@ -63,9 +54,7 @@ def test_registered_after_import():
 def test_parameter_count_matches_reference_and_paper(imagenet_model):
   name, model = imagenet_model
   published, exact = EXPECTED_PARAMS[name]
-  count = _trainable_count(model)
-  assert count == exact
-  assert abs(count - published) <= 0.01 * published
+  model_testing.assert_parameter_count(model, published, exact)
 
 
 def test_imagenet_feature_map_is_7x7(imagenet_model):
@@ -123,7 +112,7 @@ def test_stride2_conv2_samples_the_shortcut_grid(cardinality, base_width, size):
   # in inference mode divides by sqrt(1 + eps).
   conv1 = model.get_layer("b_conv1")
   conv1.set_weights([np.eye(64, width, dtype=np.float32)[None, None]])
-  x = np.abs(_images(1, (size, size, 64)))  # >= 0, so relu1 keeps it.
+  x = np.abs(model_testing.images(1, (size, size, 64)))  # >= 0, so relu1 keeps it.
   got = np.asarray(probe(x, training=False))
   padded = np.zeros((1, size, size, width), np.float32)
   padded[..., :64] = x

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 import keras
+import model_testing
 import models
 from models import registry
 from models import resnet
 from models import wide_resnet
 
 NUM_CLASSES = 10
-CIFAR_SHAPE = (32, 32, 3)
+CIFAR_SHAPE = model_testing.CIFAR_SHAPE
 
 # name -> (published trainable parameter count for CIFAR-10, exact count of this implementation).
 # The published figures are the papers' (He et al. 2016 Table 6; Zagoruyko & Komodakis 2016
@@ -44,16 +45,6 @@ EXPECTED_PARAMS = {
 CIFAR_MODELS = ("resnet8", "resnet20", "resnet56", "resnet18", "wrn28_10")
 
 
-def _images(batch, shape=CIFAR_SHAPE, seed=0):
-  """Standard-normal float32 images: what the data pipeline's normalisation produces."""
-  return np.random.default_rng(seed).standard_normal((batch, *shape)).astype(np.float32)
-
-
-def _trainable_count(model):
-  # Keras' count_params() also counts BN moving statistics; the papers count parameters only.
-  return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
-
 @pytest.fixture(scope="module", params=models.names())
 def built(request):
   """(name, model) for every registered model, built once per module."""
@@ -70,14 +61,12 @@ def test_parameter_count_matches_paper(built):
   name, model = built
   assert name in EXPECTED_PARAMS, f"add the published parameter count of {name!r} to this test"
   published, exact = EXPECTED_PARAMS[name]
-  count = _trainable_count(model)
-  assert count == exact
-  assert abs(count - published) <= 0.01 * published
+  model_testing.assert_parameter_count(model, published, exact)
 
 
 def test_outputs_float32_logits(built):
   _, model = built
-  logits = model(_images(3), training=False)
+  logits = model(model_testing.images(3), training=False)
   assert tuple(logits.shape) == (3, NUM_CLASSES)
   assert logits.dtype == "float32"
   # Logits, not probabilities: a softmax output would sum to 1 on every row.
@@ -91,7 +80,7 @@ def test_one_sgd_step_changes_every_weight(built):
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 jit_compile=False)
   before = [w.numpy() for w in model.trainable_weights]
-  history = model.fit(_images(2), np.array([3, 7]), batch_size=2, epochs=1, verbose=0)
+  history = model.fit(model_testing.images(2), np.array([3, 7]), batch_size=2, epochs=1, verbose=0)
   assert np.isfinite(history.history["loss"][0])
   unchanged = [w.path for w, old in zip(model.trainable_weights, before)
                if np.array_equal(w.numpy(), old)]
@@ -103,9 +92,9 @@ def test_cifar_models_accept_other_input_sizes(name):
   # Larger than CIFAR, non-square, and odd (the stride-2 paths must still agree in shape).
   shape = (49, 64, 3)
   model = models.build(name, NUM_CLASSES, shape)
-  assert tuple(model(_images(1, shape), training=False).shape) == (1, NUM_CLASSES)
+  assert tuple(model(model_testing.images(1, shape), training=False).shape) == (1, NUM_CLASSES)
   # Global average pooling: the weights do not depend on the input size.
-  assert _trainable_count(model) == EXPECTED_PARAMS[name][1]
+  assert model_testing.trainable_count(model) == EXPECTED_PARAMS[name][1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,7 +119,7 @@ def test_stride2_conv_samples_the_shortcut_grid():
   kernel = np.zeros((3, 3, 1, 1), np.float32)
   kernel[1, 1] = 1.0
   model.get_layer("conv").set_weights([kernel])
-  x = _images(1, (6, 6, 1))
+  x = model_testing.images(1, (6, 6, 1))
   np.testing.assert_array_equal(np.asarray(model(x)), x[:, ::2, ::2, :])
 
 
@@ -142,7 +131,7 @@ def test_logits_float32_under_mixed_precision():
   finally:
     keras.mixed_precision.set_dtype_policy(previous)
   assert model.get_layer("stem_conv").compute_dtype == "float16"
-  assert model(_images(2), training=False).dtype == "float32"
+  assert model(model_testing.images(2), training=False).dtype == "float32"
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -150,7 +139,7 @@ def test_save_and_load_round_trip(tmp_path):
   path = tmp_path / "resnet8.keras"
   model.save(path)
   loaded = keras.saving.load_model(path)  # safe_mode: no Lambda layers allowed.
-  x = _images(2)
+  x = model_testing.images(2)
   np.testing.assert_allclose(np.asarray(loaded(x, training=False)),
                              np.asarray(model(x, training=False)), rtol=1e-6, atol=1e-6)
 
