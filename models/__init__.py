@@ -6,7 +6,8 @@ plus one import line below.
 """
 
 # Imported for their registrations: resnet8, resnet18, resnet20, resnet56; wrn28_10; dpn92;
-# resnet50, se_resnext101.
+# resnet50, se_resnext101; amoebanet_b.
+from models import amoebanet  # pylint: disable=unused-import
 from models import dpn  # pylint: disable=unused-import
 from models import resnet  # pylint: disable=unused-import
 from models import resnet_imagenet  # pylint: disable=unused-import

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -48,6 +49,7 @@ def quick_run(tmp_path_factory):
 def test_quick_run_reports_progress(quick_run):
   _, result = quick_run
   assert "outer step 4/4 (step 16/16)" in result.stderr
+  assert result.stdout.startswith("results: dataset=synthetic model=resnet8 policy=ohl ")
   assert "images/s, val accuracy [" in result.stderr and "ETA" in result.stderr
 
 
@@ -74,8 +76,11 @@ def test_policy_and_results_files(quick_run):
   sigmoid = 1 / (1 + np.exp(-theta))
   np.testing.assert_allclose(probabilities.reshape(-1), sigmoid / sigmoid.sum(), rtol=1e-5)
   results = json.loads((model_dir / "results.json").read_text())
-  assert set(results) == {"test_accuracy", "test_top5_accuracy", "best_val_accuracy", "epochs",
-                          "trajectories", "search_cost_iterations", "wall_time_s"}
+  assert set(results) == {"dataset", "model", "policy", "test_accuracy", "test_top5_accuracy",
+                          "best_val_accuracy", "epochs", "trajectories",
+                          "search_cost_iterations", "wall_time_s"}
+  assert (results["dataset"], results["model"], results["policy"]) == ("synthetic", "resnet8",
+                                                                       "ohl")
   assert 0 <= results["test_accuracy"] <= results["test_top5_accuracy"] <= 1
   assert results["search_cost_iterations"] == 2 * 16 * 32 / 1024
   assert not list(model_dir.glob(".*tmp*"))  # no staging left behind
@@ -108,6 +113,68 @@ def test_checkpoints_hold_theta_and_every_trajectory(quick_run):
   assert names["theta/.ATTRIBUTES/VARIABLE_VALUE"] == [1296]
   assert any(n.startswith("trajectory_1/optimizer") for n in names)
   assert int(reader.get_tensor("outer_step/.ATTRIBUTES/VARIABLE_VALUE")) == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Policy transfer: the run's policy.json as a Keras layer elsewhere, and as a fixed --policy.
+# ---------------------------------------------------------------------------------------------
+
+def test_the_runs_policy_loads_into_learned_augment_in_a_fresh_process(quick_run, tmp_path):
+  model_dir, _ = quick_run
+  policy_path, keras_path = model_dir / "policy.json", tmp_path / "augment.keras"
+  images = datasets.synthetic_examples(8, seed=9)[0]
+  np.save(tmp_path / "images.npy", images)
+  script = (
+      "import keras, numpy as np\n"
+      "from ohl_tf import LearnedAugment\n"
+      f"layer = LearnedAugment.from_policy({str(policy_path)!r}, seed=4)\n"
+      "model = keras.Sequential([keras.Input([32, 32, 3], dtype='uint8'), layer])\n"
+      f"model.save({str(keras_path)!r})\n"
+      f"np.save({str(tmp_path / 'out.npy')!r}, "
+      f"np.asarray(layer(np.load({str(tmp_path / 'images.npy')!r}))))\n")
+  result = subprocess.run([sys.executable, "-c", script], cwd=_ROOT, capture_output=True,
+                          text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  from ohl_tf import learned_augment  # pylint: disable=g-import-not-at-top
+  fresh = learned_augment.LearnedAugment.from_policy(policy_path, seed=4)
+  np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), fresh(images))
+  loaded = keras.saving.load_model(keras_path).layers[0]
+  np.testing.assert_allclose(np.asarray(loaded.get_config()["probabilities"]).reshape(-1),
+                             learned_augment.read_policy(policy_path), rtol=1e-12)
+
+
+def test_policy_file_retrains_with_the_learned_policy_fixed(quick_run, tmp_path):
+  model_dir, _ = quick_run
+  spec = f"file:{model_dir / 'policy.json'}"
+  result = _run(tmp_path / "transfer", "--epochs=1", "--inner_steps=4", f"--policy={spec}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.startswith(f"results: dataset=synthetic model=resnet8 policy={spec} ")
+  results = json.loads((tmp_path / "transfer" / "results.json").read_text())
+  assert results["policy"] == spec and 0 <= results["test_accuracy"] <= 1
+  kept = json.loads((tmp_path / "transfer" / "policy.json").read_text())  # the p it trained with
+  assert kept["source"] == str(model_dir / "policy.json")
+  np.testing.assert_allclose(kept["probabilities"],
+                             json.loads((model_dir / "policy.json").read_text())["probabilities"])
+
+
+# ---------------------------------------------------------------------------------------------
+# ImageNet, streamed: tfds prepares a miniature manual download; the run goes end to end.
+# ---------------------------------------------------------------------------------------------
+
+def test_imagenet_run_from_its_manual_download(imagenet_data_dir, tmp_path):
+  model_dir = tmp_path / "imagenet"
+  result = _run(model_dir, "--dataset=imagenet2012", f"--data_dir={imagenet_data_dir}",
+                "--image_size=32", "--train_subset=0", "--val_size=5", "--batch_size=4",
+                "--epochs=2", "--cutout=0", "--eval_batch_size=4")
+  assert result.returncode == 0, result.stderr[-3000:]
+  # tfds reports its preparation on stdout too; the results line comes last.
+  assert result.stdout.splitlines()[-1].startswith(
+      "results: dataset=imagenet2012 model=resnet8 policy=ohl ")
+  serve = tf.saved_model.load(str(model_dir / "saved_model")).signatures["serving_default"]
+  probabilities = list(serve(images=tf.zeros([3, 32, 32, 3], tf.uint8)).values())[0].numpy()
+  assert probabilities.shape == (3, 1000)
+  results = json.loads((model_dir / "results.json").read_text())
+  assert results["search_cost_iterations"] == 2 * 2 * 4 * 4 / 1024  # 19 images: 4 steps/epoch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +221,7 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path):
 
 @pytest.mark.parametrize("flags,message", [
     (["--dataset=mnist"], "Unknown dataset 'mnist'"),
-    (["--model=resnet19"], "Unknown model 'resnet19'; known models: dpn92, resnet8, resnet18"),
+    (["--model=resnet19"], "Unknown model 'resnet19'; known models: amoebanet_b, dpn92, resnet8"),
     (["--val_size=6000"], "--val_size"),
     (["--trajectories=0"], "--trajectories must be >= 1"),
     (["--cpu_devices=4", "--trajectories=1", "--batch_size=30"],

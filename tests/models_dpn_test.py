@@ -100,24 +100,11 @@ def test_stride2_grouped_conv_samples_the_shortcut_grid():
 
 
 def test_save_and_load_round_trip(tmp_path):
-  model = _tiny_dpn()
-  path = tmp_path / "tiny_dpn.keras"
-  model.save(path)
-  loaded = keras.saving.load_model(path)  # safe_mode: no Lambda layers allowed.
-  x = model_testing.images(2)
-  np.testing.assert_allclose(np.asarray(loaded(x, training=False)),
-                             np.asarray(model(x, training=False)), rtol=1e-6, atol=1e-6)
+  model_testing.assert_keras_round_trip(_tiny_dpn(), tmp_path / "tiny_dpn.keras", 1e-6)
 
 
 def test_logits_float32_under_mixed_precision():
-  previous = keras.mixed_precision.dtype_policy()
-  keras.mixed_precision.set_dtype_policy("mixed_float16")
-  try:
-    model = _tiny_dpn()
-  finally:
-    keras.mixed_precision.set_dtype_policy(previous)
-  assert model.get_layer("stage1_block1_merge").compute_dtype == "float16"
-  assert model(model_testing.images(2), training=False).dtype == "float32"
+  model_testing.assert_float32_logits_under_mixed_precision(_tiny_dpn, "stage1_block1_merge")
 
 
 def test_in_planes_must_be_multiples_of_the_groups():
