@@ -4,7 +4,7 @@ The synthetic dataset (ohl_tf/datasets.py) carries its label in colour; Invert a
 Solarize elements destroy it (datasets.HARMFUL_ELEMENTS), the other 32 leave it readable. Under
 the uniform policy the ops holding a harmful element get 1 - (32/36)^2 = 0.2099 of the
 probability; a search that learns puts less there. In one process, at the same budget, this runs
---policy=ohl, uniform and none, and reports:
+--policy=ohl, uniform and cutout (no operation; Cutout as the other two), and reports:
   * the probability of the pairs holding a harmful element, and each harmful element's marginal
     against the uniform 1/36 (ohl only: uniform and none keep θ = 0);
   * the test accuracy of each policy;
@@ -37,7 +37,7 @@ from ohl_tf import datasets  # pylint: disable=g-import-not-at-top
 from ohl_tf import main as ohl_main  # pylint: disable=g-import-not-at-top
 from ohl_tf import search  # pylint: disable=g-import-not-at-top
 
-_POLICIES = flags.DEFINE_list("policies", ["ohl", "uniform", "none"], "Policies to compare.")
+_POLICIES = flags.DEFINE_list("policies", ["ohl", "uniform", "cutout"], "Policies to compare.")
 
 
 def harmful_mask():

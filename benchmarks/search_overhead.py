@@ -31,6 +31,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import models  # pylint: disable=g-import-not-at-top
 from ohl_tf import augment  # pylint: disable=g-import-not-at-top
 from ohl_tf import datasets  # pylint: disable=g-import-not-at-top
+from ohl_tf import policy  # pylint: disable=g-import-not-at-top
 from ohl_tf import search  # pylint: disable=g-import-not-at-top
 from ohl_tf import trajectory  # pylint: disable=g-import-not-at-top
 
@@ -71,7 +72,8 @@ def time_plain_training(config, data, ohl):
   start = time.perf_counter()
   for period in range(schedule.num_periods):
     first, end = schedule.period(period)
-    plain.train(ohl.train_data.dataset(period, 0, theta), end - first)
+    log_probs = policy.log_operation_probabilities(theta)
+    plain.train(ohl.train_data.dataset(period, 0, log_probs), end - first)
   return time.perf_counter() - start
 
 

@@ -1,20 +1,25 @@
-"""Image datasets for the OHL trainer: in-memory uint8 arrays with a held-out validation split.
+"""Image datasets for the OHL trainer, in memory or streamed, with a held-out validation split.
 
 A dataset is named by a *spec* string, one of `KNOWN`:
-  * "cifar10", "cifar100": through tensorflow-datasets, converted once to numpy;
+  * "cifar10", "cifar100", "svhn_cropped": through tensorflow-datasets, converted once to numpy;
+  * "imagenet2012": through tensorflow-datasets (manual download), streamed: a `StreamingDataset`;
   * "folder:ROOT": images in ROOT/train/<class>/* (and optionally ROOT/test/<class>/*);
   * "synthetic": a small dataset generated here, with no files, whose label is carried by colour
     so that Invert and Solarize destroy it (`HARMFUL_ELEMENTS`): the known answer of DESIGN.md
     section 6 for the OHL loop.
 
-Every dataset is held in memory as uint8 [N, H, W, 3] numpy arrays, which suits CIFAR-sized data
-(CIFAR-10's training split is 150 MiB). ImageNet does not fit this mould: it needs a streaming
-`tf.data` source, which comes later.
+Small datasets are held in memory as uint8 [N, H, W, 3] numpy arrays (`ImageDataset`; CIFAR-10's
+training split is 150 MiB). ImageNet is streamed from tfds' records (`StreamingDataset`): images
+of any size, decoded in the input pipeline after its shuffle, so that skipping is cheap.
 
-`load` always holds `val_size` images out of the training split with a seeded permutation
-(DESIGN.md section 3: the OHL outer step scores the trajectories on them), so the same spec, seed
-and val_size give the same three splits on every call. Augmentation and normalisation are not
-done here: `mean` and `std` are handed to the pipeline (ohl_tf.preprocess).
+`load` always holds `val_size` images out of the training split (DESIGN.md section 3: the OHL
+outer step scores the trajectories on them): in memory with a seeded permutation, so the same
+spec, seed and val_size give the same three splits on every call; for ImageNet the first
+`val_size` records of tfds' train split (tfds shuffled them once, with a fixed key, when it
+prepared the dataset, so they are a fixed random sample whatever the seed).
+
+Augmentation and normalisation are not done here: `mean` and `std` are handed to the pipeline
+(ohl_tf.preprocess).
 
 Example:
   >>> data = load("synthetic", val_size=500)
@@ -34,15 +39,19 @@ import tensorflow_datasets as tfds
 
 from ohl_tf import preprocess
 
-KNOWN = ("cifar10", "cifar100", "folder:ROOT", "synthetic")
+KNOWN = ("cifar10", "cifar100", "svhn_cropped", "imagenet2012", "folder:ROOT", "synthetic")
 
-# The published per-channel statistics of the CIFAR training sets, in [0, 255] units (the values
-# of the Cutout and AutoAugment code), rather than recomputed from the split minus validation.
-_CIFAR_STATS = {
+# tfds datasets held in memory, with the published per-channel statistics in [0, 255] units (the
+# values of the Cutout and AutoAugment code) where there are such, else None: computed from the
+# training split minus validation.
+_IN_MEMORY_TFDS = {
     "cifar10": (preprocess.CIFAR10_MEAN, preprocess.CIFAR10_STD),
     "cifar100": (preprocess.CIFAR100_MEAN, preprocess.CIFAR100_STD),
+    "svhn_cropped": None,
 }
-_CIFAR_SIZE = 32
+_TFDS_SIZE = 32  # the side of every in-memory tfds dataset's images
+IMAGENET = "imagenet2012"
+IMAGENET_SIZE = 224  # the training crop and the evaluation crop (DESIGN.md section 3)
 _TFDS_BATCH = 4096  # examples per numpy conversion step: bounds the Python loop, not memory
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -101,6 +110,82 @@ class ImageDataset:
     """(H, W, 3), shared by the three splits."""
     return tuple(self.train_images.shape[1:])
 
+  @property
+  def num_train(self):
+    return len(self.train_images)
+
+  @property
+  def has_test(self):
+    return self.test_images is not None
+
+  @staticmethod
+  def train_base(image, seed):
+    """Base training preprocessing: random flip, pad 4 and random crop (DESIGN.md section 3)."""
+    return preprocess.cifar_train_base(image, seed)
+
+  def eval_examples(self, split):
+    """(uint8 image [H, W, 3], int32 label) examples of "val" or "test", in order."""
+    images, labels = {"val": (self.val_images, self.val_labels),
+                      "test": (self.test_images, self.test_labels)}[split]
+    return tf.data.Dataset.from_tensor_slices((images, labels))
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamingDataset:
+  """A dataset read from tensorflow-datasets' records as it trains: ImageNet.
+
+  Records stay encoded until the input pipeline decodes them, after its shuffle and skip, so that
+  a period that starts in the middle of an epoch skips records without decoding them.
+
+  Attributes:
+    name: the spec, "imagenet2012".
+    class_names: one name per class.
+    mean: per-channel mean in [0, 255] units.
+    std: None: mean subtraction only (DESIGN.md section 3).
+    image_size: side of the training crop and of the evaluation centre crop.
+    num_train: training records (tfds' train split minus the validation records).
+    num_val: validation records, held out of tfds' train split.
+    read: callable(tfds_split, shuffle_seed) -> tf.data.Dataset of (encoded image, int64 label)
+      of a tfds split such as "train[50000:]"; shuffle_seed None reads in order.
+  """
+  name: str
+  class_names: tuple[str, ...]
+  mean: tuple[float, float, float]
+  std: None
+  image_size: int
+  num_train: int
+  num_val: int
+  read: object
+
+  num_classes = ImageDataset.num_classes
+  has_test = True  # tfds' validation split: the paper's test figures
+
+  @property
+  def image_shape(self):
+    return (self.image_size, self.image_size, 3)
+
+  @staticmethod
+  def decode(encoded):
+    """uint8 [H, W, 3] of one encoded record."""
+    return tf.image.decode_image(encoded, channels=3, expand_animations=False)
+
+  def train_base(self, image, seed):
+    """Base training preprocessing: random-resized crop to image_size, random flip."""
+    return preprocess.imagenet_train_base(image, seed, self.image_size)
+
+  def train_epoch(self, shuffle_seed):
+    """The training records of one epoch, shuffled by `shuffle_seed` (files and a buffer)."""
+    return self.read(f"train[{self.num_val}:{self.num_val + self.num_train}]", shuffle_seed)
+
+  def eval_examples(self, split):
+    """(uint8 image [S, S, 3], int32 label) of "val" or "test": resize 256/224 S, centre crop S."""
+    tfds_split = {"val": f"train[:{self.num_val}]", "test": "validation"}[split]
+    resize = round(self.image_size * 256 / 224)
+    return self.read(tfds_split, None).map(
+        lambda encoded, label: (preprocess.imagenet_eval(self.decode(encoded), self.image_size,
+                                                         resize), tf.cast(label, tf.int32)),
+        num_parallel_calls=tf.data.AUTOTUNE)
+
 
 def _check_split(split, images, labels, image_shape, num_classes):
   """Checks one split's dtypes, shapes and label range against the training images."""
@@ -141,27 +226,34 @@ def _tfds_arrays(dataset):
   return images, labels
 
 
-def _load_cifar(name, data_dir):
-  """CIFAR-10 or CIFAR-100 through tfds.load (downloads where the machine has internet)."""
+def _tfds_load(name, data_dir, **kwargs):
+  """tfds.load with its failures turned into an OSError that says what to do."""
+  where = f"data_dir={data_dir!r}" + (" (tfds's default: $TFDS_DATA_DIR or ~/tensorflow_datasets)"
+                                      if data_dir is None else "")
   try:
-    (train, test), info = tfds.load(name, split=["train", "test"], data_dir=data_dir,
-                                    as_supervised=True, download=True, with_info=True)
+    return tfds.load(name, data_dir=data_dir, as_supervised=True, download=True, **kwargs)
   # A failed download raises requests' ConnectionError, an OSError (seen offline, after about
   # 3 minutes of retries), tfds's DownloadError on an HTTP error, or a tf.errors.OpError from
   # tf.io.gfile.
   except (OSError, tfds.download.DownloadError, tf.errors.OpError) as error:
-    where = f"data_dir={data_dir!r}" + (" (tfds's default: $TFDS_DATA_DIR or ~/tensorflow_datasets)"
-                                        if data_dir is None else "")
     raise OSError(
         f"Could not load {name}: tensorflow-datasets found no prepared copy in {where} and "
         f"downloading it failed (is this machine offline?). Prepare "
         f"{name} where there is internet (tfds.load or `tfds build {name}`) and place the "
         f"prepared tfds data (the folder {name}/<version>/) in a directory passed as --data_dir. "
         f"Cause: {type(error).__name__}: {error}") from error
+  except AssertionError as error:  # tfds' way of saying that a manual download is missing
+    raise OSError(f"Could not prepare {name} in {where}: it needs a manual download. "
+                  f"tensorflow-datasets says: {error}") from error
+
+
+def _load_tfds_in_memory(name, data_dir):
+  """CIFAR-10, CIFAR-100 or SVHN (cropped digits) through tfds.load, as numpy arrays."""
+  (train, test), info = _tfds_load(name, data_dir, split=["train", "test"], with_info=True)
   train_images, train_labels = _tfds_arrays(train)
   test_images, test_labels = _tfds_arrays(test)
   return _Source(train_images, train_labels, test_images, test_labels,
-                 tuple(info.features["label"].names), _CIFAR_STATS[name])
+                 tuple(info.features["label"].names), _IN_MEMORY_TFDS[name])
 
 
 def _image_files(class_dir):
@@ -394,6 +486,49 @@ def _load_synthetic():
 
 
 # ---------------------------------------------------------------------------------------------
+# ImageNet, streamed.
+# ---------------------------------------------------------------------------------------------
+
+_SHUFFLE_BUFFER = 10_000  # records; tfds also shuffles the order of its 1,024 train files
+
+
+def _count(dataset):
+  """Examples in a dataset: its cardinality where tfds knows it, else by reading it."""
+  cardinality = int(dataset.cardinality())
+  if cardinality >= 0:
+    return cardinality
+  return int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
+
+
+def _load_imagenet(data_dir, val_size, image_size):
+  """ImageNet (ILSVRC 2012) as a `StreamingDataset`; tfds' validation split is the test split."""
+  skip_decoding = {"image": tfds.decode.SkipDecoding()}
+  # Prepares the dataset (or says what is missing) once; every read then uses the builder.
+  records, info = _tfds_load(IMAGENET, data_dir, split="train", decoders=skip_decoding,
+                             with_info=True)
+  builder = tfds.builder(IMAGENET, data_dir=data_dir)
+
+  def read(tfds_split, shuffle_seed=None):
+    shuffled = shuffle_seed is not None
+    dataset = builder.as_dataset(split=tfds_split, shuffle_files=shuffled, as_supervised=True,
+                                 decoders=skip_decoding,
+                                 read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed,
+                                                             try_autocache=False))
+    if shuffled:
+      dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=shuffle_seed)
+    return dataset
+
+  count = _count(records)
+  if not 1 <= val_size < count:
+    raise ValueError(
+        f"val_size (--val_size) must be in [1, {count - 1}] for {IMAGENET}, whose training split "
+        f"has {count} images (the paper holds out 50000). Received: val_size={val_size}")
+  return StreamingDataset(name=IMAGENET, class_names=tuple(info.features["label"].names),
+                          mean=preprocess.IMAGENET_MEAN, std=None, image_size=image_size,
+                          num_train=count - val_size, num_val=val_size, read=read)
+
+
+# ---------------------------------------------------------------------------------------------
 # load(): parse the spec, read the source, hold out validation, compute the statistics.
 # ---------------------------------------------------------------------------------------------
 
@@ -436,16 +571,17 @@ def _channel_stats(images):
 
 def _check_native_size(spec, image_size, native):
   if image_size is not None and image_size != native:
-    raise ValueError(f"{spec} images are {native}x{native}; image_size only resizes 'folder:' "
-                     f"datasets and must be None or {native} for {spec}. "
-                     f"Received: image_size={image_size}")
+    raise ValueError(f"{spec} images are {native}x{native}; image_size (--image_size) only "
+                     f"resizes 'folder:' datasets and sets ImageNet's crops, so for {spec} it "
+                     f"must be None (--image_size=0) or {native}. Received: image_size="
+                     f"{image_size}")
 
 
 def _read_source(spec, data_dir, image_size):
   """The _Source that a spec names."""
-  if spec in _CIFAR_STATS:
-    _check_native_size(spec, image_size, _CIFAR_SIZE)
-    return _load_cifar(spec, data_dir)
+  if spec in _IN_MEMORY_TFDS:
+    _check_native_size(spec, image_size, _TFDS_SIZE)
+    return _load_tfds_in_memory(spec, data_dir)
   if spec == "synthetic":
     _check_native_size(spec, image_size, _SYNTHETIC_SIZE)
     return _load_synthetic()
@@ -456,30 +592,35 @@ def _read_source(spec, data_dir, image_size):
 
 
 def load(spec, *, data_dir=None, val_size, seed=0, image_size=None):
-  """Loads a dataset into memory and holds `val_size` training images out for validation.
+  """Loads a dataset and holds `val_size` training images out for validation.
 
   Args:
-    spec: which dataset, one of `KNOWN`: "cifar10", "cifar100", "folder:ROOT" or "synthetic".
-    data_dir: tensorflow-datasets' data directory for CIFAR (None: tfds's default,
-      ~/tensorflow_datasets); where the machine is offline, the prepared tfds data must already
-      be there. Unused by the other specs.
+    spec: which dataset, one of `KNOWN`: "cifar10", "cifar100", "svhn_cropped", "imagenet2012",
+      "folder:ROOT" or "synthetic".
+    data_dir: tensorflow-datasets' data directory (None: tfds's default, ~/tensorflow_datasets);
+      where the machine is offline, the prepared tfds data must already be there, and ImageNet's
+      manual download (ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar) in its
+      downloads/manual/. Unused by "folder:" and "synthetic".
     val_size: how many training images to hold out, in [1, training images - 1].
     seed: int >= 0, seeds the permutation that picks the validation images (the same seed gives
-      the same split on every call and machine).
+      the same split on every call and machine); ImageNet's are its first val_size records.
     image_size: "folder:" only: resize every image to image_size x image_size (antialiased
-      bilinear, rounded to uint8). None (default) requires all images to share one size. Other
-      specs accept only None or their native size (32).
+      bilinear, rounded to uint8). None (default) requires all images to share one size.
+      "imagenet2012": the side of the training and evaluation crops (None: 224). Other specs
+      accept only None or their native size (32).
 
   Returns:
-    An `ImageDataset`. mean/std are the published values for CIFAR, and computed from the
-    training split minus validation otherwise.
+    An `ImageDataset`, or a `StreamingDataset` for "imagenet2012". mean/std are the published
+    values for CIFAR and ImageNet (mean only), and computed from the training split minus
+    validation otherwise.
 
   Raises:
     ValueError: unknown spec, bad val_size/seed/image_size, or a malformed dataset folder (no
       classes, an empty class, fewer than 2 classes, mismatched test classes, an unreadable
       image, differing sizes without image_size).
     FileNotFoundError: the ROOT of "folder:ROOT" does not exist.
-    OSError: CIFAR is neither in data_dir nor downloadable (the tfds error is chained).
+    OSError: a tfds dataset is neither in data_dir nor downloadable, or ImageNet's manual
+      download is missing (the message includes tfds' instructions; its error is chained).
   """
   if not isinstance(spec, str):
     raise ValueError(f"spec must be a string, one of {', '.join(KNOWN)}. Received: spec={spec!r}")
@@ -487,6 +628,8 @@ def load(spec, *, data_dir=None, val_size, seed=0, image_size=None):
   seed = _check_int("seed", seed, 0)
   if image_size is not None:
     image_size = _check_int("image_size", image_size, 1)
+  if spec == IMAGENET:
+    return _load_imagenet(data_dir, val_size, image_size or IMAGENET_SIZE)
   source = _read_source(spec, data_dir, image_size)
   train_images, train_labels, val_images, val_labels = _split_validation(
       source, val_size, seed, spec)

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from ohl_tf import augment
 from ohl_tf import policy
+from ohl_tf import preprocess
 
 
 def write_json(path, payload):
@@ -41,17 +42,24 @@ def policy_payload(theta):
   }
 
 
+def fixed_policy_payload(probabilities, source):
+  """policy.json of a run trained with a fixed p (--policy=file:): elements, p, where it came
+  from; `LearnedAugment.from_policy` reads it like a learned one."""
+  matrix = np.reshape(np.asarray(probabilities, np.float64),
+                      [augment.NUM_ELEMENTS, augment.NUM_ELEMENTS])
+  return {"elements": elements_payload(), "probabilities": matrix.tolist(), "source": source}
+
+
 class Classifier(tf.Module):
   """uint8 images in, class probabilities out; standardisation inside."""
 
   def __init__(self, model, mean, std):
     super().__init__()
     self.model = model
-    self._mean = tf.constant(mean, tf.float32)
-    self._std = tf.constant(std, tf.float32)
+    self._mean, self._std = mean, std
 
   def __call__(self, images):
-    standardised = (tf.cast(images, tf.float32) - self._mean) / self._std
+    standardised = preprocess.normalize(images, self._mean, self._std)  # as in training
     logits = self.model(standardised, training=False)
     return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
 

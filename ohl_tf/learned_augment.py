@@ -61,6 +61,33 @@ def _check_elements(elements, path):
           f"{len(expected)} expected). Received: elements[{index}]={got}")
 
 
+def read_policy(path):
+  """The probabilities p [1296] (float64, op k = 36 e1 + e2) of a policy.json from ohl_tf.export.
+
+  Raises:
+    ValueError: the file is not JSON, its `elements` are not augment.ELEMENTS (names and
+      magnitudes, in order), it names no probabilities, or its probabilities are invalid.
+    OSError: the file cannot be read.
+  """
+  with open(path) as file:
+    try:
+      payload = json.load(file)
+    except json.JSONDecodeError as error:
+      raise ValueError(f"{path} is not a policy.json: it is not valid JSON ({error}).") from error
+  if not isinstance(payload, dict):
+    raise ValueError(f"{path} is not a policy.json: expected a JSON object with `elements` and "
+                     f"`probabilities`. Received: {type(payload).__name__}")
+  for key in ("elements", "probabilities"):
+    if key not in payload:
+      raise ValueError(f"{path} is not a policy.json: it has no `{key}`. "
+                       f"Received: keys={sorted(payload)}")
+  _check_elements(payload["elements"], path)
+  try:
+    return _check_probabilities(payload["probabilities"])
+  except ValueError as error:
+    raise ValueError(f"{path}: {error}") from error
+
+
 @keras.saving.register_keras_serializable(package="ohl_tf")
 class LearnedAugment(keras.layers.Layer):
   """Applies one operation per image, sampled from a learned OHL policy p over 1296 operations.
@@ -134,14 +161,7 @@ class LearnedAugment(keras.layers.Layer):
       ValueError: the file's `elements` are not augment.ELEMENTS (names and magnitudes, in
         order), names no probabilities, or its probabilities are invalid.
     """
-    with open(path) as file:
-      payload = json.load(file)
-    for key in ("elements", "probabilities"):
-      if key not in payload:
-        raise ValueError(f"{path} is not a policy.json: it has no `{key}`. "
-                         f"Received: keys={sorted(payload)}")
-    _check_elements(payload["elements"], path)
-    return cls(payload["probabilities"], seed=seed, **kwargs)
+    return cls(read_policy(path), seed=seed, **kwargs)
 
   def sample_operations(self, batch_size=None):
     """Draws the operations and signs of one call; one SeedGenerator step.

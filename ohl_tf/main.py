@@ -25,12 +25,20 @@ def define_flags():
   """Defines the flags (all optional, with the defaults of `search.Config`)."""
   d = _DEFAULTS
   flags.DEFINE_string("dataset", d.dataset,
-                      "cifar10 | cifar100 (tensorflow-datasets) | folder:ROOT (ROOT/train/<class>/"
-                      "<image>, optional ROOT/test/) | synthetic (embedded, generated).")
+                      "cifar10 | cifar100 | svhn_cropped | imagenet2012 (tensorflow-datasets; "
+                      "ImageNet needs its manual download in <data_dir>/downloads/manual) | "
+                      "folder:ROOT (ROOT/train/<class>/<image>, optional ROOT/test/) | synthetic "
+                      "(embedded, generated).")
   flags.DEFINE_string("data_dir", d.data_dir, "tensorflow-datasets data directory.")
+  flags.DEFINE_integer("image_size", d.image_size,
+                       "imagenet2012: side of the training and evaluation crops; folder: resize "
+                       "every image to this square; 0 = the dataset's own (ImageNet 224).")
   flags.DEFINE_string("model", d.model, "Model name (see models.names()).")
-  flags.DEFINE_enum("policy", d.policy, search.POLICIES,
-                    "ohl: learn θ; uniform: sample ops with θ frozen at 0; none: no operations.")
+  flags.DEFINE_string("policy", d.policy,
+                      "ohl: learn θ | uniform: OHL ops with θ frozen at 0 | file:PATH: OHL ops "
+                      "from a learned policy.json, fixed | autoaugment: the published AutoAugment "
+                      "policy of the dataset | randaugment: keras-cv RandAugment | cutout: base + "
+                      "Cutout | none: base preprocessing only (no Cutout).")
   flags.DEFINE_integer("trajectories", d.trajectories, "N, copies of the network.")
   flags.DEFINE_integer("epochs", d.epochs, "Training epochs.")
   flags.DEFINE_integer("inner_steps", d.inner_steps,
@@ -82,7 +90,7 @@ def main(argv):
     logging.error("%s", error)
     print(f"error: {error}", file=sys.stderr)
     sys.exit(1)
-  print(results)
+  print(search.results_line(results))
 
 
 if __name__ == "__main__":

@@ -1,31 +1,35 @@
 """Input pipelines of the OHL loop (DESIGN.md sections 3 and 4).
 
 Training: for one trajectory and one period of the online loop, a `tf.data` pipeline that yields
-(image, label, op): each image gets its base preprocessing and an operation (and signs) sampled
-per image from p_θ (paper eq. 7; the op index travels with the image so the outer step counts
-exactly what was applied) in the per-image map; the operations, Cutout and standardisation then
-run on the batch (the batched path of `augment`, with per-image parameters).
+(image, label, op). The examples come from a source (`MemorySource` for arrays in memory,
+`StreamSource` for ImageNet's tfds records); each image gets its base preprocessing and, under an
+OHL policy, an operation (and signs) sampled per image from p (paper eq. 7; the op index travels
+with the image so the outer step counts exactly what was applied) in the per-image map; the
+operations (the batched path of `augment`, with per-image parameters) or a fixed batch
+augmentation (AutoAugment, RandAugment: `ohl_tf.baselines`), Cutout and standardisation then run
+on the batch.
 
-Every random choice is a pure function of the run's seed and the example's position in the run,
-so a period can be replayed after a restart. Within a period all trajectories see the same images
-in the same order with the same flip and crop (one shuffle per epoch, seeded by the run); they
-differ only in what DESIGN.md section 4 allows to differ: the sampled operations, their signs and
-Cutout (the reward must come from the operations, not from anything else that separates them).
+Every random choice but keras-cv RandAugment's is a pure function of the run's seed and the
+example's position in the run, so a period can be replayed after a restart. Within a period all
+trajectories see the same images in the same order with the same flip and crop (one shuffle per
+epoch, seeded by the run); they differ only in what DESIGN.md section 4 allows to differ: the
+sampled operations, their signs and Cutout (the reward must come from the operations, not from
+anything else that separates them).
 """
 
 import dataclasses
 import functools
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from ohl_tf import augment
-from ohl_tf import policy
 from ohl_tf import preprocess
 
 # Independent random streams, folded into the run's seed.
 _SHUFFLE_STREAM, _BASE_STREAM, _AUGMENT_STREAM, _CUTOUT_STREAM = 1, 2, 3, 4
-NO_OPERATION = -1  # the op of an image that got none (--policy=none)
+NO_OPERATION = -1  # the op of an image that got no OHL operation (every policy but OHL's)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,46 +93,132 @@ def source_tensors(images, labels):
             tf.Variable(labels, trainable=False, name="labels"))
 
 
+# ---------------------------------------------------------------------------------------------
+# Sources: the run's training examples, (example id, uint8 image, int32 label), in the order of
+# the run. Example id e is position e % E of epoch e // E (E images an epoch); an epoch's order
+# is a pure function of the run's seed and the epoch.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class MemorySource:
+  """Training images held in memory (`datasets.ImageDataset`), shuffled by index per epoch.
+
+  Attributes:
+    images: uint8 [N,H,W,3] variable from `source_tensors`.
+    labels: int32 [N] variable.
+  """
+  images: tf.Variable
+  labels: tf.Variable
+
+  @property
+  def num_examples(self):
+    return int(self.images.shape[0])
+
+  @property
+  def image_spec(self):
+    return tf.TensorSpec(self.images.shape[1:], tf.uint8)
+
+  def examples(self, start, end, epoch_size, seed):
+    def gather(example_id):
+      epoch, position = example_id // epoch_size, example_id % epoch_size
+      index = tf.random.experimental.index_shuffle(
+          position, _seed(seed, _SHUFFLE_STREAM, epoch), self.num_examples - 1)
+      return example_id, tf.gather(self.images, index), tf.gather(self.labels, index)
+    return tf.data.Dataset.range(start, end).map(gather, num_parallel_calls=tf.data.AUTOTUNE,
+                                                 deterministic=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamSource:
+  """Training records streamed from tfds (`datasets.StreamingDataset`), shuffled per epoch.
+
+  A period that starts inside an epoch re-reads that epoch's shuffled records and skips the
+  ones before it; records are decoded only after the skip, but skipping still reads them, so
+  periods of a whole epoch (--inner_steps=0) suit ImageNet best.
+  """
+  data: object  # datasets.StreamingDataset
+
+  @property
+  def num_examples(self):
+    return self.data.num_train
+
+  @property
+  def image_spec(self):
+    return tf.TensorSpec([None, None, 3], tf.uint8)
+
+  def examples(self, start, end, epoch_size, seed):
+    parts = []
+    for epoch in range(start // epoch_size, (end - 1) // epoch_size + 1):
+      first, last = max(start, epoch * epoch_size), min(end, (epoch + 1) * epoch_size)
+      shuffle_seed = int(
+          np.random.SeedSequence([seed, _SHUFFLE_STREAM, epoch]).generate_state(1)[0])
+      records = self.data.train_epoch(shuffle_seed).skip(first - epoch * epoch_size)
+      parts.append(tf.data.Dataset.zip(tf.data.Dataset.range(first, last), records))
+    examples = functools.reduce(tf.data.Dataset.concatenate, parts)
+    return examples.map(
+        lambda example_id, record: (example_id, self.data.decode(record[0]),
+                                    tf.cast(record[1], tf.int32)),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def train_source(images=None, labels=None, *, streaming=None):
+  """A `MemorySource` of uint8 arrays, or a `StreamSource` of a `datasets.StreamingDataset`."""
+  if streaming is not None:
+    return StreamSource(streaming)
+  return MemorySource(*source_tensors(images, labels))
+
+
+# ---------------------------------------------------------------------------------------------
+# The training pipeline.
+# ---------------------------------------------------------------------------------------------
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainPipeline:
   """The training data of the run, from which each (period, trajectory) draws its batches.
 
   Attributes:
-    images: uint8 [N,H,W,3] variable from `source_tensors`.
-    labels: int [N] variable.
+    source: a `MemorySource` or `StreamSource`.
     schedule: the run's `Schedule`.
-    mean, std: per-channel statistics of the dataset, [0, 255] units.
+    mean, std: per-channel statistics of the dataset, [0, 255] units (std None: subtract only).
     seed: the run's seed.
     cutout_size: side of the Cutout square (0 disables it).
+    base: fn(uint8 image [H,W,3], seed [2]) -> uint8 [S,S,3], the base preprocessing
+      (DESIGN.md section 3: `preprocess.cifar_train_base` or `preprocess.imagenet_train_base`).
+    augment_batch: optional fn(uint8 images [B,S,S,3], seed [2]) -> uint8 images, a fixed
+      augmentation applied per batch (AutoAugment, RandAugment); the OHL operations instead come
+      from the `log_probs` given to `dataset`.
   """
-  images: tf.Variable
-  labels: tf.Variable
+  source: MemorySource | StreamSource
   schedule: Schedule
   mean: tuple
-  std: tuple
+  std: tuple | None
   seed: int
   cutout_size: int = 16
+  base: object = preprocess.cifar_train_base
+  augment_batch: object = None
 
   def __post_init__(self):
     # Traced once per pipeline, not once per (period, trajectory) dataset: each period's map
     # only calls these concrete functions.
-    spec = [tf.TensorSpec([], tf.int64), tf.TensorSpec([augment.NUM_OPERATIONS], tf.float32),
-            tf.TensorSpec([], tf.int32)]
-    object.__setattr__(self, "_augmented", tf.function(self._example, input_signature=spec))
+    spec = [tf.TensorSpec([], tf.int64), self.source.image_spec, tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([augment.NUM_OPERATIONS], tf.float32), tf.TensorSpec([], tf.int32)]
+    object.__setattr__(self, "_sampled", tf.function(self._example, input_signature=spec))
     object.__setattr__(self, "_plain", tf.function(
-        lambda example_id, trajectory: self._example(example_id, None, trajectory),
-        input_signature=[spec[0], spec[2]]))
-    # Traced once for each value of its Python argument `augmented`.
+        lambda example_id, image, label, trajectory: self._example(example_id, image, label,
+                                                                   None, trajectory),
+        input_signature=spec[:3] + spec[4:]))
+    # Traced once for each value of its Python argument `sampled`.
     object.__setattr__(self, "_finished_batch", tf.function(self._finish_batch))
 
-  def _example(self, example_id, log_probs, trajectory):
+  @property
+  def epoch_size(self):
+    return self.schedule.steps_per_epoch * self.schedule.batch_size
+
+  def _example(self, example_id, image, label, log_probs, trajectory):
     """One example before Cutout; `example_id` counts images since the start of the run."""
-    epoch_size = self.schedule.steps_per_epoch * self.schedule.batch_size
-    epoch, position = example_id // epoch_size, example_id % epoch_size
-    index = tf.random.experimental.index_shuffle(
-        position, _seed(self.seed, _SHUFFLE_STREAM, epoch), self.schedule.num_examples - 1)
-    image = preprocess.cifar_train_base(tf.gather(self.images, index),
-                                        _seed(self.seed, _BASE_STREAM, example_id))
+    image = self.base(image, _seed(self.seed, _BASE_STREAM, example_id))
     if log_probs is None:
       op, signs = tf.constant(NO_OPERATION, tf.int32), tf.ones([2], tf.int32)
     else:
@@ -136,46 +226,52 @@ class TrainPipeline:
           _seed(self.seed, _AUGMENT_STREAM, trajectory, example_id), 2))
       op = tf.random.stateless_categorical(log_probs[None], 1, op_seed, dtype=tf.int32)[0, 0]
       signs = augment.sample_signs([2], sign_seed)
-    return image, tf.gather(self.labels, index), op, signs, example_id
+    return image, label, op, signs, example_id
 
-  def _finish_batch(self, images, labels, ops, signs, example_ids, trajectory, augmented):
-    """The sampled operations, Cutout (one square per image) and standardisation, per batch.
+  def _finish_batch(self, images, labels, ops, signs, example_ids, trajectory, sampled):
+    """The augmentation, Cutout (one square per image) and standardisation, per batch.
 
     Each image keeps its own op, signs and Cutout square: the batched path of `augment` gives
     the bytes of the per-image path (tests/augment_test.py) at 2-3x its throughput on the CPU
     (benchmarks/augment_throughput.py).
     """
-    if augmented:
+    if sampled:
       images = augment.apply_operation(images, ops, signs)
+    if self.augment_batch is not None:
+      images = self.augment_batch(images, _seed(self.seed, _AUGMENT_STREAM, trajectory,
+                                                example_ids[0], -1))
     if self.cutout_size:
       seed = _seed(self.seed, _CUTOUT_STREAM, trajectory, example_ids[0])
       images = preprocess.cutout(images, seed, self.cutout_size,
                                  fill=preprocess.mean_colour(self.mean))
     return preprocess.normalize(images, self.mean, self.std), labels, ops
 
-  def dataset(self, period, trajectory, theta=None):
+  def dataset(self, period, trajectory, log_probs=None):
     """The batches of one trajectory in one period.
 
     Args:
       period: index of the period (outer step).
       trajectory: index of the trajectory; selects its own operations, signs and Cutout.
-      theta: θ [1296] to sample operations from (eq. 7), or None for no operation.
+      log_probs: float32 [1296], log p of the operations to sample (paper eq. 7), or None for
+        no OHL operation.
 
     Returns:
-      A dataset of (float32 images [B,H,W,3], int labels [B], int32 ops [B]).
+      A dataset of (float32 images [B,S,S,3], int32 labels [B], int32 ops [B]).
     """
     start, end = self.schedule.period(period)
     batch = self.schedule.batch_size
-    log_probs = None if theta is None else policy.log_operation_probabilities(
-        tf.convert_to_tensor(theta, tf.float32))
     trajectory = tf.constant(trajectory, tf.int32)
-    example = (functools.partial(self._plain, trajectory=trajectory) if log_probs is None else
-               functools.partial(self._augmented, log_probs=log_probs, trajectory=trajectory))
-    examples = tf.data.Dataset.range(start * batch, end * batch)
+    if log_probs is None:
+      example = functools.partial(self._plain, trajectory=trajectory)
+    else:
+      example = functools.partial(self._sampled, log_probs=tf.convert_to_tensor(log_probs,
+                                                                                tf.float32),
+                                  trajectory=trajectory)
+    examples = self.source.examples(start * batch, end * batch, self.epoch_size, self.seed)
     examples = examples.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     batches = examples.batch(batch, drop_remainder=True).map(
         functools.partial(self._finished_batch, trajectory=trajectory,
-                          augmented=log_probs is not None),
+                          sampled=log_probs is not None),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     # Per-image work is small: intra-op threads only contend with the training step's.
@@ -183,8 +279,9 @@ class TrainPipeline:
     return batches.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def eval_dataset(images, labels, batch_size, mean, std):
-  """Unaugmented, standardised batches of a split, in order (the last batch may be smaller)."""
-  dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+def eval_dataset(examples, batch_size, mean, std):
+  """Unaugmented, standardised batches of (uint8 image, label) examples, in order (the last
+  batch may be smaller)."""
+  dataset = examples.batch(batch_size)
   return dataset.map(lambda x, y: (preprocess.normalize(x, mean, std), y),
                      num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -7,10 +7,14 @@
     the outer step moves θ by REINFORCE on the normalised accuracies (Adam) and copies the best
     trajectory's weights, BatchNorm statistics and optimizer slots to every other.
 
+The same loop trains the baselines (`ohl_tf.baselines`): with a fixed policy θ does not move, and
+with one trajectory (as the paper's baselines) the outer step only validates and checkpoints.
+
 A run lives in one `model_dir`: `config.json` (what it was started with), `checkpoints/` (after
 every outer step: θ and its Adam state, every trajectory, the outer step, the history of θ; the
 data position and every random draw follow from the outer step and the seed), `logs/`
-(TensorBoard) and, at the end, `saved_model/`, `policy.json` and `results.json`.
+(TensorBoard) and, at the end, `saved_model/`, `results.json` and, for the policies over the OHL
+operations (ohl, uniform, file:), `policy.json`.
 """
 
 import concurrent.futures
@@ -28,6 +32,7 @@ import tensorflow as tf
 
 import models
 from ohl_tf import augment
+from ohl_tf import baselines
 from ohl_tf import datasets
 from ohl_tf import devices as devices_lib
 from ohl_tf import export
@@ -36,7 +41,6 @@ from ohl_tf import policy
 from ohl_tf import summaries
 from ohl_tf import trajectory as trajectory_lib
 
-POLICIES = ("ohl", "uniform", "none")
 # What scores a trajectory: the paper's validation accuracy, or the negative validation
 # cross-entropy, which keeps ranking trajectories once their accuracies tie (e.g. all at 100%).
 REWARDS = ("accuracy", "loss")
@@ -50,6 +54,7 @@ class Config:
   """A run's settings (the flags of ohl_tf.main, which documents each)."""
   dataset: str = "synthetic"
   data_dir: str | None = None
+  image_size: int = 0
   model: str = "resnet8"
   policy: str = "ohl"
   trajectories: int = 4
@@ -75,16 +80,18 @@ class Config:
   overwrite: bool = False
 
   def __post_init__(self):
-    if self.policy not in POLICIES:
-      raise ValueError(f"--policy must be one of {', '.join(POLICIES)}. "
-                       f"Received: --policy={self.policy}")
+    policy_kind = baselines.parse(self.policy)
+    if policy_kind.name == "randaugment" and self.deterministic:
+      raise ValueError("--policy=randaugment cannot run with --deterministic: keras-cv's "
+                       "RandAugment draws from TensorFlow's global generator, which op "
+                       "determinism forbids. Drop --deterministic, or use another --policy.")
     if self.reward not in REWARDS:
       raise ValueError(f"--reward must be one of {', '.join(REWARDS)}. "
                        f"Received: --reward={self.reward}")
     for name in ("trajectories", "epochs", "batch_size", "eval_batch_size", "cpu_devices"):
       if getattr(self, name) < 1:
         raise ValueError(f"--{name} must be >= 1. Received: --{name}={getattr(self, name)}")
-    for name in ("inner_steps", "cutout", "train_subset", "warmup_epochs"):
+    for name in ("inner_steps", "cutout", "train_subset", "warmup_epochs", "image_size"):
       if getattr(self, name) < 0:
         raise ValueError(f"--{name} must be >= 0. Received: --{name}={getattr(self, name)}")
 
@@ -109,13 +116,17 @@ def check_model_dir(config):
   with open(config_path) as file:
     saved = json.load(file)
   wanted = dataclasses.asdict(config)
+  defaults = dataclasses.asdict(Config())
   differing = sorted(key for key in set(saved) | set(wanted)
-                     if key not in _RESUMABLE_CHANGES and saved.get(key) != wanted.get(key))
+                     if key not in _RESUMABLE_CHANGES
+                     # A setting added after the run started has its default there.
+                     and saved.get(key, defaults.get(key)) != wanted.get(key))
   if not differing:
     return tf.train.latest_checkpoint(os.path.join(config.model_dir, "checkpoints")) is not None
   if config.overwrite:
     return False
-  details = "; ".join(f"--{k}: {saved.get(k)!r} there, {wanted.get(k)!r} now" for k in differing)
+  details = "; ".join(f"--{k}: {saved.get(k, defaults.get(k))!r} there, "
+                      f"{wanted.get(k)!r} now" for k in differing)
   raise ValueError(f"--model_dir={config.model_dir} holds a run with a different configuration "
                    f"({details}). Use another --model_dir, or --overwrite to delete that run.")
 
@@ -138,33 +149,49 @@ def start_model_dir(config, resuming):
 # The search.
 # ---------------------------------------------------------------------------------------------
 
+def _train_source(data, train_subset):
+  """The training examples of the run: all of `data`'s, or its first `train_subset`."""
+  if train_subset > data.num_train:
+    raise ValueError(f"--train_subset={train_subset} exceeds the {data.num_train} training "
+                     f"images of {data.name} (after the validation split); use at most that "
+                     "many, or 0 for all.")
+  if isinstance(data, datasets.StreamingDataset):
+    return pipeline.train_source(streaming=dataclasses.replace(
+        data, num_train=train_subset or data.num_train))
+  if train_subset:
+    return pipeline.train_source(data.train_images[:train_subset],
+                                 data.train_labels[:train_subset])
+  return pipeline.train_source(data.train_images, data.train_labels)
+
+
 class OnlineSearch:
   """Algorithm 1 over N trajectories, each under its own MirroredStrategy.
 
   Args:
     config: the run's `Config`.
-    data: a `datasets.ImageDataset`.
+    data: a `datasets.ImageDataset` or `datasets.StreamingDataset`.
     trajectory_devices: one list of device names per trajectory (`devices.split_devices`).
   """
 
   def __init__(self, config, data, trajectory_devices):
     self.config = config
     self.data = data
-    train_images, train_labels = data.train_images, data.train_labels
-    if config.train_subset > len(train_images):
-      raise ValueError(f"--train_subset={config.train_subset} exceeds the {len(train_images)} "
-                       f"training images of {data.name} (after the validation split); use at "
-                       "most that many, or 0 for all.")
-    if config.train_subset:
-      train_images, train_labels = (train_images[:config.train_subset],
-                                    train_labels[:config.train_subset])
-    self.schedule = pipeline.Schedule(len(train_images), config.batch_size, config.epochs,
+    self.policy = baselines.parse(config.policy)
+    self.fixed_probabilities = baselines.read_fixed_policy(self.policy)
+    if self.policy.trains_one_network and config.trajectories > 1:
+      logging.warning("--policy=%s with --trajectories=%d trains %d networks and copies the best "
+                      "to all every outer step; the paper's baselines train one "
+                      "(--trajectories=1).", config.policy, config.trajectories,
+                      config.trajectories)
+    source = _train_source(data, config.train_subset)
+    self.schedule = pipeline.Schedule(source.num_examples, config.batch_size, config.epochs,
                                       config.inner_steps)
     self.train_data = pipeline.TrainPipeline(
-        *pipeline.source_tensors(train_images, train_labels), self.schedule, data.mean,
-        data.std, config.seed, config.cutout)
-    self.val_data = pipeline.eval_dataset(data.val_images, data.val_labels,
-                                          config.eval_batch_size, data.mean, data.std)
+        source, self.schedule, data.mean, data.std, config.seed,
+        config.cutout if self.policy.uses_cutout else 0, base=data.train_base,
+        augment_batch=baselines.batch_augmentation(self.policy, data.name, config.seed))
+    self.val_data = pipeline.eval_dataset(data.eval_examples("val"), config.eval_batch_size,
+                                          data.mean, data.std)
     self.trajectories = self._build_trajectories(trajectory_devices)
     self._copy_from(0)  # one w_0 for all (Algorithm 1)
 
@@ -202,7 +229,8 @@ class OnlineSearch:
     keras.utils.set_random_seed(config.seed)  # w_0
     return [
         trajectory_lib.Trajectory(n, devices, build_model, make_optimizer, config.weight_decay,
-                                  config.batch_size, count_operations=config.policy != "none")
+                                  config.batch_size,
+                                  count_operations=self.policy.samples_operations)
         for n, devices in enumerate(trajectory_devices)]
 
   # -------------------------------------------------------------------------------------------
@@ -227,10 +255,10 @@ class OnlineSearch:
         the best trajectory is the one with the highest score.
     """
     counts = tf.stack([tf.convert_to_tensor(t.op_counts) for t in self.trajectories])
-    if self.config.policy == "ohl":
+    if self.policy.learns_theta:
       rewards = policy.reinforce_step(self.theta, self.theta_optimizer, counts,
                                       scores)["normalized_rewards"]
-    else:  # "uniform" keeps θ = 0; "none" applies no operation at all
+    else:  # a fixed policy: θ stays as it is
       rewards = policy.normalized_rewards(scores)
     best = tf.argmax(scores, output_type=tf.int32)
     if len(self.trajectories) > 1:
@@ -245,21 +273,27 @@ class OnlineSearch:
   # The inner loop.
   # -------------------------------------------------------------------------------------------
 
-  def _run_trajectory(self, t, period, theta):
+  def operation_log_probs(self):
+    """log p of the operations this period (eq. 7), or None when no OHL operation is drawn."""
+    if not self.policy.samples_operations:
+      return None
+    if self.fixed_probabilities is not None:
+      return baselines.log_probabilities(self.fixed_probabilities)
+    return policy.log_operation_probabilities(self.theta.read_value())
+
+  def _run_trajectory(self, t, period, log_probs):
     t.reset_period()
     start, end = self.schedule.period(period)
-    dataset = self.train_data.dataset(period, t.index,
-                                      None if self.config.policy == "none" else theta)
-    loss, accuracy = t.train(dataset, end - start)
+    loss, accuracy = t.train(self.train_data.dataset(period, t.index, log_probs), end - start)
     return loss, accuracy, t.evaluate(self.val_data)
 
   def _inner_loop(self, period):
     """Trains every trajectory for one period; trajectories on distinct devices in parallel."""
-    theta = self.theta.read_value()
+    log_probs = self.operation_log_probs()
     groups = {}
     for t in self.trajectories:
       groups.setdefault(t.devices, []).append(t)
-    run_group = lambda group: [self._run_trajectory(t, period, theta) for t in group]
+    run_group = lambda group: [self._run_trajectory(t, period, log_probs) for t in group]
     with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
       results = [r for group in pool.map(run_group, groups.values()) for r in group]
     by_index = dict(zip([t.index for g in groups.values() for t in g], results))
@@ -326,7 +360,8 @@ class OnlineSearch:
     history = self.theta_history[:step + 1]
     marginals = policy.element_marginals(policy.operation_probabilities(history))
     with self.writer.as_default():
-      summaries.write_policy(self.writer, step, self.theta, marginals.numpy())
+      if self.policy.has_theta:
+        summaries.write_policy(self.writer, step, self.theta, marginals.numpy())
       summaries.write_outer_step(
           self.writer, step, val_accuracies=np.array([r[2].accuracy for r in results]),
           normalized_rewards=rewards, train_loss=np.array([r[0] for r in results]),
@@ -345,10 +380,11 @@ class OnlineSearch:
   def _finish(self):
     """Test accuracy of the final w_n* and the exports (saved_model, policy.json, results)."""
     config, data, final = self.config, self.data, self.trajectories[0]  # all equal w_n* now
-    results = {"best_val_accuracy": float(np.max(self.val_history.numpy())),
+    results = {"dataset": config.dataset, "model": config.model, "policy": config.policy,
+               "best_val_accuracy": float(np.max(self.val_history.numpy())),
                "test_accuracy": None}
-    if data.test_images is not None:
-      test = pipeline.eval_dataset(data.test_images, data.test_labels, config.eval_batch_size,
+    if data.has_test:
+      test = pipeline.eval_dataset(data.eval_examples("test"), config.eval_batch_size,
                                    data.mean, data.std)
       evaluation = final.evaluate(test)
       results["test_accuracy"] = float(evaluation.accuracy)
@@ -364,10 +400,26 @@ class OnlineSearch:
     plain.set_weights(final.model.get_weights())
     export.save_classifier(plain, os.path.join(config.model_dir, "saved_model"), data.mean,
                            data.std, data.image_shape)
-    export.write_json(os.path.join(config.model_dir, "policy.json"),
-                      export.policy_payload(self.theta))
+    if self.policy.has_theta:
+      export.write_json(os.path.join(config.model_dir, "policy.json"),
+                        export.policy_payload(self.theta))
+    elif self.fixed_probabilities is not None:  # the run keeps the p it trained with
+      export.write_json(os.path.join(config.model_dir, "policy.json"),
+                        export.fixed_policy_payload(self.fixed_probabilities, self.policy.path))
     export.write_json(os.path.join(config.model_dir, "results.json"), results)
     return results
+
+
+def results_line(results):
+  """One line per run, the same fields in the same order, so Table 2's columns line up."""
+  test = results.get("test_accuracy")
+  error = "n/a" if test is None else f"{100 * (1 - test):.2f}%"
+  return (f"results: dataset={results['dataset']} model={results['model']} "
+          f"policy={results['policy']} trajectories={results['trajectories']} "
+          f"epochs={results['epochs']} test_error={error} "
+          f"best_val_accuracy={results['best_val_accuracy']:.4f} "
+          f"search_cost_iterations={results['search_cost_iterations']:.0f} "
+          f"wall_time_s={results['wall_time_s']:.0f}")
 
 
 def run(config, on_outer_step=None):
@@ -381,8 +433,9 @@ def run(config, on_outer_step=None):
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
   resuming = check_model_dir(config)
+  baselines.read_fixed_policy(baselines.parse(config.policy))  # fails before the data loads
   data = datasets.load(config.dataset, data_dir=config.data_dir, val_size=config.val_size,
-                       seed=config.seed)
+                       seed=config.seed, image_size=config.image_size or None)
   trajectory_devices = devices_lib.split_devices(devices_lib.visible_devices(),
                                                  config.trajectories)
   ohl = OnlineSearch(config, data, trajectory_devices)  # every check passed: now write

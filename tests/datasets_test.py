@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import requests
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
@@ -40,6 +41,67 @@ _PUBLISHED_STATS = {  # the Cutout / AutoAugment constants, in [0, 255] units, t
     "cifar10": ((125.3, 123.0, 113.9), (63.0, 62.1, 66.7)),
     "cifar100": ((129.3, 124.1, 112.4), (68.2, 65.4, 70.4)),
 }
+
+
+def test_svhn_from_tfds_with_statistics_of_its_training_split():
+  with tfds.testing.mock_data(num_examples=_MOCK_EXAMPLES):
+    data = datasets.load("svhn_cropped", val_size=4, seed=1)
+  assert data.num_classes == 10 and data.image_shape == (32, 32, 3)
+  assert data.train_images.shape == (20, 32, 32, 3) and data.has_test
+  pixels = data.train_images.reshape(-1, 3).astype(np.float64)
+  np.testing.assert_allclose(data.mean, pixels.mean(axis=0), rtol=1e-9)
+  np.testing.assert_allclose(data.std, pixels.std(axis=0), rtol=1e-9)
+
+
+def test_imagenet_from_tfds_mock_data():
+  with tfds.testing.mock_data(num_examples=40):  # mock data ignores split slices: 40 each
+    data = datasets.load("imagenet2012", val_size=8, image_size=48)
+    val = [(x.numpy(), int(y)) for x, y in data.eval_examples("val").take(3)]
+    record = next(iter(data.train_epoch(shuffle_seed=5)))[0]
+    base = data.train_base(data.decode(record), tf.constant([1, 2])).numpy()
+  assert isinstance(data, datasets.StreamingDataset)
+  assert data.num_classes == 1000 and data.image_shape == (48, 48, 3)
+  assert (data.num_train, data.num_val) == (32, 8) and data.std is None
+  np.testing.assert_allclose(data.mean, (123.675, 116.28, 103.53))
+  assert all(x.shape == (48, 48, 3) and x.dtype == np.uint8 for x, _ in val)
+  assert record.dtype == tf.string  # encoded until the pipeline decodes it
+  assert base.shape == (48, 48, 3) and base.dtype == np.uint8
+
+
+def _labels(dataset):
+  return [int(y) for _, y in dataset]
+
+
+def test_imagenet_prepared_by_tfds_from_its_manual_download(imagenet_data_dir):
+  data = datasets.load("imagenet2012", data_dir=imagenet_data_dir, val_size=5, image_size=32)
+  records = tfds.load("imagenet2012", data_dir=imagenet_data_dir, split="train",
+                      as_supervised=True)
+  all_labels = _labels(records)
+  assert (data.num_train, data.num_val) == (19, 5) and len(all_labels) == 24
+  # Validation: the first 5 records of tfds' (shuffled at preparation) train split, in order.
+  assert _labels(data.eval_examples("val")) == all_labels[:5]
+  # Training: the other 19, each once per epoch, in an order that the seed fixes.
+  epoch = _labels(data.train_epoch(1))
+  assert sorted(epoch) == sorted(all_labels[5:])
+  assert epoch == _labels(data.train_epoch(1)) and epoch != _labels(data.train_epoch(2))
+  # Test: tfds' validation split with the labels of ImageNet's validation list.
+  test = [(x.numpy(), y) for x, y in data.eval_examples("test")]
+  assert len(test) == 6 and all(x.shape == (32, 32, 3) for x, _ in test)
+  assert sorted(int(y) for _, y in test) == sorted([65, 970, 230, 809, 516, 57])
+  assert data.class_names[0] == "n01440764"
+
+
+def test_imagenet_without_its_manual_download_says_what_tfds_needs(tmp_path):
+  with pytest.raises(OSError, match=r"(?s)imagenet2012 .*manual download.*"
+                                    r"ILSVRC2012_img_train.tar"):
+    datasets.load("imagenet2012", data_dir=str(tmp_path), val_size=50000)
+
+
+def test_imagenet_rejects_a_validation_split_as_large_as_train():
+  with tfds.testing.mock_data(num_examples=10):
+    with pytest.raises(ValueError, match=r"val_size \(--val_size\) must be in \[1, 9\] for "
+                                         r"imagenet2012.*Received: val_size=10"):
+      datasets.load("imagenet2012", val_size=10)
 
 
 @pytest.mark.parametrize("name,num_classes", [("cifar10", 10), ("cifar100", 100)])
@@ -97,7 +159,8 @@ def test_cifar_download_failure_says_where_to_put_the_data(monkeypatch, error):
 
 
 def test_cifar_rejects_another_image_size():
-  with pytest.raises(ValueError, match=r"image_size .*None or 32.*Received: image_size=64"):
+  with pytest.raises(ValueError, match=r"image_size \(--image_size\).*None \(--image_size=0\) or 32"
+                     r".*Received: image_size=64"):
     datasets.load("cifar10", val_size=10, image_size=64)
 
 
@@ -451,8 +514,8 @@ def test_bad_seed_and_image_size(kwargs, message):
 
 @pytest.mark.parametrize("spec", ["imagenet", "CIFAR10", "folder:", "synthetic ", ""])
 def test_unknown_spec_lists_the_known_ones(spec):
-  with pytest.raises(ValueError, match=r"Unknown dataset .*Known: cifar10, cifar100, folder:ROOT, "
-                     r"synthetic.*Received: spec="):
+  with pytest.raises(ValueError, match=r"Unknown dataset .*Known: cifar10, cifar100, svhn_cropped, "
+                     r"imagenet2012, folder:ROOT, synthetic.*Received: spec="):
     datasets.load(spec, val_size=10)
 
 

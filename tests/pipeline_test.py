@@ -7,8 +7,10 @@ import tensorflow as tf
 
 import models
 from ohl_tf import augment
+from ohl_tf import datasets
 from ohl_tf import devices
 from ohl_tf import pipeline
+from ohl_tf import policy
 from ohl_tf import trajectory
 
 _MEAN, _STD = (120.0, 115.0, 100.0), (60.0, 61.0, 62.0)
@@ -18,7 +20,7 @@ _MEAN, _STD = (120.0, 115.0, 100.0), (60.0, 61.0, 62.0)
 def train_pipeline(cifar_images):
   labels = np.arange(len(cifar_images), dtype=np.int32) % 10
   schedule = pipeline.Schedule(len(cifar_images), batch_size=32, epochs=3, inner_steps=5)
-  return pipeline.TrainPipeline(*pipeline.source_tensors(cifar_images, labels), schedule, _MEAN,
+  return pipeline.TrainPipeline(pipeline.train_source(cifar_images, labels), schedule, _MEAN,
                                 _STD, seed=7, cutout_size=16)
 
 
@@ -51,24 +53,24 @@ def test_schedule_rejects_a_batch_larger_than_the_data():
 
 def test_period_data_is_a_pure_function_of_seed_period_and_trajectory(train_pipeline):
   theta = tf.random.stateless_normal([augment.NUM_OPERATIONS], [1, 2])
-  first = _collect(train_pipeline.dataset(2, 1, theta))
-  again = _collect(train_pipeline.dataset(2, 1, theta))
+  first = _collect(train_pipeline.dataset(2, 1, policy.log_operation_probabilities(theta)))
+  again = _collect(train_pipeline.dataset(2, 1, policy.log_operation_probabilities(theta)))
   for a, b in zip(first, again):
     np.testing.assert_array_equal(a, b)
-  other_period = _collect(train_pipeline.dataset(3, 1, theta))
+  other_period = _collect(train_pipeline.dataset(3, 1, policy.log_operation_probabilities(theta)))
   assert not np.array_equal(first[2], other_period[2])
   assert first[0].shape == (5 * 32, 32, 32, 3) and first[0].dtype == np.float32
 
 
 def test_trajectories_share_images_and_order_but_not_operations(train_pipeline):
-  theta = tf.zeros([augment.NUM_OPERATIONS])
-  _, labels_0, ops_0 = _collect(train_pipeline.dataset(1, 0, theta))
-  _, labels_1, ops_1 = _collect(train_pipeline.dataset(1, 1, theta))
+  log_probs = policy.log_operation_probabilities(tf.zeros([augment.NUM_OPERATIONS]))
+  _, labels_0, ops_0 = _collect(train_pipeline.dataset(1, 0, log_probs))
+  _, labels_1, ops_1 = _collect(train_pipeline.dataset(1, 1, log_probs))
   np.testing.assert_array_equal(labels_0, labels_1)
   assert (ops_0 != ops_1).mean() > 0.9
   # Without operations or Cutout, the two trajectories' images are identical (same flip/crop).
-  no_cutout = pipeline.TrainPipeline(train_pipeline.images, train_pipeline.labels,
-                                     train_pipeline.schedule, _MEAN, _STD, seed=7, cutout_size=0)
+  no_cutout = pipeline.TrainPipeline(train_pipeline.source, train_pipeline.schedule, _MEAN, _STD,
+                                     seed=7, cutout_size=0)
   images_0, _, ops = _collect(no_cutout.dataset(1, 0, None))
   images_1, _, _ = _collect(no_cutout.dataset(1, 1, None))
   np.testing.assert_array_equal(images_0, images_1)
@@ -78,8 +80,8 @@ def test_trajectories_share_images_and_order_but_not_operations(train_pipeline):
 def test_each_epoch_visits_every_image_once(train_pipeline):
   # Period 0 to the end of epoch 0 (steps 0-7 of 8): one permutation of the first 256 images.
   schedule = pipeline.Schedule(256, batch_size=32, epochs=2, inner_steps=8)
-  data = pipeline.TrainPipeline(train_pipeline.images, train_pipeline.labels, schedule, _MEAN,
-                                _STD, seed=7, cutout_size=0)
+  data = pipeline.TrainPipeline(train_pipeline.source, schedule, _MEAN, _STD, seed=7,
+                                cutout_size=0)
   labels = _collect(data.dataset(0, 0, None))[1]
   np.testing.assert_array_equal(np.bincount(labels), np.bincount(np.arange(256) % 10))
 
@@ -87,7 +89,7 @@ def test_each_epoch_visits_every_image_once(train_pipeline):
 def test_sampled_operations_follow_p_theta(train_pipeline):
   # θ strongly favours op 37 (ShearX 0.2, ShearX 0.2): p ~ 0.88 by eq. 7 with θ_37 = 10, others -10.
   theta = tf.tensor_scatter_nd_update(tf.fill([augment.NUM_OPERATIONS], -10.0), [[37]], [10.0])
-  ops = _collect(train_pipeline.dataset(0, 0, theta))[2]
+  ops = _collect(train_pipeline.dataset(0, 0, policy.log_operation_probabilities(theta)))[2]
   assert abs((ops == 37).mean() - 1 / (1 + 1295 * float(tf.sigmoid(-10.0)))) < 0.05
 
 
@@ -100,7 +102,7 @@ def test_op_counts_equal_the_operations_applied(train_pipeline):
   t = trajectory.Trajectory(0, ["/cpu:0"], model_fn, lambda: keras.optimizers.SGD(0.01), 5e-4,
                             32)
   theta = tf.random.stateless_normal([augment.NUM_OPERATIONS], [3, 4])
-  dataset = train_pipeline.dataset(0, 0, theta)
+  dataset = train_pipeline.dataset(0, 0, policy.log_operation_probabilities(theta))
   t.train(dataset, 5)
   applied = _collect(dataset)[2]
   np.testing.assert_array_equal(t.op_counts.numpy(),
@@ -136,3 +138,39 @@ def test_split_devices(num_devices, num_trajectories, expected):
 def test_split_devices_rejects_no_trajectories():
   with pytest.raises(ValueError, match="trajectories must be >= 1"):
     devices.split_devices(["/cpu:0"], 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Streamed sources (ImageNet): periods cut one run-long sequence of examples.
+# ---------------------------------------------------------------------------------------------
+
+def _ids_and_labels(source, start, end, epoch_size):
+  pairs = [(int(i), int(y)) for i, _, y in source.examples(start, end, epoch_size, seed=3)]
+  return [i for i, _ in pairs], [y for _, y in pairs]
+
+
+def test_stream_source_periods_are_slices_of_the_run(imagenet_data_dir):
+  data = datasets.load("imagenet2012", data_dir=imagenet_data_dir, val_size=5, image_size=32)
+  source = pipeline.train_source(streaming=data)
+  epoch_size = 18  # 9 steps of 2 of the 19 records; the 19th is dropped each epoch
+  whole_ids, whole_labels = _ids_and_labels(source, 0, 2 * epoch_size, epoch_size)
+  assert whole_ids == list(range(2 * epoch_size))
+  pieces = [_ids_and_labels(source, start, min(start + 8, 36), epoch_size)
+            for start in range(0, 36, 8)]  # periods that straddle the epoch boundary
+  assert sum((ids for ids, _ in pieces), []) == whole_ids
+  assert sum((labels for _, labels in pieces), []) == whole_labels
+  # Each epoch is its own shuffle of the same records.
+  assert whole_labels[:epoch_size] != whole_labels[epoch_size:]
+
+
+def test_stream_pipeline_batches_fixed_size_crops(imagenet_data_dir):
+  data = datasets.load("imagenet2012", data_dir=imagenet_data_dir, val_size=5, image_size=32)
+  schedule = pipeline.Schedule(data.num_train, batch_size=4, epochs=1, inner_steps=2)
+  train = pipeline.TrainPipeline(pipeline.train_source(streaming=data), schedule, data.mean,
+                                 data.std, seed=1, cutout_size=0, base=data.train_base)
+  theta = tf.zeros([augment.NUM_OPERATIONS])
+  images, labels, ops = _collect(train.dataset(1, 0, policy.log_operation_probabilities(theta)))
+  assert images.shape == (8, 32, 32, 3) and images.dtype == np.float32
+  assert labels.shape == (8,) and ((0 <= ops) & (ops < augment.NUM_OPERATIONS)).all()
+  # Mean subtraction only (std None): values stay in [-mean, 255 - mean].
+  assert images.min() >= -124 and images.max() <= 255 - 103.5

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from ohl_tf import augment
 from ohl_tf import datasets
+from ohl_tf import export
 from ohl_tf import policy
 from ohl_tf import search
 
@@ -49,7 +50,7 @@ def test_outer_step_moves_theta_and_copies_the_best_state_to_all(tmp_path, small
   theta = tf.zeros([augment.NUM_OPERATIONS])
   for t in ohl.trajectories:  # each trains on its own operations: weights, BN, slots diverge
     t.reset_period()
-    t.train(ohl.train_data.dataset(0, t.index, theta), 2)
+    t.train(ohl.train_data.dataset(0, t.index, policy.log_operation_probabilities(theta)), 2)
   states = [_state(t) for t in ohl.trajectories]
   assert not np.array_equal(states[0][0], states[1][0])
   counts = np.stack([t.op_counts.numpy() for t in ohl.trajectories])
@@ -121,6 +122,23 @@ def test_model_dir_with_another_configuration_is_refused(tmp_path):
   assert not os.path.exists(os.path.join(config.model_dir, "checkpoints"))
 
 
+def test_a_run_started_before_a_setting_existed_still_matches(tmp_path):
+  config = _config(tmp_path)
+  search.start_model_dir(config, resuming=False)
+  path = os.path.join(config.model_dir, "config.json")
+  saved = json.load(open(path))
+  del saved["image_size"]  # config.json of a version without --image_size
+  export.write_json(path, saved)
+  assert not search.check_model_dir(config)  # no checkpoint yet, and no mismatch either
+  with pytest.raises(ValueError, match=r"--image_size: 0 there, 64 now"):
+    search.check_model_dir(dataclasses.replace(config, image_size=64))
+
+
+def test_randaugment_refuses_deterministic():
+  with pytest.raises(ValueError, match=r"--policy=randaugment cannot run with --deterministic"):
+    search.Config(policy="randaugment", deterministic=True)
+
+
 def test_non_finite_loss_stops_naming_trajectory_and_step(tmp_path, small_data):
   config = _config(tmp_path, trajectories=2, lr=1e12, inner_steps=1, epochs=2)
   ohl = search.OnlineSearch(config, small_data, [[_CPUS[0]], [_CPUS[1]]])
@@ -136,7 +154,83 @@ def test_non_finite_loss_stops_naming_trajectory_and_step(tmp_path, small_data):
 
 
 def test_config_rejects_bad_values():
-  with pytest.raises(ValueError, match=r"--policy must be one of ohl, uniform, none"):
+  with pytest.raises(ValueError, match=r"--policy must be one of ohl, uniform, file:PATH, "
+                     r"autoaugment, randaugment, cutout, none. Received: --policy=random"):
     search.Config(policy="random")
   with pytest.raises(ValueError, match=r"--trajectories must be >= 1. Received: --trajectories=0"):
     search.Config(trajectories=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The baselines: every --policy through the same loop.
+# ---------------------------------------------------------------------------------------------
+
+_FAVOURED = (37, 700)  # the only operations of the fixed policy below
+
+
+@pytest.fixture(scope="module")
+def fixed_policy_path(tmp_path_factory):
+  theta = np.full([augment.NUM_OPERATIONS], -30.0, np.float32)
+  theta[list(_FAVOURED)] = 30.0  # p ~ 1/2 each, the others ~ 1e-26
+  path = tmp_path_factory.mktemp("policy") / "policy.json"
+  payload = export.policy_payload(theta)
+  matrix = np.array(payload["probabilities"])
+  matrix[matrix < 1e-6] = 0  # exactly two operations
+  payload["probabilities"] = (matrix / matrix.sum()).tolist()
+  export.write_json(str(path), payload)
+  return str(path)
+
+
+@pytest.mark.parametrize("policy_name", ["ohl", "uniform", "file", "autoaugment", "randaugment",
+                                         "cutout", "none"])
+def test_every_policy_trains_through_the_same_loop(tmp_path, small_data, fixed_policy_path,
+                                                   policy_name):
+  spec = f"file:{fixed_policy_path}" if policy_name == "file" else policy_name
+  config = _config(tmp_path, policy=spec, trajectories=2, train_subset=64)
+  ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
+  applied = []
+  results = ohl.run(on_outer_step=lambda step: applied.append(step["op_counts"]))
+  counts = np.sum(applied, axis=(0, 1))
+  assert results["policy"] == spec and 0 <= results["test_accuracy"] <= 1
+  assert "results: dataset=" in search.results_line(results)
+  theta_moved = bool(np.any(ohl.theta.numpy() != 0))
+  assert theta_moved == (policy_name == "ohl")
+  assert os.path.exists(os.path.join(config.model_dir, "policy.json")) == (
+      policy_name in ("ohl", "uniform", "file"))
+  if policy_name in ("ohl", "uniform", "file"):  # one OHL operation counted per image
+    assert counts.sum() == ohl.schedule.total_steps * config.batch_size * config.trajectories
+  else:
+    assert counts.sum() == 0
+  if policy_name == "file":
+    assert set(np.flatnonzero(counts)) <= set(_FAVOURED)
+    kept = json.loads(open(os.path.join(config.model_dir, "policy.json")).read())
+    assert kept["source"] == fixed_policy_path
+    assert kept["probabilities"] == json.loads(open(fixed_policy_path).read())["probabilities"]
+
+
+def test_batch_policies_change_the_images_and_none_drops_cutout(tmp_path, small_data):
+  def first_batch(policy_name, cutout=16):
+    ohl = search.OnlineSearch(_config(tmp_path, policy=policy_name, trajectories=1,
+                                      cutout=cutout), small_data, [[_CPUS[0]]])
+    images, _, _ = next(iter(ohl.train_data.dataset(0, 0, ohl.operation_log_probs())))
+    return images.numpy()
+
+  plain = first_batch("none")
+  np.testing.assert_array_equal(plain, first_batch("cutout", cutout=0))
+  cut = first_batch("cutout")
+  changed = np.any(cut != plain, axis=-1).reshape(len(cut), -1).sum(axis=1)
+  assert (changed > 0).all() and (changed <= 16 * 16).all()  # one square per image at most
+  for name in ("autoaugment", "randaugment"):
+    assert not np.array_equal(first_batch(name, cutout=0), plain)
+
+
+def test_a_missing_or_foreign_policy_file_is_refused_before_anything_is_written(tmp_path,
+                                                                                small_data):
+  config = _config(tmp_path, policy=f"file:{tmp_path / 'absent.json'}")
+  with pytest.raises(ValueError, match=r"--policy=file:.*absent.json: no such file"):
+    search.OnlineSearch(config, small_data, [[_CPUS[0]]])
+  foreign = tmp_path / "foreign.json"
+  foreign.write_text(json.dumps({"elements": [], "probabilities": []}))
+  with pytest.raises(ValueError, match=r"foreign.json was written for another search space"):
+    search.OnlineSearch(_config(tmp_path, policy=f"file:{foreign}"), small_data, [[_CPUS[0]]])
+  assert not os.path.exists(config.model_dir)

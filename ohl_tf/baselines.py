@@ -1,0 +1,144 @@
+"""The augmentation policies one command trains with: OHL and the baselines of paper Table 2.
+
+`--policy=` names one of:
+  * "ohl": operations sampled from p_θ, θ learned online (paper section 3.2);
+  * "uniform": the OHL search space with θ frozen at 0 (p uniform over the 1296 operations);
+  * "file:PATH": the OHL search space with p fixed to a learned policy.json (policy transfer);
+  * "autoaugment": the published AutoAugment policy of the dataset (`ohl_tf.autoaugment`);
+  * "randaugment": keras-cv's RandAugment with the published N and M of the dataset;
+  * "cutout": the base preprocessing and Cutout (Table 2's "Cutout" column);
+  * "none": the base preprocessing only (Table 2's "Baseline" column), no Cutout.
+Every policy but "none" applies Cutout with the run's --cutout size after its operations, as
+AutoAugment and OHL do on CIFAR (set --cutout=0 to leave it out, as for ImageNet).
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from ohl_tf import autoaugment
+from ohl_tf import learned_augment
+
+NAMES = ("ohl", "uniform", "file:PATH", "autoaugment", "randaugment", "cutout", "none")
+_FILE_PREFIX = "file:"
+
+# RandAugment's (N layers, M magnitude of 10) as Cubuk et al. 2020 report them for ImageNet
+# ResNet-50 (N=2, M=9) and CIFAR-10 WRN-28-10 (N=3, M=5), the latter for every small-image
+# dataset here; keras-cv's magnitude is M / 10.
+_RANDAUGMENT = {"imagenet2012": (2, 9)}
+_RANDAUGMENT_DEFAULT = (3, 5)
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+  """A parsed --policy.
+
+  Attributes:
+    name: one of "ohl", "uniform", "file", "autoaugment", "randaugment", "cutout", "none".
+    path: the policy.json of "file:PATH", else None.
+  """
+  name: str
+  path: str | None = None
+
+  @property
+  def learns_theta(self):
+    return self.name == "ohl"
+
+  @property
+  def has_theta(self):
+    """Whether the run's θ is its policy (learned, or frozen at 0)."""
+    return self.name in ("ohl", "uniform")
+
+  @property
+  def trains_one_network(self):
+    """The baselines train one network, as in the paper (N > 1 adds best-copy selection)."""
+    return self.name not in ("ohl", "uniform")
+
+  @property
+  def samples_operations(self):
+    """Whether images get OHL operations drawn from a p over the 1296 (counted per trajectory)."""
+    return self.name in ("ohl", "uniform", "file")
+
+  @property
+  def uses_cutout(self):
+    return self.name != "none"
+
+
+def parse(spec):
+  """The `Policy` that a --policy value names.
+
+  Raises:
+    ValueError: an unknown name, or "file:" without a path.
+  """
+  if isinstance(spec, str) and spec.startswith(_FILE_PREFIX):
+    path = spec[len(_FILE_PREFIX):]
+    if not path:
+      raise ValueError("--policy=file:PATH needs the path of a policy.json written by a run. "
+                       f"Received: --policy={spec}")
+    return Policy("file", path)
+  if spec not in NAMES:
+    raise ValueError(f"--policy must be one of {', '.join(NAMES)}. Received: --policy={spec}")
+  return Policy(spec)
+
+
+def read_fixed_policy(policy):
+  """The p of a "file:" policy, read and checked (call it before anything is written).
+
+  Returns:
+    float64 [1296], p over the operations; None for the policies without a file.
+
+  Raises:
+    ValueError: the file is missing or is not a policy.json of this search space.
+  """
+  if policy.name != "file":
+    return None
+  if not os.path.isfile(policy.path):
+    raise ValueError(f"--policy=file:{policy.path}: no such file; expected the policy.json that "
+                     "a run wrote into its --model_dir.")
+  return learned_augment.read_policy(policy.path)
+
+
+def log_probabilities(probabilities):
+  """float32 log p for `tf.random.stateless_categorical` (-inf where p = 0: never drawn)."""
+  with np.errstate(divide="ignore"):
+    return np.log(probabilities).astype(np.float32)
+
+
+def batch_augmentation(policy, dataset_name, seed):
+  """fn(uint8 images [B,H,W,3], seed [2]) -> uint8 images for "autoaugment" and "randaugment".
+
+  Returns None for the other policies (OHL operations are sampled per image by the pipeline).
+
+  Args:
+    policy: a `Policy`.
+    dataset_name: the --dataset, which picks the published policy (or N and M).
+    seed: the run's seed; RandAugment's keras-cv layer draws from its own seeded generator.
+  """
+  if policy.name == "autoaugment":
+    name = autoaugment.policy_for_dataset(dataset_name)
+    return lambda images, batch_seed: autoaugment.apply_policy(images, name, batch_seed)
+  if policy.name == "randaugment":
+    return randaugment(*_RANDAUGMENT.get(dataset_name, _RANDAUGMENT_DEFAULT), seed=seed)
+  return None
+
+
+def randaugment(num_layers, magnitude, seed):
+  """keras-cv's RandAugment as a uint8 -> uint8 batch function (N layers, magnitude M of 10)."""
+  try:
+    import keras_cv  # pylint: disable=g-import-not-at-top  (seconds to import; only used here)
+  except ImportError as error:
+    raise ValueError("--policy=randaugment needs keras-cv (pip install -r requirements.txt). "
+                     f"Cause: {error}") from error
+  # keras-cv draws from TensorFlow's global generator (not reproducible run to run); `seed`
+  # only seeds the layer's own choices where keras-cv honours it.
+  layer = keras_cv.layers.RandAugment(value_range=(0, 255), augmentations_per_image=num_layers,
+                                      magnitude=magnitude / 10, seed=seed)
+
+  def apply(images, unused_seed):
+    # The layer computes in float; round back to the uint8 that Cutout and normalize expect.
+    return tf.cast(tf.clip_by_value(tf.round(layer(images)), 0, 255), tf.uint8)
+
+  return apply
+
