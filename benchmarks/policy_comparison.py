@@ -10,7 +10,7 @@ This is a small-budget check that every column runs on real data through one pip
 reproduction of Table 2: its figures carry the noise of a 1,000-image test set (a standard error
 of about 1.5 points at 70% accuracy).
 
-  python benchmarks/policy_comparison.py                   # resnet8, 15 epochs: ~20 min, 2 cores
+  python benchmarks/policy_comparison.py                   # resnet8, 15 epochs: ~10 min, 2 cores
   python benchmarks/policy_comparison.py --policies=none,cutout --epochs=5
 """
 
