@@ -77,13 +77,9 @@ _MIN_SIZE = 3  # SMOOTH (Sharpness) needs a 3x3 neighbourhood
 def _affine_matrix(element, sign, width, height):
   """The coefficients that DESIGN.md section 2 passes to Pillow for a geometric element."""
   v = sign * element.magnitude
-  return {
-      "ShearX": lambda: (1, v, 0, 0, 1, 0),
-      "ShearY": lambda: (1, 0, 0, v, 1, 0),
-      "TranslateX": lambda: (1, 0, v * width, 0, 1, 0),
-      "TranslateY": lambda: (1, 0, 0, 0, 1, v * height),
-      "Rotate": lambda: pil_ops.rotate_matrix(v, width, height),
-  }[element.name]()
+  # Table 1 gives translations as fractions of the size; Pillow takes pixels.
+  scale = {"TranslateX": width, "TranslateY": height}.get(element.name)
+  return pil_ops.affine_matrix(element.name, v if scale is None else v * scale, width, height)
 
 
 @functools.lru_cache(maxsize=16)
@@ -102,7 +98,7 @@ def geometric_source_table(height, width):
 def _point_parameters(element):
   """(mask, threshold) of `pil_ops.posterize_solarize` for a fixed point operation."""
   if element.name == "Posterize":
-    return 255 & ~(2**(8 - round(element.magnitude)) - 1), 256
+    return pil_ops.posterize_mask(round(element.magnitude)), 256
   if element.name == "Solarize":
     return 255, element.magnitude
   if element.name == "Invert":
@@ -165,15 +161,12 @@ def _enhance(degenerate_fn):
 
 def _autocontrast(images, elements, signs):
   del elements, signs
-  return pil_ops.apply_luts(images,
-                            pil_ops.autocontrast_luts(pil_ops.channel_histograms(images)))
+  return pil_ops.autocontrast(images)
 
 
 def _equalize(images, elements, signs):
   del elements, signs
-  num_pixels = tf.shape(images)[1] * tf.shape(images)[2]
-  return pil_ops.apply_luts(
-      images, pil_ops.equalize_luts(pil_ops.channel_histograms(images), num_pixels))
+  return pil_ops.equalize(images)
 
 
 _KERNEL_OF_FAMILY = {
@@ -202,11 +195,8 @@ def _switch_path(image, element, sign):
 
 def _partition_path(images, elements, signs):
   """A batch: each kernel once on the images whose element it implements."""
-  kernel_ids = tf.gather(_KERNEL_OF_ELEMENT, elements)
-  parts = [tf.dynamic_partition(t, kernel_ids, len(_KERNELS))
-           for t in (images, elements, signs, tf.range(tf.shape(images)[0]))]
-  outputs = [kernel(*args) for kernel, *args in zip(_KERNELS, *parts[:3])]
-  return tf.ensure_shape(tf.dynamic_stitch(parts[3], outputs), images.shape)
+  return pil_ops.apply_partitioned(_KERNELS, tf.gather(_KERNEL_OF_ELEMENT, elements), images,
+                                   elements, signs)
 
 
 def _apply_element(images, element, sign):

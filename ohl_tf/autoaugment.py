@@ -228,14 +228,8 @@ def operation_parameter(policy_name, name, level, width, height):
 
 def _affine_matrix(policy_name, name, level, sign, width, height):
   """Pillow's coefficients: `Image.transform(AFFINE, matrix)`, or what `Image.rotate` builds."""
-  v = sign * operation_parameter(policy_name, name, level, width, height)
-  return {
-      "ShearX": lambda: (1, v, 0, 0, 1, 0),
-      "ShearY": lambda: (1, 0, 0, v, 1, 0),
-      "TranslateX": lambda: (1, 0, v, 0, 1, 0),
-      "TranslateY": lambda: (1, 0, 0, 0, 1, v),
-      "Rotate": lambda: pil_ops.rotate_matrix(v, width, height),
-  }[name]()
+  value = sign * operation_parameter(policy_name, name, level, width, height)
+  return pil_ops.affine_matrix(name, value, width, height)
 
 
 # ---------------------------------------------------------------------------
@@ -268,15 +262,12 @@ def _enhance(degenerate_fn):
 
 def _autocontrast(images, operations, signs, plan):
   del operations, signs, plan
-  return pil_ops.apply_luts(images,
-                            pil_ops.autocontrast_luts(pil_ops.channel_histograms(images)))
+  return pil_ops.autocontrast(images)
 
 
 def _equalize(images, operations, signs, plan):
   del operations, signs, plan
-  num_pixels = tf.shape(images)[1] * tf.shape(images)[2]
-  return pil_ops.apply_luts(
-      images, pil_ops.equalize_luts(pil_ops.channel_histograms(images), num_pixels))
+  return pil_ops.equalize(images)
 
 
 _KERNEL_OF_NAME = {
@@ -298,7 +289,7 @@ def _point_parameters(name, level):
   """(mask, threshold) of `pil_ops.posterize_solarize`; identity for other operations."""
   if name == "Posterize":
     bits = operation_parameter(None, name, level, 0, 0)
-    return 255 & ~(2**(8 - bits) - 1), 256
+    return pil_ops.posterize_mask(bits), 256
   if name == "Solarize":
     return 255, operation_parameter(None, name, level, 0, 0)
   if name == "Invert":
@@ -380,11 +371,9 @@ def source_table(policy_name, height, width):
 
 def _apply_slot(images, operations, signs, plan):
   """Each kernel once, on the images whose operation it implements; the rest pass through."""
-  kernel_ids = tf.gather(plan.kernel_of_operation, operations)
-  parts = [tf.dynamic_partition(t, kernel_ids, len(plan.kernels))
-           for t in (images, operations, signs, tf.range(tf.shape(images)[0]))]
-  outputs = [kernel(x, o, s, plan) for kernel, x, o, s in zip(plan.kernels, *parts[:3])]
-  return tf.ensure_shape(tf.dynamic_stitch(parts[3], outputs), images.shape)
+  kernels = [functools.partial(kernel, plan=plan) for kernel in plan.kernels]
+  return pil_ops.apply_partitioned(kernels, tf.gather(plan.kernel_of_operation, operations),
+                                   images, operations, signs)
 
 
 # ---------------------------------------------------------------------------

@@ -54,6 +54,27 @@ def rotate_matrix(angle, width, height):
   return (a, b, c, d, e, f)
 
 
+def affine_matrix(name, value, width, height):
+  """The coefficients passed to Pillow for a geometric operation (DESIGN.md section 2).
+
+  Args:
+    name: "ShearX", "ShearY", "TranslateX", "TranslateY" or "Rotate".
+    value: signed: the shear factor, the translation in pixels, or the rotation in degrees.
+    width: image width in pixels.
+    height: image height in pixels.
+
+  Returns:
+    The 6 coefficients of `Image.transform(AFFINE, ...)`, or what `Image.rotate` builds.
+  """
+  return {
+      "ShearX": lambda: (1, value, 0, 0, 1, 0),
+      "ShearY": lambda: (1, 0, 0, value, 1, 0),
+      "TranslateX": lambda: (1, 0, value, 0, 1, 0),
+      "TranslateY": lambda: (1, 0, 0, 0, 1, value),
+      "Rotate": lambda: rotate_matrix(value, width, height),
+  }[name]()
+
+
 def affine_source_indices(matrix, width, height):
   """Source pixel of every output pixel under Pillow's NEAREST affine transform.
 
@@ -174,6 +195,11 @@ def posterize_solarize(images, masks, thresholds):
   return tf.where(inverted, 255 - posterized, posterized)
 
 
+def posterize_mask(bits):
+  """The `posterize_solarize` mask of `ImageOps.posterize(image, bits)`: the top `bits` bits."""
+  return 255 & ~(2**(8 - bits) - 1)
+
+
 def channel_histograms(images):
   """int32 [B,3,256]: the per-channel histogram of each image (Image.histogram)."""
   shape = tf.shape(images)
@@ -232,6 +258,17 @@ def equalize_luts(histograms, num_pixels):
   lut = tf.minimum((step // 2 + below) // tf.maximum(step, 1), 255)
   num_occupied = tf.reduce_sum(tf.cast(occupied, tf.int32), axis=-1, keepdims=True)
   return tf.where((num_occupied <= 1) | (step == 0), levels, lut)
+
+
+def autocontrast(images):
+  """`ImageOps.autocontrast(image)` per image."""
+  return apply_luts(images, autocontrast_luts(channel_histograms(images)))
+
+
+def equalize(images):
+  """`ImageOps.equalize(image)` per image."""
+  num_pixels = tf.shape(images)[1] * tf.shape(images)[2]
+  return apply_luts(images, equalize_luts(channel_histograms(images), num_pixels))
 
 
 # ---------------------------------------------------------------------------
@@ -293,3 +330,25 @@ def sharpness_degenerate(images):
   smooth = (2 * (box + 4 * pixels[:, 1:-1, 1:-1]) + 13) // 26
   middle_rows = tf.concat([pixels[:, 1:-1, :1], smooth, pixels[:, 1:-1, -1:]], axis=2)
   return tf.cast(tf.concat([pixels[:, :1], middle_rows, pixels[:, -1:]], axis=1), tf.uint8)
+
+
+# ---------------------------------------------------------------------------
+# Mixed batches: each kernel once on its share.
+# ---------------------------------------------------------------------------
+
+def apply_partitioned(kernels, kernel_ids, images, *per_image):
+  """Runs `kernels[i](images_i, *per_image_i)` on the images whose kernel id is i, in place.
+
+  Args:
+    kernels: fns(uint8 [b,H,W,3], *per-image tensors [b, ...]) -> uint8 [b,H,W,3].
+    kernel_ids: int32 [B], in [0, len(kernels)).
+    images: uint8 [B,H,W,3].
+    *per_image: tensors [B, ...], partitioned alongside the images.
+
+  Returns:
+    uint8 [B,H,W,3], each image from its own kernel.
+  """
+  parts = [tf.dynamic_partition(t, kernel_ids, len(kernels))
+           for t in (images, *per_image, tf.range(tf.shape(images)[0]))]
+  outputs = [kernel(*args) for kernel, *args in zip(kernels, *parts[:-1])]
+  return tf.ensure_shape(tf.dynamic_stitch(parts[-1], outputs), images.shape)
