@@ -86,13 +86,6 @@ def _seed(seed, *keys):
   return seed
 
 
-def source_tensors(images, labels):
-  """Holds a split in memory once for all pipelines (by handle, not copied into each graph)."""
-  with tf.device("/cpu:0"):
-    return (tf.Variable(images, trainable=False, name="images"),
-            tf.Variable(labels, trainable=False, name="labels"))
-
-
 # ---------------------------------------------------------------------------------------------
 # Sources: the run's training examples, (example id, uint8 image, int32 label), in the order of
 # the run. Example id e is position e % E of epoch e // E (E images an epoch); an epoch's order
@@ -105,11 +98,18 @@ class MemorySource:
   """Training images held in memory (`datasets.ImageDataset`), shuffled by index per epoch.
 
   Attributes:
-    images: uint8 [N,H,W,3] variable from `source_tensors`.
+    images: uint8 [N,H,W,3] variable (`from_arrays`).
     labels: int32 [N] variable.
   """
   images: tf.Variable
   labels: tf.Variable
+
+  @classmethod
+  def from_arrays(cls, images, labels):
+    """Holds a split in memory once for all pipelines (by handle, not copied into each graph)."""
+    with tf.device("/cpu:0"):
+      return cls(tf.Variable(images, trainable=False, name="images"),
+                 tf.Variable(labels, trainable=False, name="labels"))
 
   @property
   def num_examples(self):
@@ -160,13 +160,6 @@ class StreamSource:
         lambda example_id, record: (example_id, self.data.decode(record[0]),
                                     tf.cast(record[1], tf.int32)),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-def train_source(images=None, labels=None, *, streaming=None):
-  """A `MemorySource` of uint8 arrays, or a `StreamSource` of a `datasets.StreamingDataset`."""
-  if streaming is not None:
-    return StreamSource(streaming)
-  return MemorySource(*source_tensors(images, labels))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -155,13 +155,10 @@ def _train_source(data, train_subset):
     raise ValueError(f"--train_subset={train_subset} exceeds the {data.num_train} training "
                      f"images of {data.name} (after the validation split); use at most that "
                      "many, or 0 for all.")
+  count = train_subset or data.num_train
   if isinstance(data, datasets.StreamingDataset):
-    return pipeline.train_source(streaming=dataclasses.replace(
-        data, num_train=train_subset or data.num_train))
-  if train_subset:
-    return pipeline.train_source(data.train_images[:train_subset],
-                                 data.train_labels[:train_subset])
-  return pipeline.train_source(data.train_images, data.train_labels)
+    return pipeline.StreamSource(dataclasses.replace(data, num_train=count))
+  return pipeline.MemorySource.from_arrays(data.train_images[:count], data.train_labels[:count])
 
 
 class OnlineSearch:

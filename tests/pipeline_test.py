@@ -20,8 +20,8 @@ _MEAN, _STD = (120.0, 115.0, 100.0), (60.0, 61.0, 62.0)
 def train_pipeline(cifar_images):
   labels = np.arange(len(cifar_images), dtype=np.int32) % 10
   schedule = pipeline.Schedule(len(cifar_images), batch_size=32, epochs=3, inner_steps=5)
-  return pipeline.TrainPipeline(pipeline.train_source(cifar_images, labels), schedule, _MEAN,
-                                _STD, seed=7, cutout_size=16)
+  return pipeline.TrainPipeline(pipeline.MemorySource.from_arrays(cifar_images, labels),
+                                schedule, _MEAN, _STD, seed=7, cutout_size=16)
 
 
 def _collect(dataset):
@@ -151,7 +151,7 @@ def _ids_and_labels(source, start, end, epoch_size):
 
 def test_stream_source_periods_are_slices_of_the_run(imagenet_data_dir):
   data = datasets.load("imagenet2012", data_dir=imagenet_data_dir, val_size=5, image_size=32)
-  source = pipeline.train_source(streaming=data)
+  source = pipeline.StreamSource(data)
   epoch_size = 18  # 9 steps of 2 of the 19 records; the 19th is dropped each epoch
   whole_ids, whole_labels = _ids_and_labels(source, 0, 2 * epoch_size, epoch_size)
   assert whole_ids == list(range(2 * epoch_size))
@@ -166,7 +166,7 @@ def test_stream_source_periods_are_slices_of_the_run(imagenet_data_dir):
 def test_stream_pipeline_batches_fixed_size_crops(imagenet_data_dir):
   data = datasets.load("imagenet2012", data_dir=imagenet_data_dir, val_size=5, image_size=32)
   schedule = pipeline.Schedule(data.num_train, batch_size=4, epochs=1, inner_steps=2)
-  train = pipeline.TrainPipeline(pipeline.train_source(streaming=data), schedule, data.mean,
+  train = pipeline.TrainPipeline(pipeline.StreamSource(data), schedule, data.mean,
                                  data.std, seed=1, cutout_size=0, base=data.train_base)
   theta = tf.zeros([augment.NUM_OPERATIONS])
   images, labels, ops = _collect(train.dataset(1, 0, policy.log_operation_probabilities(theta)))
