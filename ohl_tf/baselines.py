@@ -114,7 +114,8 @@ def batch_augmentation(policy, dataset_name, seed):
   Args:
     policy: a `Policy`.
     dataset_name: the --dataset, which picks the published policy (or N and M).
-    seed: the run's seed; RandAugment's keras-cv layer draws from its own seeded generator.
+    seed: the run's seed, given to keras-cv's layer (whose draws still come from TensorFlow's
+      global generator: not reproducible from it).
   """
   if policy.name == "autoaugment":
     name = autoaugment.policy_for_dataset(dataset_name)
