@@ -14,6 +14,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from ohl_tf import policy
 from ohl_tf import search
 
 _FLAGS_DIR = pathlib.Path(__file__).resolve().parents[1] / "flags"
@@ -54,6 +55,13 @@ def define_flags():
   flags.DEFINE_enum("reward", d.reward, search.REWARDS,
                     "What scores a trajectory: validation accuracy (paper) or minus the "
                     "validation cross-entropy (keeps ranking when accuracies tie).")
+  flags.DEFINE_enum("estimator", d.estimator, policy.ESTIMATORS,
+                    "How the outer step estimates θ's gradient: reinforce (the paper's eq. 6) | "
+                    "pooled (eq. 6 pooled onto the 36 elements and spread back) | element_es "
+                    "(trajectories explore antithetic element-level perturbations of θ; even "
+                    "--trajectories). Only --policy=ohl learns θ.")
+  flags.DEFINE_float("es_sigma", d.es_sigma,
+                     "element_es: scale σ of the element perturbations θ_n = θ + σAε_n.")
   flags.DEFINE_integer("cutout", d.cutout, "Cutout square side (0 = off).")
   flags.DEFINE_integer("val_size", d.val_size, "Validation images held out of train.")
   flags.DEFINE_integer("train_subset", d.train_subset,

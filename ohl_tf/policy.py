@@ -14,9 +14,20 @@ histograms c_n ∈ N^K of the operations they applied in the period, and θ take
     ã = (acc − mean(acc)) / std(acc)                 (population std; ã = 0 when std = 0)
     loss(θ) = −(1/N) Σ_n ã_n Σ_k c_{n,k} log p_θ(k)
 
+That is the paper's estimator (`reinforce`, eq. 6). Its signal is only the multinomial noise of
+the trajectories' op counts around p_θ, which validation noise swamps; two estimators beyond the
+paper share strength across the 36 elements (docs: "The loop and its estimators"):
+
+    pooled:      ĝ = A Aᵀ ĝ_reinforce          REINFORCE for the reparametrisation θ = Aφ
+    element_es:  θ_n = θ + σ A ε_n, ε_n ~ N(0, I_36) in antithetic pairs; trajectory n samples
+                 from p_{θ_n}, and ĝ = A Σ_n ã_n ε_n / (N σ) + (1/N) Σ_n ã_n ∇ Σ_k c_{n,k} log p_{θ_n}(k)
+
+with A ∈ {0,1,2}^{1296×36}, A[k,e] = [e1(k)=e] + [e2(k)=e] (`spread_to_operations` is A·,
+`pool_to_elements` is Aᵀ·). ĝ is an ascent direction on the reward; Adam minimises −ĝ.
+
 Everything here is a pure function of tensors, except `reinforce_step`, which updates the θ
 variable it is given; all of it works eagerly and inside `tf.function`. Randomness is stateless:
-`sample_operations` takes an explicit seed.
+`sample_operations` and `element_perturbations` take explicit seeds.
 """
 
 import keras
@@ -35,6 +46,12 @@ THETA_BETA_2 = 0.999
 # the steps differ by a relative ~3e-7/|g| at first, i.e. only on coordinates whose gradient is
 # near zero, and the gap fades as t grows. A constant Keras epsilon cannot match both exactly.
 THETA_EPSILON = 1e-8
+
+# The gradient estimators of `reinforce_step`: the paper's eq. 6 first (the default).
+ESTIMATORS = ("reinforce", "pooled", "element_es")
+# Folded into the run's seed for the element perturbations ε of `element_es` (the pipeline's
+# streams are 1-4).
+_PERTURBATION_STREAM = 5
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,23 +209,186 @@ def make_theta_optimizer(learning_rate=THETA_LEARNING_RATE):
                                beta_2=THETA_BETA_2, epsilon=THETA_EPSILON)
 
 
-def reinforce_step(theta, optimizer, op_counts, accuracies):
-  """One outer update of θ (Algorithm 1): an optimizer step on `reinforce_loss`.
+# ---------------------------------------------------------------------------------------------
+# Estimators beyond the paper: element space (A, pooling) and element-level exploration.
+# ---------------------------------------------------------------------------------------------
 
-  Works eagerly and inside `tf.function`: a Keras optimizer creates its slot variables on its
-  first call, which tf.function allows during the first trace.
+
+def pool_to_elements(op_values):
+  """Aᵀ v: sums an op-indexed vector onto the elements, v[e] summed over ops holding e.
+
+  (Aᵀ v)_e = Σ_k A[k,e] v_k = Σ_{e2} v[e, e2] + Σ_{e1} v[e1, e]: the row plus the column sum of
+  v as a 36×36 matrix (an op (e, e) counts twice, as A[k,e] = 2 there).
+
+  Args:
+    op_values: float tensor [..., NUM_OPERATIONS].
+
+  Returns:
+    Tensor [..., NUM_ELEMENTS] of the same dtype.
+  """
+  matrix = probability_matrix(op_values)
+  return tf.reduce_sum(matrix, axis=-1) + tf.reduce_sum(matrix, axis=-2)
+
+
+def spread_to_operations(element_values):
+  """A φ: the op-indexed vector with (Aφ)_k = φ[e1(k)] + φ[e2(k)].
+
+  Args:
+    element_values: float tensor [..., NUM_ELEMENTS].
+
+  Returns:
+    Tensor [..., NUM_OPERATIONS] of the same dtype.
+  """
+  phi = _float_tensor(element_values, "element_values")
+  matrix = phi[..., :, tf.newaxis] + phi[..., tf.newaxis, :]
+  return tf.reshape(matrix, tf.concat([tf.shape(phi)[:-1], [NUM_OPERATIONS]], 0))
+
+
+def check_antithetic_pairs(num_trajectories):
+  """Raises ValueError unless N is even and ≥ 2, as `element_perturbations` pairs trajectories.
+
+  An unpaired ε_n would leave the mean of the ε away from 0, and with it a bias of the
+  evolution term that does not average out across periods.
+  """
+  if num_trajectories < 2 or num_trajectories % 2:
+    raise ValueError("--estimator=element_es pairs trajectories antithetically (ε, −ε), so "
+                     "--trajectories must be even and >= 2. Received: "
+                     f"--trajectories={num_trajectories}")
+
+
+def element_perturbations(seed, period, num_trajectories):
+  """ε_n ~ N(0, I_36) of `element_es`, in antithetic pairs ε_{2j+1} = −ε_{2j}, statelessly.
+
+  Pair j's draw depends only on (seed, period, j), not on N: a trajectory's perturbation is the
+  same whatever runs beside it, and a resumed run replays it.
+
+  Args:
+    seed: int, the run's seed.
+    period: int or scalar int tensor, the outer step whose inner loop uses them.
+    num_trajectories: N, even.
+
+  Returns:
+    float32 tensor [N, NUM_ELEMENTS].
+
+  Raises:
+    ValueError: N odd or < 2 (`check_antithetic_pairs`).
+  """
+  check_antithetic_pairs(num_trajectories)
+  base = tf.random.experimental.stateless_fold_in(
+      tf.cast(tf.stack([seed, _PERTURBATION_STREAM]), tf.int64), tf.cast(period, tf.int64))
+  pairs = tf.stack([
+      tf.random.stateless_normal([NUM_ELEMENTS], tf.random.experimental.stateless_fold_in(base, j))
+      for j in range(num_trajectories // 2)])
+  return tf.reshape(tf.stack([pairs, -pairs], axis=1), [num_trajectories, NUM_ELEMENTS])
+
+
+def perturbed_theta(theta, perturbations, sigma):
+  """θ_n = θ + σ A ε_n for every trajectory n: [K], [N, 36] -> [N, K]."""
+  theta = _float_tensor(theta, "theta")
+  return theta + sigma * tf.cast(spread_to_operations(perturbations), theta.dtype)
+
+
+def score_gradient(theta, op_counts, rewards):
+  """(1/N) Σ_n ã_n ∇ Σ_k c_{n,k} log p_{θ_n}(k), each term at its trajectory's own θ_n.
+
+  Closed form: ∇_θ Σ_k c_k log p_θ(k) = (1 − σ(θ)) ⊙ (c − M p_θ), M = Σ_k c_k. With one θ for all
+  trajectories this is eq. 6's ascent direction.
+
+  Args:
+    theta: float tensor [N, K] (each trajectory's point) or [K] (one for all).
+    op_counts: int or float tensor [N, K].
+    rewards: float tensor [N], the normalised rewards ã.
+
+  Returns:
+    Tensor [K] of theta's dtype.
+  """
+  theta = _float_tensor(theta, "theta")
+  op_counts = tf.cast(op_counts, theta.dtype)
+  totals = tf.reduce_sum(op_counts, axis=-1, keepdims=True)
+  per_trajectory = (1.0 - tf.sigmoid(theta)) * (op_counts - totals *
+                                                 operation_probabilities(theta))
+  return tf.reduce_mean(tf.cast(rewards, theta.dtype)[:, tf.newaxis] * per_trajectory, axis=0)
+
+
+def evolution_gradient(perturbations, rewards, sigma):
+  """A Σ_n ã_n ε_n / (N σ): the evolution-strategies gradient of the Gaussian-smoothed reward.
+
+  Args:
+    perturbations: float tensor [N, 36], the ε_n the trajectories sampled with.
+    rewards: float tensor [N], ã.
+    sigma: the perturbation scale σ > 0.
+
+  Returns:
+    Tensor [NUM_OPERATIONS] of perturbations' dtype.
+  """
+  perturbations = _float_tensor(perturbations, "perturbations")
+  rewards = tf.cast(rewards, perturbations.dtype)
+  element_gradient = tf.linalg.matvec(perturbations, rewards, transpose_a=True)
+  return spread_to_operations(element_gradient / (sigma * tf.cast(tf.shape(rewards)[0],
+                                                                   perturbations.dtype)))
+
+
+def ascent_direction(estimator, theta, op_counts, rewards, perturbations=None, sigma=1.0):
+  """ĝ, the estimated gradient of the expected reward w.r.t. θ, for one of `ESTIMATORS`.
+
+  reinforce: −∂loss/∂θ of eq. 6 (`reinforce_loss`, differentiated by autodiff exactly as the
+  paper's update; its counts are centred, see `_loss_from_rewards`). pooled: A Aᵀ of that.
+  element_es: `evolution_gradient` + `score_gradient` at each θ_n = θ + σ A ε_n.
+
+  Args:
+    estimator: one of ESTIMATORS.
+    theta: float tensor or variable [K].
+    op_counts: int or float tensor [N, K].
+    rewards: float tensor [N], ã.
+    perturbations: float [N, 36], element_es's ε_n (ignored by the others).
+    sigma: element_es's σ.
+
+  Returns:
+    Tensor [K] of theta's dtype.
+  """
+  if estimator not in ESTIMATORS:
+    raise ValueError(f"--estimator must be one of {', '.join(ESTIMATORS)}. "
+                     f"Received: --estimator={estimator}")
+  theta = tf.convert_to_tensor(theta)
+  if estimator == "element_es":
+    if perturbations is None:
+      raise ValueError("estimator='element_es' needs the perturbations ε the trajectories "
+                       "sampled with.")
+    points = perturbed_theta(theta, perturbations, sigma)
+    return (tf.cast(evolution_gradient(perturbations, rewards, sigma), theta.dtype) +
+            score_gradient(points, op_counts, rewards))
+  with tf.GradientTape() as tape:
+    tape.watch(theta)
+    loss = _loss_from_rewards(theta, op_counts, rewards)
+  gradient = -tape.gradient(loss, theta)
+  if estimator == "pooled":
+    gradient = spread_to_operations(pool_to_elements(gradient))
+  return gradient
+
+
+def reinforce_step(theta, optimizer, op_counts, accuracies, estimator="reinforce",
+                   perturbations=None, sigma=1.0):
+  """One outer update of θ (Algorithm 1): an optimizer step along an estimated gradient.
+
+  The optimizer minimises, so it is given −ĝ (`ascent_direction`); with the default
+  estimator="reinforce" that is exactly ∂reinforce_loss/∂θ, the paper's update. Works eagerly
+  and inside `tf.function`: a Keras optimizer creates its slot variables on its first call,
+  which tf.function allows during the first trace.
 
   Args:
     theta: tf.Variable [K], updated in place.
     optimizer: a Keras optimizer, normally `make_theta_optimizer()`, used only for theta.
     op_counts: int or float tensor [N, K], the ops each trajectory applied in the period.
-    accuracies: float tensor [N], the validation accuracy of each trajectory.
+    accuracies: float tensor [N], what each trajectory scored (accuracy, or another reward).
+    estimator: one of ESTIMATORS.
+    perturbations: float [N, 36], the ε_n of element_es (`element_perturbations`).
+    sigma: element_es's σ.
 
   Returns:
     A dict for logging:
-      "loss": scalar, the loss at θ *before* the step (the one that was differentiated);
+      "loss": scalar, eq. 6's loss at θ *before* the step (at each θ_n under element_es);
       "normalized_rewards": [N], ã;
-      "gradient_norm": scalar, ‖∂loss/∂θ‖₂;
+      "gradient_norm": scalar, ‖ĝ‖₂;
       "entropy": scalar, entropy of p_θ *after* the step, in nats.
   """
   if not isinstance(theta, tf.Variable):
@@ -217,11 +397,15 @@ def reinforce_step(theta, optimizer, op_counts, accuracies):
   _check_counts_and_theta(theta, op_counts)
   accuracies = tf.cast(_float_tensor(accuracies, "accuracies"), theta.dtype)
   rewards = normalized_rewards(accuracies)
-  with tf.GradientTape() as tape:
-    tape.watch(theta)  # In case it was created with trainable=False.
-    loss = _loss_from_rewards(theta, op_counts, rewards)
-  gradient = tape.gradient(loss, theta)
-  optimizer.apply_gradients([(gradient, theta)])
+  value = theta.read_value()
+  if estimator == "element_es":
+    points = perturbed_theta(value, perturbations, sigma)
+    loss = -tf.reduce_mean(rewards * tf.reduce_sum(
+        tf.cast(op_counts, value.dtype) * log_operation_probabilities(points), axis=-1))
+  else:
+    loss = _loss_from_rewards(value, op_counts, rewards)
+  gradient = ascent_direction(estimator, value, op_counts, rewards, perturbations, sigma)
+  optimizer.apply_gradients([(-gradient, theta)])
   return {
       "loss": loss,
       "normalized_rewards": rewards,

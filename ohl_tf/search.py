@@ -69,6 +69,8 @@ class Config:
   weight_decay: float = 5e-4
   theta_lr: float = 0.05
   reward: str = "accuracy"
+  estimator: str = "reinforce"
+  es_sigma: float = 1.0
   cutout: int = 16
   val_size: int = 500
   train_subset: int = 0
@@ -88,6 +90,14 @@ class Config:
     if self.reward not in REWARDS:
       raise ValueError(f"--reward must be one of {', '.join(REWARDS)}. "
                        f"Received: --reward={self.reward}")
+    if self.estimator not in policy.ESTIMATORS:
+      raise ValueError(f"--estimator must be one of {', '.join(policy.ESTIMATORS)}. "
+                       f"Received: --estimator={self.estimator}")
+    for name in ("theta_lr", "es_sigma"):
+      if not getattr(self, name) > 0:  # a negative theta_lr would descend on the reward
+        raise ValueError(f"--{name} must be > 0. Received: --{name}={getattr(self, name)}")
+    if self.estimator == "element_es" and policy_kind.learns_theta:
+      policy.check_antithetic_pairs(self.trajectories)
     for name in ("trajectories", "epochs", "batch_size", "eval_batch_size", "cpu_devices"):
       if getattr(self, name) < 1:
         raise ValueError(f"--{name} must be >= 1. Received: --{name}={getattr(self, name)}")
@@ -175,6 +185,11 @@ class OnlineSearch:
     self.data = data
     self.policy = baselines.parse(config.policy)
     self.fixed_probabilities = baselines.read_fixed_policy(self.policy)
+    # Only a learned θ explores: the fixed policies sample from their own p unperturbed.
+    self.estimator = config.estimator if self.policy.learns_theta else "reinforce"
+    if config.estimator != self.estimator:
+      logging.warning("--estimator=%s has no effect with --policy=%s, whose θ does not learn.",
+                      config.estimator, config.policy)
     if self.policy.trains_one_network and config.trajectories > 1:
       logging.warning("--policy=%s with --trajectories=%d trains %d networks and copies the best "
                       "to all every outer step; the paper's baselines train one "
@@ -203,12 +218,16 @@ class OnlineSearch:
       self.val_history = tf.Variable(tf.zeros([num_periods, config.trajectories]),
                                      name="val_history")
       self.wall_time = tf.Variable(0.0, dtype=tf.float64, name="wall_time")
-    self.checkpoint = tf.train.Checkpoint(
+      # The running sum of each period's best trajectory's op counts: what the surviving
+      # network trained on (best-of-N broadcast), which is not p_θ.
+      self.lineage = tf.Variable(tf.zeros([augment.NUM_OPERATIONS], tf.float64), name="lineage")
+    self._checkpointed = dict(
         theta=self.theta, theta_optimizer=self.theta_optimizer, outer_step=self.outer_step,
         theta_history=self.theta_history, val_history=self.val_history,
-        wall_time=self.wall_time,
+        wall_time=self.wall_time, lineage=self.lineage,
         **{f"trajectory_{t.index}": tf.train.Checkpoint(model=t.model, optimizer=t.optimizer)
            for t in self.trajectories})
+    self.checkpoint = tf.train.Checkpoint(**self._checkpointed)
     # Nothing is written to model_dir before `run`, so a run that fails to build loses nothing.
     self.checkpoints = None
     self.writer = None
@@ -243,21 +262,25 @@ class OnlineSearch:
       return tf.constant(source)
 
   @tf.function
-  def _outer_update(self, accuracies, scores):
-    """REINFORCE on θ (Adam), then the best trajectory's state to all (Algorithm 1).
+  def _outer_update(self, accuracies, scores, perturbations):
+    """θ's Adam step on the estimated gradient, then the best trajectory's state to all
+    (Algorithm 1).
 
     Args:
       accuracies: float32 [N], validation accuracies (recorded).
       scores: float32 [N], what is rewarded (the accuracies, or minus the validation loss);
         the best trajectory is the one with the highest score.
+      perturbations: float32 [N, 36], the ε_n the trajectories sampled with (element_es).
     """
     counts = tf.stack([tf.convert_to_tensor(t.op_counts) for t in self.trajectories])
     if self.policy.learns_theta:
-      rewards = policy.reinforce_step(self.theta, self.theta_optimizer, counts,
-                                      scores)["normalized_rewards"]
+      rewards = policy.reinforce_step(self.theta, self.theta_optimizer, counts, scores,
+                                      self.estimator, perturbations,
+                                      self.config.es_sigma)["normalized_rewards"]
     else:  # a fixed policy: θ stays as it is
       rewards = policy.normalized_rewards(scores)
     best = tf.argmax(scores, output_type=tf.int32)
+    self.lineage.assign_add(tf.cast(tf.gather(counts, best), tf.float64))
     if len(self.trajectories) > 1:
       best = tf.switch_case(best, [functools.partial(self._copy_from, n)
                                    for n in range(len(self.trajectories))])
@@ -270,13 +293,24 @@ class OnlineSearch:
   # The inner loop.
   # -------------------------------------------------------------------------------------------
 
-  def operation_log_probs(self):
-    """log p of the operations this period (eq. 7), or None when no OHL operation is drawn."""
+  def perturbations(self, period):
+    """ε_n [N, 36] of element_es in `period` (a function of the seed and period), else 0."""
+    if self.estimator == "element_es":
+      return policy.element_perturbations(self.config.seed, period, len(self.trajectories))
+    return tf.zeros([len(self.trajectories), augment.NUM_ELEMENTS])
+
+  def sampling_log_probs(self, period):
+    """Per trajectory, log p of the operations it samples in `period` (eq. 7; at its own
+    θ_n = θ + σAε_n under element_es); None when the policy draws no OHL operation."""
     if not self.policy.samples_operations:
       return None
     if self.fixed_probabilities is not None:
-      return baselines.log_probabilities(self.fixed_probabilities)
-    return policy.log_operation_probabilities(self.theta.read_value())
+      return [baselines.log_probabilities(self.fixed_probabilities)] * len(self.trajectories)
+    theta = self.theta.read_value()
+    if self.estimator == "element_es":
+      return tf.unstack(policy.log_operation_probabilities(policy.perturbed_theta(
+          theta, self.perturbations(period), self.config.es_sigma)))
+    return [policy.log_operation_probabilities(theta)] * len(self.trajectories)
 
   def _run_trajectory(self, t, period, log_probs):
     t.reset_period()
@@ -286,11 +320,13 @@ class OnlineSearch:
 
   def _inner_loop(self, period):
     """Trains every trajectory for one period; trajectories on distinct devices in parallel."""
-    log_probs = self.operation_log_probs()
+    log_probs = self.sampling_log_probs(period)
     groups = {}
     for t in self.trajectories:
       groups.setdefault(t.devices, []).append(t)
-    run_group = lambda group: [self._run_trajectory(t, period, log_probs) for t in group]
+    run_group = lambda group: [
+        self._run_trajectory(t, period, None if log_probs is None else log_probs[t.index])
+        for t in group]
     with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
       results = [r for group in pool.map(run_group, groups.values()) for r in group]
     by_index = dict(zip([t.index for g in groups.values() for t in g], results))
@@ -317,7 +353,14 @@ class OnlineSearch:
     self.writer = tf.summary.create_file_writer(os.path.join(self.config.model_dir, "logs"))
     path = self.checkpoints.latest_checkpoint
     if path:
-      self.checkpoint.restore(path).assert_existing_objects_matched()
+      checkpoint = self.checkpoint
+      if "lineage/.ATTRIBUTES/VARIABLE_VALUE" not in dict(tf.train.list_variables(path)):
+        logging.warning("%s predates the lineage record: it counts from outer step %d on.",
+                        path, int(tf.train.load_checkpoint(path).get_tensor(
+                            "outer_step/.ATTRIBUTES/VARIABLE_VALUE")))
+        checkpoint = tf.train.Checkpoint(
+            **{k: v for k, v in self._checkpointed.items() if k != "lineage"})
+      checkpoint.restore(path).assert_existing_objects_matched()
       logging.info("Resuming %s at outer step %d.", path, int(self.outer_step.numpy()))
     return int(self.outer_step.numpy())
 
@@ -327,7 +370,8 @@ class OnlineSearch:
     Args:
       on_outer_step: optional callable, given after every outer step a dict with "period",
         "op_counts" (int [N, 1296], what each trajectory applied), "accuracies", "scores",
-        "rewards" (normalised, [N]) and "best".
+        "rewards" (normalised, [N]), "best" and "perturbations" ([N, 36], element_es's ε_n;
+        zeros for the other estimators).
     """
     first = self.restore()
     num_periods = self.schedule.num_periods
@@ -340,10 +384,13 @@ class OnlineSearch:
       scores = (accuracies if self.config.reward == "accuracy" else
                 -np.array([r[2].loss for r in results], np.float32))
       counts = np.stack([t.op_counts.numpy() for t in self.trajectories])  # before the update
-      rewards, best = self._outer_update(tf.constant(accuracies), tf.constant(scores))
+      perturbations = self.perturbations(period)
+      rewards, best = self._outer_update(tf.constant(accuracies), tf.constant(scores),
+                                         perturbations)
       if on_outer_step:
         on_outer_step({"period": period, "op_counts": counts, "accuracies": accuracies,
-                       "scores": scores, "rewards": rewards.numpy(), "best": int(best)})
+                       "scores": scores, "rewards": rewards.numpy(), "best": int(best),
+                       "perturbations": perturbations.numpy()})
       self.wall_time.assign_add(time.time() - period_start)
       self.checkpoints.save(checkpoint_number=period + 1)
       self._summarise(period, results, rewards.numpy(), int(best))
@@ -399,10 +446,11 @@ class OnlineSearch:
                            data.std, data.image_shape)
     if self.policy.has_theta:
       export.write_json(os.path.join(config.model_dir, "policy.json"),
-                        export.policy_payload(self.theta))
+                        export.policy_payload(self.theta, self.lineage))
     elif self.fixed_probabilities is not None:  # the run keeps the p it trained with
       export.write_json(os.path.join(config.model_dir, "policy.json"),
-                        export.fixed_policy_payload(self.fixed_probabilities, self.policy.path))
+                        export.fixed_policy_payload(self.fixed_probabilities, self.policy.path,
+                                                    self.lineage))
     export.write_json(os.path.join(config.model_dir, "results.json"), results)
     return results
 

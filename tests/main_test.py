@@ -187,8 +187,10 @@ def _final_checkpoint(model_dir):
           if "wall_time" not in name and not name.startswith("_CHECKPOINTABLE")}
 
 
-def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path):
-  flags = ["--epochs=2", "--inner_steps=2", "--deterministic"]  # 8 outer steps
+@pytest.mark.parametrize("estimator", ["reinforce", "element_es"])
+def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path, estimator):
+  # 8 outer steps; element_es also replays each period's perturbations after the restart.
+  flags = ["--epochs=2", "--inner_steps=2", "--deterministic", f"--estimator={estimator}"]
   uninterrupted = _run(tmp_path / "whole", *flags)
   assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
 
@@ -228,6 +230,9 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path):
      "--batch_size=30 is not divisible by the 4 replicas of trajectory 0"),
     (["--dataset=folder:/nonexistent/pets"], "/nonexistent/pets"),
     (["--train_subset=9000"], "--train_subset=9000 exceeds the 4936 training images"),
+    (["--estimator=element_es", "--trajectories=3"], "--trajectories must be even"),
+    (["--estimator=natural"], "--estimator"),
+    (["--theta_lr=-0.05"], "--theta_lr must be > 0"),
 ])
 def test_bad_input_exits_with_a_clear_message_and_writes_nothing(tmp_path, flags, message):
   result = _run(tmp_path / "run", "--epochs=1", *flags)

@@ -58,7 +58,7 @@ def test_outer_step_moves_theta_and_copies_the_best_state_to_all(tmp_path, small
 
   expected_theta = tf.Variable(tf.zeros([augment.NUM_OPERATIONS]))
   policy.reinforce_step(expected_theta, policy.make_theta_optimizer(), counts, accuracies)
-  rewards, best = ohl._outer_update(accuracies, accuracies)
+  rewards, best = ohl._outer_update(accuracies, accuracies, ohl.perturbations(0))
 
   assert int(best) == 1 and int(ohl.outer_step.numpy()) == 1
   np.testing.assert_allclose(rewards, policy.normalized_rewards(accuracies), atol=1e-6)
@@ -74,7 +74,7 @@ def test_outer_step_moves_theta_and_copies_the_best_state_to_all(tmp_path, small
 def test_uniform_policy_keeps_theta_at_zero(tmp_path, small_data):
   ohl = search.OnlineSearch(_config(tmp_path, policy="uniform", trajectories=2), small_data,
                             [[_CPUS[0]], [_CPUS[1]]])
-  ohl._outer_update(tf.constant([0.2, 0.9]), tf.constant([0.2, 0.9]))
+  ohl._outer_update(tf.constant([0.2, 0.9]), tf.constant([0.2, 0.9]), ohl.perturbations(0))
   assert not ohl.theta.numpy().any()
 
 
@@ -212,7 +212,7 @@ def test_batch_policies_change_the_images_and_none_drops_cutout(tmp_path, small_
   def first_batch(policy_name, cutout=16):
     ohl = search.OnlineSearch(_config(tmp_path, policy=policy_name, trajectories=1,
                                       cutout=cutout), small_data, [[_CPUS[0]]])
-    images, _, _ = next(iter(ohl.train_data.dataset(0, 0, ohl.operation_log_probs())))
+    images, _, _ = next(iter(ohl.train_data.dataset(0, 0, (ohl.sampling_log_probs(0) or [None])[0])))
     return images.numpy()
 
   plain = first_batch("none")
