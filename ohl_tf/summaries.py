@@ -288,8 +288,8 @@ def top_operations_markdown(probs, k=TOP_OPERATIONS):
 
 def _check_eager(function_name):
   if not tf.executing_eagerly():
-    raise RuntimeError(f"{function_name} renders images with numpy and must run eagerly: call it "
-                       "after the tf.function outer step returns, not inside it.")
+    raise RuntimeError(f"{function_name} renders figures with matplotlib and must run eagerly: "
+                       "call it after the tf.function outer step returns, not inside it.")
 
 
 def write_policy(writer, step, theta, marginal_history):
