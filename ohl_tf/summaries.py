@@ -1,25 +1,30 @@
 """What the OHL trainer writes to TensorBoard (`--model_dir/logs/`): the policy and the search.
 
-Two layers: pure numpy functions that render the policy (images, a Markdown table, labels),
-testable without a TensorFlow graph, and thin writers that send them to a
-`tf.summary.SummaryWriter` passed in (no default writer, no global state).
+Two layers: pure functions that render the policy (labelled figures as RGB arrays, a Markdown
+table, labels), testable without a TensorFlow graph, and thin writers that send them to a
+`tf.summary.SummaryWriter` passed in (no default writer, no global state). `ohl_tf.report`
+draws the same figures from a checkpoint into PNG files.
 
 Tags written by `write_policy` (once per outer step, after the θ update):
   policy/theta               histogram of θ [1296]
-  policy/probabilities       image: p_θ as a 36×36 heatmap, row e1 (applied first), column e2
+  policy/probabilities       image: p_θ as a 36×36 heatmap, row e1 (applied first), column e2,
+                             colour bar in multiples of uniform (1/1296)
   policy/element_marginals   image: per-element marginal over the outer steps (paper, Fig. 5)
   policy/entropy             scalar: entropy of p_θ in nats (log 1296 = 7.167 when uniform)
   policy/normalized_entropy  scalar: entropy / log 1296 (1 when uniform)
   policy/top_operations      text: the 10 most probable operations, as a Markdown table
+
+Tags written by `write_lineage`:
+  policy/lineage             image: the distribution of the ops the surviving network trained on
+  policy/lineage_operations  scalar: how many ops that is
 
 Tags written by `write_outer_step`, n = 0 .. N−1:
   trajectory_<n>/val_accuracy, trajectory_<n>/reward (normalised, ã of Algorithm 1),
   trajectory_<n>/train_loss, trajectory_<n>/train_accuracy,
   train/learning_rate, search/best_trajectory, search/best_val_accuracy
 
-Colours come from `apply_colormap`, viridis sampled at nine points and interpolated (no
-matplotlib): close to perceptually uniform, so equal steps in probability look like roughly
-equal steps in colour, and ordered by lightness, so it still reads in greyscale.
+Figures are drawn with matplotlib on `Figure` objects and an Agg canvas of their own, never
+pyplot: no global state, no display, safe beside the trainer's threads.
 
 Example:
   >>> writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
@@ -30,6 +35,10 @@ Example:
 import math
 import operator
 
+import matplotlib.figure
+from matplotlib import ticker
+from matplotlib import transforms
+from matplotlib.backends import backend_agg
 import numpy as np
 import tensorflow as tf
 
@@ -38,24 +47,29 @@ from ohl_tf.augment import ELEMENTS
 from ohl_tf.augment import NUM_ELEMENTS
 from ohl_tf.augment import NUM_OPERATIONS
 
-# matplotlib's viridis at 0, 1/8, ..., 1 (the common nine-stop table). Interpolating linearly in
-# RGB between them approximates, not reproduces, matplotlib's 256-entry table; what the images
-# need is that lightness rises monotonically from end to end, which the tests check.
-VIRIDIS_STOPS = np.array([
-    (0x44, 0x01, 0x54), (0x47, 0x2c, 0x7a), (0x3b, 0x51, 0x8b), (0x2c, 0x71, 0x8e),
-    (0x21, 0x91, 0x8c), (0x27, 0xad, 0x81), (0x5c, 0xc8, 0x63), (0xaa, 0xdc, 0x32),
-    (0xfd, 0xe7, 0x25),
-], np.uint8)
-
-# The marginals image maps [0, MARGINAL_SCALE_MAX] onto the colormap, the same at every step, so
-# that a colour means the same probability in every column. The uniform 1/36 sits a third of the
-# way up (blue); an element that doubles its share (2/36) is green, 3/36 or more is yellow
-# (clipped), 0 is dark purple.
+# The marginals figure maps [0, MARGINAL_SCALE_MAX] onto the colormap, the same at every step, so
+# that a colour means the same probability in every column and in every step's figure. The
+# uniform 1/36 sits a third of the way up (blue); an element that doubles its share (2/36) is
+# green, 3/36 or more is yellow (clipped), 0 is dark purple.
 MARGINAL_SCALE_MAX = 3.0 / NUM_ELEMENTS
 
-GRID_COLOUR = np.array([255, 255, 255], np.uint8)
-# Grid lines take one pixel of a cell, so they are only drawn when a cell has room to spare.
-_MIN_CELL_FOR_GRID = 4
+# viridis: close to perceptually uniform (equal steps in probability look like roughly equal
+# steps in colour) and ordered by lightness, so it still reads in greyscale.
+COLORMAP = "viridis"
+# Figure size and resolution: 36 names per axis stay legible at LABEL_FONT_SIZE and an image is
+# 700×650 pixels, small enough that rendering one per outer step costs little (~0.1-0.2 s).
+FIGURE_SIZE = (7.0, 6.5)  # inches
+DPI = 100
+LABEL_FONT_SIZE = 6
+# Points between the axes and an axis title, room for the longest element name at
+# LABEL_FONT_SIZE ("TranslateX(0.15)").
+ELEMENT_LABEL_PAD = 44
+# Where the axes sit, as (left, bottom, width, height) fractions of the figure. Fixed by hand
+# rather than by a layout engine: cheaper, the same for every input, and the tests can find the
+# colour bar's pixels.
+HEATMAP_BOX = (0.17, 0.17, 0.66, 0.74)
+COLORBAR_BOX = (0.86, 0.17, 0.025, 0.74)
+FAMILY_LINE_COLOUR = "white"
 
 # First element index of each family after the first (ShearX 0-2, ShearY 3-5, ..., Invert 35):
 # where the name changes.
@@ -83,104 +97,138 @@ def _finite_array(x, name, rank):
   return array
 
 
-def _check_cell(cell):
-  cell = operator.index(cell)
-  if cell < 1:
-    raise ValueError(f"cell must be >= 1 pixel. Received: cell={cell}")
-  return cell
+def _new_figure():
+  """An empty Figure on its own Agg canvas: no pyplot, so no global state and no GUI backend."""
+  figure = matplotlib.figure.Figure(figsize=FIGURE_SIZE, dpi=DPI)
+  backend_agg.FigureCanvasAgg(figure)
+  return figure
 
 
-def apply_colormap(values):
-  """Maps values in [0, 1] to viridis colours; values outside are clipped to the ends.
+def _figure_to_image(figure):
+  """Renders `figure` and returns its pixels, uint8 [H, W, 3] (the canvas is opaque RGBA)."""
+  figure.canvas.draw()
+  return np.array(figure.canvas.buffer_rgba())[..., :3]
 
-  Args:
-    values: float array of any shape.
 
-  Returns:
-    uint8 array [..., 3]: 0 → VIRIDIS_STOPS[0] (dark purple), 1 → VIRIDIS_STOPS[-1] (yellow),
-    0.5 → VIRIDIS_STOPS[4] exactly.
+def _label_elements(axis, which, title):
+  """Names the 36 cells of axis' x or y axis (`which` = "x" or "y") and gives the axis a title.
+
+  The names are plain text artists rather than 36 tick objects per axis: ticks cost about 1 ms
+  each to build and draw, which made them most of a figure's rendering time.
   """
-  positions = np.clip(np.asarray(values, np.float64), 0.0, 1.0) * (len(VIRIDIS_STOPS) - 1)
-  # The stop below each value, capped one short of the last so that 1.0 interpolates to the last
-  # stop with weight 1 instead of indexing past the table.
-  lower = np.minimum(np.floor(positions).astype(np.int64), len(VIRIDIS_STOPS) - 2)
-  weight = (positions - lower)[..., np.newaxis]
-  stops = VIRIDIS_STOPS.astype(np.float64)
-  colours = (1.0 - weight) * stops[lower] + weight * stops[lower + 1]
-  return np.rint(colours).astype(np.uint8)
+  labels = [element_label(e) for e in range(NUM_ELEMENTS)]
+  text = dict(fontsize=LABEL_FONT_SIZE, clip_on=False)
+  if which == "x":
+    axis.set_xticks([])
+    # x in data coordinates (a cell's column), y in axes coordinates (just below the axes).
+    transform = transforms.blended_transform_factory(axis.transData, axis.transAxes)
+    for e, label in enumerate(labels):
+      axis.text(e, -0.01, label, transform=transform, rotation=90, ha="center", va="top", **text)
+    axis.set_xlabel(title, labelpad=ELEMENT_LABEL_PAD)
+  else:
+    axis.set_yticks([])
+    transform = transforms.blended_transform_factory(axis.transAxes, axis.transData)
+    for e, label in enumerate(labels):
+      axis.text(-0.01, e, label, transform=transform, ha="right", va="center", **text)
+    axis.set_ylabel(title, labelpad=ELEMENT_LABEL_PAD)
 
 
-def _draw_family_lines(image, cell, rows=True, columns=True):
-  """Overwrites the first pixel row/column of each family after the first with GRID_COLOUR."""
-  if cell < _MIN_CELL_FOR_GRID:
-    return image
+def _draw_family_lines(axis, rows=True, columns=True):
+  """Thin lines between element families (ShearX | ShearY | ... | Invert), between the cells."""
   for boundary in FAMILY_BOUNDARIES:
     if rows:
-      image[boundary * cell, :] = GRID_COLOUR
+      axis.axhline(boundary - 0.5, color=FAMILY_LINE_COLOUR, linewidth=0.5)
     if columns:
-      image[:, boundary * cell] = GRID_COLOUR
-  return image
+      axis.axvline(boundary - 0.5, color=FAMILY_LINE_COLOUR, linewidth=0.5)
 
 
-def heatmap_image(matrix, cell=8, grid=True):
-  """p_θ as a 36×36 heatmap: block (e1, e2) shows M[e1, e2], row e1 applied first.
+def _colour_limits(values):
+  """(low, high) of `values`, widened around a constant so the colour bar has a range."""
+  low, high = float(values.min()), float(values.max())
+  # high > low, not high - low > 0: differences that underflow still count as a range.
+  if high > low:
+    return low, high
+  # A constant matrix (the uniform policy at θ = 0) is drawn in the middle colour.
+  return low - 0.5, high + 0.5
 
-  Colours span the matrix's own range (min → dark purple, max → yellow), so the pattern shows at
-  every stage of training, but not the absolute scale: that is in the policy/top_operations text
-  and the entropy scalars. A constant matrix (the uniform policy at θ = 0) is drawn in the middle
-  colour.
+
+def probability_figure(matrix, title):
+  """A distribution over the 1296 operations as a labelled 36×36 heatmap.
+
+  Cell (e1, e2), row e1 (applied first) and column e2 (applied second), shows the matrix entry
+  in multiples of uniform, M[e1, e2] × 1296 (1 = as likely as under the uniform policy). Colours
+  span the matrix's own range, so the pattern shows at every stage of training; the colour bar
+  gives the numbers. Thin white lines separate the element families.
 
   Args:
-    matrix: float array [36, 36], e.g. `policy.probability_matrix(probs)`; must be finite.
-    cell: side of each block in pixels, ≥ 1.
-    grid: draw one-pixel white lines between element families (ShearX | ShearY | ... | Invert),
-      over the first pixel row and column of each family's blocks; only when cell ≥ 4.
+    matrix: float array [36, 36] of probabilities, e.g. `policy.probability_matrix(probs)`; must
+      be finite.
+    title: str, drawn above the heatmap.
 
   Returns:
-    uint8 array [36·cell, 36·cell, 3].
+    uint8 array [H, W, 3], the rendered figure (H, W fixed by FIGURE_SIZE and DPI).
 
   Raises:
-    ValueError: wrong shape, non-finite values or cell < 1.
+    ValueError: wrong shape or non-finite values.
   """
   matrix = _finite_array(matrix, "matrix", rank=2)
   if matrix.shape != (NUM_ELEMENTS, NUM_ELEMENTS):
     raise ValueError(f"matrix must have shape [{NUM_ELEMENTS}, {NUM_ELEMENTS}]. "
                      f"Received: matrix.shape={matrix.shape}")
-  cell = _check_cell(cell)
-  low, high = matrix.min(), matrix.max()
-  # high > low, not high - low > 0: differences that underflow still count as a range.
-  scaled = (matrix - low) / (high - low) if high > low else np.full_like(matrix, 0.5)
-  image = np.repeat(np.repeat(apply_colormap(scaled), cell, axis=0), cell, axis=1)
-  return _draw_family_lines(image, cell) if grid else image
+  ratios = matrix * NUM_OPERATIONS
+  low, high = _colour_limits(ratios)
+  figure = _new_figure()
+  axis = figure.add_axes(HEATMAP_BOX)
+  heatmap = axis.imshow(ratios, cmap=COLORMAP, vmin=low, vmax=high, interpolation="nearest",
+                        aspect="auto")
+  _label_elements(axis, "x", "e2 (applied second)")
+  _label_elements(axis, "y", "e1 (applied first)")
+  axis.set_title(title, fontsize="medium")
+  _draw_family_lines(axis)
+  colorbar = figure.colorbar(heatmap, cax=figure.add_axes(COLORBAR_BOX))
+  colorbar.set_label("probability × 1296 (1 = uniform)")
+  if low <= 1.0 <= high:
+    colorbar.ax.axhline(1.0, color="red", linewidth=1.0)  # Where uniform sits on the scale.
+  return _figure_to_image(figure)
 
 
-def marginals_image(history, cell=8, grid=True):
+def marginals_figure(history):
   """Per-element marginal probability over the outer steps, like the paper's Fig. 5.
 
-  Row e (top to bottom: ShearX(0.1) ... Invert) and column t (left to right: the first step
-  recorded ... the latest) show history[t, e] on the fixed scale [0, MARGINAL_SCALE_MAX = 3/36]:
-  the uniform 1/36 is the same blue in every column, and values above 3/36 are drawn as 3/36.
+  Row e (top to bottom: ShearX(0.1) ... Invert) and column t (outer step t, left to right)
+  show history[t, e] on the fixed scale [0, MARGINAL_SCALE_MAX = 3/36]: the uniform 1/36 is the
+  same blue in every column and every step's figure, and values above 3/36 are drawn as 3/36.
 
   Args:
     history: float array [T, 36], T ≥ 1: row t is `policy.element_marginals(p_θ)` after outer
-      step t; must be finite.
-    cell: height of an element's row and width of a step's column, in pixels, ≥ 1.
-    grid: draw one-pixel white lines between element families (only when cell ≥ 4).
+      step t (row 0: the initial θ); must be finite.
 
   Returns:
-    uint8 array [36·cell, T·cell, 3].
+    uint8 array [H, W, 3], the rendered figure (the same size for every T).
 
   Raises:
-    ValueError: wrong shape, T = 0, non-finite values or cell < 1.
+    ValueError: wrong shape, T = 0 or non-finite values.
   """
   history = _finite_array(history, "history", rank=2)
   if history.shape[1] != NUM_ELEMENTS or history.shape[0] == 0:
     raise ValueError(f"history must have shape [T, {NUM_ELEMENTS}] with T >= 1. "
                      f"Received: history.shape={history.shape}")
-  cell = _check_cell(cell)
-  colours = apply_colormap(history.T / MARGINAL_SCALE_MAX)  # [36, T, 3]: elements are rows.
-  image = np.repeat(np.repeat(colours, cell, axis=0), cell, axis=1)
-  return _draw_family_lines(image, cell, columns=False) if grid else image
+  figure = _new_figure()
+  axis = figure.add_axes(HEATMAP_BOX)
+  heatmap = axis.imshow(history.T, cmap=COLORMAP, vmin=0.0, vmax=MARGINAL_SCALE_MAX,
+                        interpolation="nearest", aspect="auto")
+  _label_elements(axis, "y", "element")
+  # Integer steps only: with few columns the default locator would put ticks at ±0.5.
+  axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))
+  axis.set_xlabel("outer step")
+  axis.set_title("Element marginals over the outer steps", fontsize="medium")
+  _draw_family_lines(axis, columns=False)
+  colorbar = figure.colorbar(heatmap, cax=figure.add_axes(COLORBAR_BOX), extend="max")
+  colorbar.set_ticks([0.0, 1.0 / NUM_ELEMENTS, 2.0 / NUM_ELEMENTS, MARGINAL_SCALE_MAX],
+                     labels=["0", "1/36", "2/36", "≥ 3/36"])
+  colorbar.set_label("marginal probability (1/36 = uniform)")
+  colorbar.ax.axhline(1.0 / NUM_ELEMENTS, color="red", linewidth=1.0)
+  return _figure_to_image(figure)
 
 
 def element_label(e):
@@ -240,8 +288,8 @@ def top_operations_markdown(probs, k=TOP_OPERATIONS):
 
 def _check_eager(function_name):
   if not tf.executing_eagerly():
-    raise RuntimeError(f"{function_name} renders images with numpy and must run eagerly: call it "
-                       "after the tf.function outer step returns, not inside it.")
+    raise RuntimeError(f"{function_name} renders figures with matplotlib and must run eagerly: "
+                       "call it after the tf.function outer step returns, not inside it.")
 
 
 def write_policy(writer, step, theta, marginal_history):
@@ -269,27 +317,84 @@ def write_policy(writer, step, theta, marginal_history):
   probs = policy.operation_probabilities(tf.cast(theta, tf.float64))
   entropy = float(policy.entropy(probs))
   # Rendered before anything is written, so a bad input leaves no half-written step.
-  heatmap = heatmap_image(policy.probability_matrix(probs).numpy())
-  marginals = marginals_image(marginal_history)
-  # The heatmap's colours are relative to its own range: give the range in numbers here.
+  heatmap = probability_figure(policy.probability_matrix(probs).numpy(),
+                               f"p_θ after outer step {step}")
+  marginals = marginals_figure(marginal_history)
   table = top_operations_markdown(probs.numpy())
-  low, high = float(tf.reduce_min(probs)), float(tf.reduce_max(probs))
-  text = (f"{table}\n\nHeatmap range (policy/probabilities): min {low:.6f} "
-          f"({low * NUM_OPERATIONS:.2f} × uniform), max {high:.6f} "
-          f"({high * NUM_OPERATIONS:.2f} × uniform).")
   with writer.as_default():
     tf.summary.histogram("policy/theta", theta, step=step)
     tf.summary.image("policy/probabilities", heatmap[np.newaxis], step=step,
-                     description="p_θ(e1, e2): row e1 (applied first), column e2; colours from "
-                     "the min (dark purple) to the max (yellow) of this step.")
+                     description="p_θ(e1, e2) in multiples of uniform: row e1 (applied first), "
+                     "column e2; colours span this step's min .. max (see the colour bar).")
     tf.summary.image("policy/element_marginals", marginals[np.newaxis], step=step,
                      description="Element marginals (rows, ShearX(0.1) at the top) over outer "
-                     "steps (columns); scale 0 (purple) .. 1/36 (blue) .. 3/36+ (yellow).")
+                     "steps (columns); fixed scale 0 .. 1/36 (uniform) .. 3/36+.")
     tf.summary.scalar("policy/entropy", entropy, step=step)
     tf.summary.scalar("policy/normalized_entropy", entropy / math.log(NUM_OPERATIONS), step=step)
-    tf.summary.text("policy/top_operations", text, step=step)
+    tf.summary.text("policy/top_operations", table, step=step)
   # Leaving as_default() flushes already (TF 2.21, eager); flushing here as well keeps "on disk
   # when the function returns" true whatever that context manager does in later versions.
+  writer.flush()
+
+
+def lineage_probabilities(lineage_counts):
+  """The distribution the surviving network trained on: lineage counts / their sum.
+
+  Args:
+    lineage_counts: int or float array [1296], the running sum over outer steps of the op counts
+      of each period's best trajectory; finite, ≥ 0.
+
+  Returns:
+    float64 array [1296] summing to 1.
+
+  Raises:
+    ValueError: wrong shape, non-finite or negative counts, or a zero sum (no outer step yet,
+      or a policy that draws no OHL operation: there is no distribution to show).
+  """
+  counts = _finite_array(lineage_counts, "lineage_counts", rank=1)
+  if counts.shape[0] != NUM_OPERATIONS:
+    raise ValueError(f"lineage_counts must have shape [{NUM_OPERATIONS}]. "
+                     f"Received: lineage_counts.shape={counts.shape}")
+  if np.any(counts < 0):
+    raise ValueError("lineage_counts must be >= 0 (they are op counts). Received: "
+                     f"{np.sum(counts < 0)} negative values, min {counts.min():g}")
+  total = counts.sum()
+  if total == 0:
+    raise ValueError("lineage_counts must not all be 0: no period has been trained yet, or the "
+                     "policy draws no OHL operation, so there is no lineage to show.")
+  return counts / total
+
+
+def write_lineage(writer, step, lineage_counts):
+  """Writes what the surviving network trained on: policy/lineage and policy/lineage_operations.
+
+  After every outer step the best trajectory's weights are copied to all the others, so the
+  network that survives the run trained on the ops of each period's best trajectory; their
+  running sum is its lineage. Where p_θ is what the search currently prefers, this is what the
+  final network actually saw.
+
+  Args:
+    writer: a `tf.summary.SummaryWriter`.
+    step: int, the outer step.
+    lineage_counts: int or float array [1296], the running sum of the best trajectory's op
+      counts over the outer steps so far.
+
+  Raises:
+    ValueError: see `lineage_probabilities` (nothing is written then).
+    RuntimeError: called inside a tf.function.
+  """
+  _check_eager("write_lineage")
+  probs = lineage_probabilities(lineage_counts)
+  total = float(np.sum(np.asarray(lineage_counts, np.float64)))
+  image = probability_figure(policy.probability_matrix(probs).numpy(),
+                             f"Lineage after outer step {step}: the ops the surviving network "
+                             "trained on")
+  with writer.as_default():
+    tf.summary.image("policy/lineage", image[np.newaxis], step=step,
+                     description="The distribution of the ops the surviving network trained on "
+                     "(each period's best trajectory), in multiples of uniform: row e1 (applied "
+                     "first), column e2.")
+    tf.summary.scalar("policy/lineage_operations", total, step=step)
   writer.flush()
 
 

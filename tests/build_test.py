@@ -29,7 +29,8 @@ def bazel_targets(tmp_path_factory):
 
 
 def test_bazel_query_lists_packages_binaries_and_every_test(bazel_targets):
-  expected = {"//:ohl_tf", "//:models", "//:main", "//:contact_sheet", "//:test_support"}
+  expected = {"//:ohl_tf", "//:models", "//:main", "//:contact_sheet", "//:report",
+              "//:test_support"}
   expected |= {f"//:{p.stem}" for p in (_ROOT / "tests").glob("*_test.py")}
   expected |= {f"//:{p.stem}" for p in (_ROOT / "benchmarks").glob("*.py")}
   assert expected <= bazel_targets, f"missing from `bazel query //...`: {expected - bazel_targets}"

@@ -17,6 +17,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from ohl_tf import augment
 from ohl_tf import datasets
+from ohl_tf import summaries
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 # A small run on the embedded synthetic data (flags/quickstart.cfg is the default flagfile).
@@ -100,10 +101,13 @@ def test_tensorboard_reads_the_logs(quick_run):
   assert [e.step for e in events.Tensors("policy/entropy")] == [1, 2, 3, 4]
   width, height, png = tf.make_ndarray(events.Tensors("policy/probabilities")[-1].tensor_proto)
   heatmap = tf.io.decode_png(png)
-  assert heatmap.shape == (int(height), int(width), 3) and heatmap.shape[0] == heatmap.shape[1]
+  assert heatmap.shape == (int(height), int(width), 3)
   marginals = tf.io.decode_png(tf.make_ndarray(
       events.Tensors("policy/element_marginals")[-1].tensor_proto)[2])
-  assert marginals.shape[1] == 5 * marginals.shape[0] // 36  # θ before and after 4 outer steps
+  # Both are labelled figures of one fixed size, whatever the number of outer steps.
+  figure = (round(summaries.FIGURE_SIZE[1] * summaries.DPI),
+            round(summaries.FIGURE_SIZE[0] * summaries.DPI), 3)
+  assert heatmap.shape == figure and marginals.shape == figure
 
 
 def test_checkpoints_hold_theta_and_every_trajectory(quick_run):

@@ -1,4 +1,7 @@
-"""Tests for ohl_tf.summaries: the policy images and table, and what the writers put on disk.
+"""Tests for ohl_tf.summaries: the policy figures and table, and what the writers put on disk.
+
+Figures are checked by their pixels where the layout puts them: the centre of a heatmap cell and
+the ends of the colour bar (summaries.HEATMAP_BOX and COLORBAR_BOX), against viridis.
 
 The writers are checked the way TensorBoard sees them: events are read back with TensorBoard's
 own EventAccumulator, images decoded from their PNG bytes.
@@ -6,6 +9,7 @@ own EventAccumulator, images decoded from their PNG bytes.
 
 import math
 
+import matplotlib
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,11 +20,12 @@ from ohl_tf import summaries
 
 K = summaries.NUM_OPERATIONS
 E = summaries.NUM_ELEMENTS
-FIRST_COLOUR = summaries.VIRIDIS_STOPS[0]
-MIDDLE_COLOUR = summaries.VIRIDIS_STOPS[len(summaries.VIRIDIS_STOPS) // 2]
-LAST_COLOUR = summaries.VIRIDIS_STOPS[-1]
-UNIFORM_MARGINAL_COLOUR = summaries.apply_colormap(
-    (1.0 / E) / summaries.MARGINAL_SCALE_MAX)
+VIRIDIS = matplotlib.colormaps["viridis"]
+# RGB of the bottom and top of the colormap, as uint8.
+BOTTOM_COLOUR = np.array(VIRIDIS(0.0)[:3]) * 255
+TOP_COLOUR = np.array(VIRIDIS(1.0)[:3]) * 255
+HEIGHT = round(summaries.FIGURE_SIZE[1] * summaries.DPI)
+WIDTH = round(summaries.FIGURE_SIZE[0] * summaries.DPI)
 
 
 def _skewed_theta(seed=0):
@@ -33,166 +38,166 @@ def _skewed_theta(seed=0):
   return theta.reshape(K).astype(np.float32)
 
 
-def _block(image, row, column, cell):
-  """Pixels of block (row, column) of a cell-pixel grid, without its first row and column (where
-  family lines may be drawn)."""
-  return image[row * cell + 1:(row + 1) * cell, column * cell + 1:(column + 1) * cell]
+def _matrix(theta):
+  return policy.probability_matrix(policy.operation_probabilities(theta)).numpy()
+
+
+def _pixel(image, box, x, y):
+  """The pixel at fractions (x, y) of `box` (figure fractions, y upwards) of a rendered figure."""
+  left, bottom, width, height = box
+  column = int((left + x * width) * image.shape[1])
+  row = int((1.0 - (bottom + y * height)) * image.shape[0])
+  return image[row, column].astype(np.float64)
+
+
+def _cell(image, row, column, num_rows=E, num_columns=E):
+  """The pixel at the centre of heatmap cell (row, column), row 0 at the top."""
+  return _pixel(image, summaries.HEATMAP_BOX, (column + 0.5) / num_columns,
+                1.0 - (row + 0.5) / num_rows)
+
+
+def _viridis(fraction):
+  """uint8-scale RGB of the colormap at `fraction` of its range."""
+  return np.array(VIRIDIS(fraction)[:3]) * 255
+
+
+def _assert_colour(pixel, expected, atol=3):
+  np.testing.assert_allclose(pixel, expected, atol=atol)
 
 
 # ---------------------------------------------------------------------------------------------
-# Colormap.
+# probability_figure.
 # ---------------------------------------------------------------------------------------------
 
 
-def test_colormap_endpoints_middle_and_clipping():
-  colours = summaries.apply_colormap(np.array([0.0, 0.5, 1.0, -3.0, 7.0]))
-  assert colours.dtype == np.uint8 and colours.shape == (5, 3)
-  np.testing.assert_array_equal(colours, [FIRST_COLOUR, MIDDLE_COLOUR, LAST_COLOUR,
-                                          FIRST_COLOUR, LAST_COLOUR])
+def test_probability_figure_shape_and_dtype():
+  image = summaries.probability_figure(_matrix(_skewed_theta()), "p")
+  assert image.shape == (HEIGHT, WIDTH, 3) and image.dtype == np.uint8
 
 
-def test_colormap_brightness_increases():
-  # What makes it readable in greyscale and ordered to the eye: luma never drops along the map.
-  colours = summaries.apply_colormap(np.linspace(0.0, 1.0, 257)).astype(np.float64)
-  luma = colours @ np.array([0.299, 0.587, 0.114])
-  assert np.all(np.diff(luma) >= 0)
-  assert luma[-1] - luma[0] > 150
+def test_probability_figure_differs_with_the_policy_and_the_title():
+  uniform = summaries.probability_figure(_matrix(np.zeros(K)), "p")
+  skewed = summaries.probability_figure(_matrix(_skewed_theta()), "p")
+  retitled = summaries.probability_figure(_matrix(np.zeros(K)), "another title")
+  assert np.any(uniform != skewed)
+  assert np.any(uniform != retitled)
+  # Deterministic: the same input draws the same pixels (the writer's round trip relies on it).
+  np.testing.assert_array_equal(uniform, summaries.probability_figure(_matrix(np.zeros(K)), "p"))
 
 
-# ---------------------------------------------------------------------------------------------
-# heatmap_image.
-# ---------------------------------------------------------------------------------------------
+def test_probability_figure_colour_bar_spans_the_colormap():
+  image = summaries.probability_figure(_matrix(_skewed_theta()), "p")
+  # The bar spans the box: a fraction y of its height is the colormap at y.
+  bottom = _pixel(image, summaries.COLORBAR_BOX, 0.5, 0.02)
+  top = _pixel(image, summaries.COLORBAR_BOX, 0.5, 0.98)
+  assert np.abs(top - bottom).sum() > 200
+  _assert_colour(bottom, _viridis(0.02))
+  _assert_colour(top, _viridis(0.98))
 
 
-@pytest.mark.parametrize("cell", [1, 3, 8])
-@pytest.mark.parametrize("grid", [True, False])
-def test_heatmap_shape_and_dtype(cell, grid):
-  matrix = np.random.default_rng(1).uniform(size=(E, E))
-  image = summaries.heatmap_image(matrix, cell=cell, grid=grid)
-  assert image.shape == (E * cell, E * cell, 3) and image.dtype == np.uint8
-
-
-@pytest.mark.parametrize("e1, e2", [(0, 0), (17, 4), (4, 17), (2, 35), (35, 0), (35, 35)])
-def test_heatmap_one_hot_op_lights_block_e1_e2(e1, e2):
+@pytest.mark.parametrize("e1, e2", [(17, 4), (4, 17), (2, 35), (35, 0)])
+def test_probability_figure_draws_op_e1_e2_in_row_e1_column_e2(e1, e2):
   # From an op index through probability_matrix, so the test also pins k = 36·e1 + e2 → row e1,
   # column e2; (17, 4) and (4, 17) tell a transposed image apart.
-  probs = np.zeros(K, np.float32)
-  probs[E * e1 + e2] = 1.0
-  matrix = policy.probability_matrix(probs).numpy()
-  cell = 5
-  image = summaries.heatmap_image(matrix, cell=cell, grid=False)
-  expected = np.broadcast_to(FIRST_COLOUR, image.shape).copy()
-  expected[e1 * cell:(e1 + 1) * cell, e2 * cell:(e2 + 1) * cell] = LAST_COLOUR
-  np.testing.assert_array_equal(image, expected)
+  probs = np.full(K, 0.5 / (K - 1))
+  probs[E * e1 + e2] = 0.5
+  image = summaries.probability_figure(policy.probability_matrix(probs).numpy(), "one op")
+  _assert_colour(_cell(image, e1, e2), TOP_COLOUR)
+  _assert_colour(_cell(image, e2, e1) if e1 != e2 else _cell(image, 0, 1), BOTTOM_COLOUR)
 
 
-def test_heatmap_min_and_max_cells_take_the_end_colours():
-  matrix = policy.probability_matrix(policy.operation_probabilities(_skewed_theta())).numpy()
-  cell = 8
-  image = summaries.heatmap_image(matrix, cell=cell)
+def test_probability_figure_min_and_max_cells_take_the_end_colours():
+  matrix = _matrix(_skewed_theta())
+  image = summaries.probability_figure(matrix, "p")
   low = np.unravel_index(np.argmin(matrix), matrix.shape)
   high = np.unravel_index(np.argmax(matrix), matrix.shape)
   assert high == (17, 4)
-  assert np.all(_block(image, *low, cell) == FIRST_COLOUR)
-  assert np.all(_block(image, *high, cell) == LAST_COLOUR)
-  # Any other block lies strictly inside the range, so it cannot be the max colour.
-  assert not np.all(_block(image, 0, 0, cell) == LAST_COLOUR)
+  _assert_colour(_cell(image, *low), BOTTOM_COLOUR)
+  _assert_colour(_cell(image, *high), TOP_COLOUR)
 
 
-@pytest.mark.parametrize("value", [1.0 / K, 0.0, -2.5])
-def test_heatmap_of_a_constant_matrix_is_the_middle_colour(value):
-  image = summaries.heatmap_image(np.full((E, E), value), grid=False)
-  assert np.all(image == MIDDLE_COLOUR)
+@pytest.mark.parametrize("value", [1.0 / K, 0.0])
+def test_probability_figure_of_a_constant_matrix_is_the_middle_colour(value):
+  image = summaries.probability_figure(np.full((E, E), value), "constant")
+  middle = _viridis(0.5)
+  for row, column in [(0, 0), (20, 7), (35, 35)]:
+    _assert_colour(_cell(image, row, column), middle)
 
 
-def test_heatmap_family_lines():
-  cell = 8
-  matrix = np.zeros((E, E))  # All cells the middle colour, so only lines are white.
-  image = summaries.heatmap_image(matrix, cell=cell, grid=True)
-  white = np.all(image == summaries.GRID_COLOUR, axis=-1)
-  line_pixels = [b * cell for b in summaries.FAMILY_BOUNDARIES]
-  expected = np.zeros_like(white)
-  expected[line_pixels, :] = True
-  expected[:, line_pixels] = True
-  np.testing.assert_array_equal(white, expected)
+@pytest.mark.parametrize("matrix, message", [
+    (np.zeros((E, E + 1)), r"matrix must have shape \[36, 36\].*\(36, 37\)"),
+    (np.zeros(K), r"matrix must have rank 2.*\(1296,\)"),
+    (np.where(np.eye(E) > 0, np.nan, 0.0), r"matrix must be finite.*36 NaN"),
+    (np.full((E, E), np.inf), r"matrix must be finite"),
+])
+def test_probability_figure_rejects_bad_input(matrix, message):
+  with pytest.raises(ValueError, match=message):
+    summaries.probability_figure(matrix, "bad")
+
+
+def test_family_boundaries():
   # 11 families of three, then AutoContrast, Equalize and Invert alone: 13 boundaries.
   assert summaries.FAMILY_BOUNDARIES == (3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33, 34, 35)
 
 
-def test_heatmap_has_no_lines_when_cells_are_small():
-  matrix = np.random.default_rng(2).uniform(size=(E, E))
-  np.testing.assert_array_equal(summaries.heatmap_image(matrix, cell=3, grid=True),
-                                summaries.heatmap_image(matrix, cell=3, grid=False))
-
-
-@pytest.mark.parametrize("matrix, cell, message", [
-    (np.zeros((E, E + 1)), 8, r"shape \[36, 36\].*\(36, 37\)"),
-    (np.zeros(K), 8, r"rank 2.*\(1296,\)"),
-    (np.where(np.eye(E) > 0, np.nan, 0.0), 8, r"finite.*36 NaN"),
-    (np.zeros((E, E)), 0, r"cell must be >= 1"),
-])
-def test_heatmap_rejects_bad_input(matrix, cell, message):
-  with pytest.raises(ValueError, match=message):
-    summaries.heatmap_image(matrix, cell=cell)
-
-
 # ---------------------------------------------------------------------------------------------
-# marginals_image.
+# marginals_figure.
 # ---------------------------------------------------------------------------------------------
 
 
-def test_marginals_image_shape_and_uniform_colour():
-  history = np.full((7, E), 1.0 / E)
-  image = summaries.marginals_image(history, cell=4, grid=False)
-  assert image.shape == (E * 4, 7 * 4, 3) and image.dtype == np.uint8
-  assert np.all(image == UNIFORM_MARGINAL_COLOUR)
-  # Uniform reads a third of the way up the map: neither end, so moves both ways are visible.
-  assert not np.array_equal(UNIFORM_MARGINAL_COLOUR, FIRST_COLOUR)
-  assert not np.array_equal(UNIFORM_MARGINAL_COLOUR, LAST_COLOUR)
+def _uniform_marginal_colour():
+  return _viridis((1.0 / E) / summaries.MARGINAL_SCALE_MAX)
 
 
-def test_marginals_image_columns_are_steps_and_rows_are_elements():
-  cell = 4
+@pytest.mark.parametrize("steps", [1, 7, 200])
+def test_marginals_figure_shape_dtype_and_uniform_colour(steps):
+  image = summaries.marginals_figure(np.full((steps, E), 1.0 / E))
+  assert image.shape == (HEIGHT, WIDTH, 3) and image.dtype == np.uint8
+  # Middle columns: with 200 steps an edge column's centre is a pixel from the axes' frame.
+  for row in (0, 18, 35):
+    _assert_colour(_cell(image, row, steps // 2, num_columns=steps), _uniform_marginal_colour())
+
+
+def test_marginals_figure_columns_are_steps_and_rows_are_elements():
   history = np.full((5, E), 1.0 / E)
   history[2, 6] = summaries.MARGINAL_SCALE_MAX  # Step 2, TranslateX(0.15): top of the scale.
   history[4, 35] = 0.0  # Step 4, Invert: bottom of the scale.
-  image = summaries.marginals_image(history, cell=cell, grid=False)
-  expected = np.broadcast_to(UNIFORM_MARGINAL_COLOUR, image.shape).copy()
-  expected[6 * cell:7 * cell, 2 * cell:3 * cell] = LAST_COLOUR
-  expected[35 * cell:36 * cell, 4 * cell:5 * cell] = FIRST_COLOUR
-  np.testing.assert_array_equal(image, expected)
+  image = summaries.marginals_figure(history)
+  _assert_colour(_cell(image, 6, 2, num_columns=5), TOP_COLOUR)
+  _assert_colour(_cell(image, 35, 4, num_columns=5), BOTTOM_COLOUR)
+  _assert_colour(_cell(image, 6, 3, num_columns=5), _uniform_marginal_colour())
+  assert np.any(image != summaries.marginals_figure(np.full((5, E), 1.0 / E)))
 
 
 def test_marginals_scale_is_fixed_across_steps_and_clips():
-  # The uniform column looks the same whatever the other steps hold (no min-max rescaling), and
-  # a marginal above 3/36 is drawn like 3/36.
+  # The uniform column has the same colour whatever the other steps hold (no min-max
+  # rescaling), and a marginal above 3/36 is drawn like 3/36.
   uniform = np.full((1, E), 1.0 / E)
   skewed = np.full((1, E), 0.5 / E)
   skewed[0, 0] = 1.0 - 35 * 0.5 / E  # ≈ 0.51, far above the scale.
-  alone = summaries.marginals_image(uniform, cell=4)
-  together = summaries.marginals_image(np.concatenate([uniform, skewed]), cell=4)
-  np.testing.assert_array_equal(together[:, :4], alone)
-  assert np.all(_block(together, 0, 1, 4) == LAST_COLOUR)
+  together = summaries.marginals_figure(np.concatenate([uniform, skewed]))
+  _assert_colour(_cell(together, 0, 0, num_columns=2), _uniform_marginal_colour())
+  _assert_colour(_cell(together, 0, 1, num_columns=2), TOP_COLOUR)
 
 
-def test_marginals_image_draws_only_horizontal_family_lines():
-  cell = 8
-  image = summaries.marginals_image(np.full((3, E), 1.0 / E), cell=cell, grid=True)
-  white_rows = np.all(image == summaries.GRID_COLOUR, axis=(1, 2))
-  np.testing.assert_array_equal(np.flatnonzero(white_rows),
-                                [b * cell for b in summaries.FAMILY_BOUNDARIES])
-  assert not np.any(np.all(image == summaries.GRID_COLOUR, axis=(0, 2)))
+def test_marginals_figure_colour_bar_spans_the_fixed_scale():
+  image = summaries.marginals_figure(np.full((3, E), 1.0 / E))
+  bottom = _pixel(image, summaries.COLORBAR_BOX, 0.5, 0.02)
+  # Below the "extend" triangle at the top, which marks that larger values are clipped.
+  top = _pixel(image, summaries.COLORBAR_BOX, 0.5, 0.85)
+  assert np.abs(top - bottom).sum() > 200
+  _assert_colour(bottom, BOTTOM_COLOUR, atol=10)
 
 
 @pytest.mark.parametrize("history, message", [
-    (np.zeros((0, E)), r"T >= 1.*\(0, 36\)"),
-    (np.zeros((4, E - 1)), r"\[T, 36\].*\(4, 35\)"),
-    (np.full(E, 1.0 / E), r"rank 2"),
-    (np.full((2, E), np.inf), r"finite"),
+    (np.zeros((0, E)), r"history must have shape.*T >= 1.*\(0, 36\)"),
+    (np.zeros((4, E - 1)), r"history must have shape \[T, 36\].*\(4, 35\)"),
+    (np.full(E, 1.0 / E), r"history must have rank 2"),
+    (np.full((2, E), np.inf), r"history must be finite"),
 ])
-def test_marginals_image_rejects_bad_input(history, message):
+def test_marginals_figure_rejects_bad_input(history, message):
   with pytest.raises(ValueError, match=message):
-    summaries.marginals_image(history)
+    summaries.marginals_figure(history)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,23 +353,72 @@ def test_write_policy_round_trip(log_dir_and_writer):
 
     np.testing.assert_array_equal(
         _decode_image(events["policy/probabilities"][i][1]),
-        summaries.heatmap_image(policy.probability_matrix(probs).numpy()))
+        summaries.probability_figure(policy.probability_matrix(probs).numpy(),
+                                     f"p_θ after outer step {step}"))
     np.testing.assert_array_equal(_decode_image(events["policy/element_marginals"][i][1]),
-                                  summaries.marginals_image(np.stack(history[:i + 1])))
+                                  summaries.marginals_figure(np.stack(history[:i + 1])))
 
     text = events["policy/top_operations"][i][1].item().decode("utf-8")
-    assert text.startswith(summaries.top_operations_markdown(probs.numpy()))
-    assert "Heatmap range" in text
+    assert text == summaries.top_operations_markdown(probs.numpy())
 
   # At step 3 the top op is (Color(0.9), ShearY(0.2)) = 36·17 + 4, by construction.
   text = events["policy/top_operations"][1][1].item().decode("utf-8")
-  assert _table_rows(text.split("\n\n")[0])[0][:4] == ["1", str(E * 17 + 4), "Color(0.9)",
-                                                       "ShearY(0.2)"]
+  assert _table_rows(text)[0][:4] == ["1", str(E * 17 + 4), "Color(0.9)", "ShearY(0.2)"]
   assert events["policy/entropy"][0][1] == np.float32(math.log(K))
   assert events["policy/normalized_entropy"][0][1] == 1.0
   assert events["policy/entropy"][1][1] < events["policy/entropy"][0][1]
-  # The marginals image grows by one column of cells per step.
-  assert _decode_image(events["policy/element_marginals"][1][1]).shape[1] == 2 * 8
+  # The figures keep their size as steps are added, and show the change.
+  for tag in ("policy/probabilities", "policy/element_marginals"):
+    first, last = (_decode_image(value) for _, value in events[tag])
+    assert first.shape == last.shape and np.any(first != last), tag
+
+
+def _lineage_counts():
+  """Op counts [K] of a lineage that mostly applied (Rotate(20), Invert) and a little of all."""
+  counts = np.random.default_rng(3).integers(0, 4, size=K)
+  counts[E * 13 + 35] = 500
+  return counts
+
+
+def test_write_lineage_round_trip(log_dir_and_writer):
+  log_dir, writer = log_dir_and_writer
+  counts = _lineage_counts()
+  summaries.write_lineage(writer, 5, counts)
+  summaries.write_lineage(writer, 6, counts.astype(np.float64) + 1.0)
+
+  events, plugins = _read_events(log_dir)
+  assert plugins == {"policy/lineage": "images", "policy/lineage_operations": "scalars"}
+  assert [step for step, _ in events["policy/lineage"]] == [5, 6]
+  assert [value for _, value in events["policy/lineage_operations"]] == [
+      np.float32(counts.sum()), np.float32(counts.sum() + K)]
+  first, second = (_decode_image(value) for _, value in events["policy/lineage"])
+  assert first.shape == (HEIGHT, WIDTH, 3) and np.any(first != second)
+  # The dominant op is the top of the scale, in row e1 = Rotate(20), column e2 = Invert.
+  _assert_colour(_cell(first, 13, 35), TOP_COLOUR)
+
+
+def test_lineage_probabilities_are_counts_over_their_sum():
+  counts = _lineage_counts()
+  probs = summaries.lineage_probabilities(counts)
+  np.testing.assert_allclose(probs, counts / counts.sum())
+  assert probs.dtype == np.float64
+
+
+@pytest.mark.parametrize("counts, message", [
+    (np.zeros(K), r"lineage_counts must not all be 0"),
+    (np.zeros(K, np.int64), r"lineage_counts must not all be 0"),
+    (np.ones(K - 1), r"lineage_counts must have shape \[1296\].*\(1295,\)"),
+    (np.ones((2, K)), r"lineage_counts must have rank 1"),
+    (np.where(np.arange(K) == 7, np.nan, 1.0), r"lineage_counts must be finite"),
+    (np.where(np.arange(K) == 7, -2.0, 1.0), r"lineage_counts must be >= 0.*1 negative"),
+])
+def test_write_lineage_rejects_bad_counts_and_writes_nothing(log_dir_and_writer, counts,
+                                                             message):
+  log_dir, writer = log_dir_and_writer
+  with pytest.raises(ValueError, match=message):
+    summaries.write_lineage(writer, 1, counts)
+  writer.flush()
+  assert _read_events(log_dir)[0] == {}
 
 
 def test_write_outer_step_round_trip(log_dir_and_writer):
@@ -426,5 +480,11 @@ def test_writers_refuse_to_run_inside_tf_function(log_dir_and_writer):
   def traced(theta):
     summaries.write_policy(writer, 0, theta, np.full((1, E), 1.0 / E))
 
-  with pytest.raises(RuntimeError, match=r"must run eagerly"):
+  @tf.function
+  def traced_lineage(counts):
+    summaries.write_lineage(writer, 0, counts)
+
+  with pytest.raises(RuntimeError, match=r"write_policy .*must run eagerly"):
     traced(tf.zeros([K]))
+  with pytest.raises(RuntimeError, match=r"write_lineage .*must run eagerly"):
+    traced_lineage(tf.ones([K]))
