@@ -58,8 +58,8 @@ PROPERTY = ("dominant colour: argmax over (R, G, B) of the image's channel means
 # Numbered so that the sorted folder names of `folder:ROOT` give back labels 0, 1, 2.
 CLASS_NAMES = ("0_red", "1_green", "2_blue")
 AMBIGUOUS = -1  # relabel()'s label for an image without a crisp dominant colour
-# Measured on the 4,660 images (this script, --margin=0, 2, 4, 8): the share of the crisp images
-# that the worst innocent element (TranslateY 0.45) relabels falls from 13% at 0 to 5% at 4 and 3%
+# Measured on the 4,660 images, all crisp ones before balancing: the share of them that the worst
+# innocent element (TranslateY 0.45) relabels falls from 13% at 0 to 5% at 4 and 3%
 # at 8, while the smallest class (green) keeps 1,091, 598 and 362 images.
 MARGIN = 4.0
 # Measured on the 1,794 kept images (mean over the two signs, margin 4): the harmful elements
