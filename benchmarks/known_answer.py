@@ -80,7 +80,8 @@ _THRESHOLD = flags.DEFINE_float("threshold", HARM_THRESHOLD, "An element is harm
                                 "share of labels it changes, averaged over its signs, is >= this.")
 _TEST_FRACTION = flags.DEFINE_float("test_fraction", 0.2, "Share of each class held out as test/.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the class balancing and of the test split.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --out/train and --out/test.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False,
+                               "Replace an existing --out/train and --out/test.")
 
 
 # ---------------------------------------------------------------------------
@@ -215,7 +216,7 @@ def measure_harm(images, labels):
 
 
 def harmful_elements(harm, threshold=HARM_THRESHOLD):
-  """Sorted indices of the elements whose changed share, averaged over both signs, is >= threshold."""
+  """Sorted indices of the elements whose changed share, mean over the signs, is >= threshold."""
   return np.flatnonzero(np.asarray(harm).mean(1) >= threshold).tolist()
 
 
@@ -311,6 +312,10 @@ def main(argv):
   if not _OUT.value:
     raise app.UsageError("--out is required: the folder to write the dataset and harmful.json to.")
   out = pathlib.Path(_OUT.value)
+  existing = [str(out / split) for split in ("train", "test") if (out / split).exists()]
+  if existing and not _OVERWRITE.value:  # before the measurement, not after it
+    sys.exit(f"{', '.join(existing)} already exist(s): pass --overwrite or another --out. "
+             f"Received: --out={_OUT.value}")
   start = time.perf_counter()
   try:
     images = load_images(_DATA_DIR.value)
@@ -339,11 +344,8 @@ def main(argv):
   if _OVERWRITE.value:
     for split in ("train", "test"):
       shutil.rmtree(out / split, ignore_errors=True)
-  try:
-    splits = write_folder_dataset(out, images, labels, CLASS_NAMES, _TEST_FRACTION.value,
-                                  _SEED.value)
-  except FileExistsError as error:
-    sys.exit(f"{error} (or pass --overwrite)")
+  splits = write_folder_dataset(out, images, labels, CLASS_NAMES, _TEST_FRACTION.value,
+                                _SEED.value)
   (out / "harmful.json").write_text(json.dumps({
       "property": PROPERTY.format(margin=_MARGIN.value),
       "classes": list(CLASS_NAMES),
