@@ -71,21 +71,6 @@ HARM_THRESHOLD = 0.25
 SIGNS = (-1, 1)  # column 0 of the [36, 2] tables is s = -1, column 1 is s = +1
 FILL = (128, 128, 128)  # Pillow's fillcolor outside a transformed image (DESIGN.md section 2)
 
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir", str(DEFAULT_DATA_DIR),
-    f"Folder with train/<class>/*.png: the real CIFAR-10 images (env {DATA_ENV} overrides the "
-    "default).")
-_OUT = flags.DEFINE_string("out", None, "Where to write train/, test/ and harmful.json.")
-_MARGIN = flags.DEFINE_float("margin", MARGIN, "Minimum gap between the two largest channel "
-                             "means (0..255) for an image to be kept.")
-_THRESHOLD = flags.DEFINE_float("threshold", HARM_THRESHOLD, "An element is harmful when the "
-                                "share of labels it changes, averaged over its signs, is >= this.")
-_TEST_FRACTION = flags.DEFINE_float("test_fraction", 0.2, "Share of each class held out as test/.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the class balancing and of the test split.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False,
-                               "Replace an existing --out/train and --out/test.")
-
-
 # ---------------------------------------------------------------------------
 # Data and labels.
 # ---------------------------------------------------------------------------
@@ -308,57 +293,97 @@ def write_folder_dataset(root, images, labels, class_names, test_fraction, seed)
 # Script.
 # ---------------------------------------------------------------------------
 
+def prepare(out, data_dir=DEFAULT_DATA_DIR, margin=MARGIN, threshold=HARM_THRESHOLD,
+            test_fraction=0.2, seed=0, balance=True, overwrite=False):
+  """Measures the harmful elements and writes the folder dataset and harmful.json into `out`.
+
+  Returns:
+    The harmful.json payload (a dict).
+
+  Raises:
+    FileExistsError: `out` already holds a dataset and not `overwrite`.
+    FileNotFoundError: no real images at `data_dir`.
+  """
+  out = pathlib.Path(out)
+  existing = [str(out / split) for split in ("train", "test") if (out / split).exists()]
+  if existing and not overwrite:  # before the measurement, not after it
+    raise FileExistsError(f"{', '.join(existing)} already exist(s): pass --overwrite or another "
+                          f"--out. Received: --out={out}")
+  start = time.perf_counter()
+  images = load_images(data_dir)
+  labels = relabel(images, margin)
+  crisp = np.bincount(labels[labels != AMBIGUOUS], minlength=len(CLASS_NAMES))
+  print(f"{len(images)} real images from {data_dir}")
+  print(f"crisp (margin {margin:g}): {crisp.sum()}, per class "
+        + ", ".join(f"{n} {c}" for n, c in zip(crisp, CLASS_NAMES)))
+  if balance:
+    kept = balanced_subset(labels, seed)
+    print(f"kept, balanced (seed {seed}): {len(kept)}, {len(kept) // len(CLASS_NAMES)} per class")
+  else:
+    kept = np.flatnonzero(labels != AMBIGUOUS)
+    print(f"kept, every crisp image: {len(kept)}")
+  images, labels = images[kept], labels[kept]
+
+  harm = measure_harm(images, labels)
+  harmful = harmful_elements(harm, threshold)
+  lowest, highest = harm_gap(harm, threshold)
+  mass = uniform_harmful_mass(len(harmful))
+  print(f"\nshare of the {len(images)} labels each element changes (Pillow):")
+  print(format_table(harm, threshold))
+  print(f"harmful ({len(harmful)}): {', '.join(element_label(e) for e in harmful)}; gap "
+        f"{highest:.3f} (highest innocent) .. {lowest:.3f} (lowest harmful) around "
+        f"{threshold:g}; uniform harmful mass {mass:.4f}")
+
+  if overwrite:
+    for split in ("train", "test"):
+      shutil.rmtree(out / split, ignore_errors=True)
+  splits = write_folder_dataset(out, images, labels, CLASS_NAMES, test_fraction, seed)
+  payload = {
+      "property": PROPERTY.format(margin=margin),
+      "classes": list(CLASS_NAMES),
+      "class_counts": np.bincount(labels, minlength=len(CLASS_NAMES)).tolist(),
+      "harmful_elements": harmful,
+      "element_harm": np.round(harm, 4).tolist(),
+      "threshold": threshold,
+      "uniform_harmful_mass": mass,
+  }
+  (out / "harmful.json").write_text(json.dumps(payload, indent=1) + "\n")
+  print(f"\nwrote {out}/train ({len(splits['train'])}), {out}/test ({len(splits['test'])}) and "
+        f"{out}/harmful.json in {time.perf_counter() - start:.1f} s")
+  return payload
+
+
+def define_flags():
+  """The script's flags; defined only when run, so that other benchmarks can import `prepare`."""
+  flags.DEFINE_string(
+      "data_dir", str(DEFAULT_DATA_DIR),
+      f"Folder with train/<class>/*.png: the real CIFAR-10 images (env {DATA_ENV} overrides the "
+      "default).")
+  flags.DEFINE_string("out", None, "Where to write train/, test/ and harmful.json.")
+  flags.DEFINE_float("margin", MARGIN, "Minimum gap between the two largest channel means "
+                     "(0..255) for an image to be kept.")
+  flags.DEFINE_float("threshold", HARM_THRESHOLD, "An element is harmful when the share of "
+                     "labels it changes, averaged over its signs, is >= this.")
+  flags.DEFINE_float("test_fraction", 0.2, "Share of each class held out as test/.")
+  flags.DEFINE_integer("seed", 0, "Seed of the class balancing and of the test split.")
+  flags.DEFINE_bool("balance", True, "Subsample every class to the smallest one's count (else "
+                    "keep every crisp image: more images, 57% of them red).")
+  flags.DEFINE_bool("overwrite", False, "Replace an existing --out/train and --out/test.")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  if not _OUT.value:
+  f = flags.FLAGS
+  if not f.out:
     raise app.UsageError("--out is required: the folder to write the dataset and harmful.json to.")
-  out = pathlib.Path(_OUT.value)
-  existing = [str(out / split) for split in ("train", "test") if (out / split).exists()]
-  if existing and not _OVERWRITE.value:  # before the measurement, not after it
-    sys.exit(f"{', '.join(existing)} already exist(s): pass --overwrite or another --out. "
-             f"Received: --out={_OUT.value}")
-  start = time.perf_counter()
   try:
-    images = load_images(_DATA_DIR.value)
-  except FileNotFoundError as error:
+    prepare(f.out, f.data_dir, f.margin, f.threshold, f.test_fraction, f.seed, f.balance,
+            f.overwrite)
+  except (FileExistsError, FileNotFoundError) as error:
     sys.exit(str(error))
-  labels = relabel(images, _MARGIN.value)
-  crisp = np.bincount(labels[labels != AMBIGUOUS], minlength=len(CLASS_NAMES))
-  print(f"{len(images)} real images from {_DATA_DIR.value}")
-  kept = balanced_subset(labels, _SEED.value)
-  images, labels = images[kept], labels[kept]
-  print(f"crisp (margin {_MARGIN.value:g}): {crisp.sum()}, per class "
-        + ", ".join(f"{n} {c}" for n, c in zip(crisp, CLASS_NAMES)))
-  print(f"kept, balanced (seed {_SEED.value}): {len(kept)}, {len(kept) // len(CLASS_NAMES)} per "
-        f"class")
-
-  harm = measure_harm(images, labels)
-  harmful = harmful_elements(harm, _THRESHOLD.value)
-  lowest, highest = harm_gap(harm, _THRESHOLD.value)
-  mass = uniform_harmful_mass(len(harmful))
-  print(f"\nshare of the {len(images)} labels each element changes (Pillow):")
-  print(format_table(harm, _THRESHOLD.value))
-  print(f"harmful ({len(harmful)}): {', '.join(element_label(e) for e in harmful)}; gap "
-        f"{highest:.3f} (highest innocent) .. {lowest:.3f} (lowest harmful) around "
-        f"{_THRESHOLD.value:g}; uniform harmful mass {mass:.4f}")
-
-  if _OVERWRITE.value:
-    for split in ("train", "test"):
-      shutil.rmtree(out / split, ignore_errors=True)
-  splits = write_folder_dataset(out, images, labels, CLASS_NAMES, _TEST_FRACTION.value,
-                                _SEED.value)
-  (out / "harmful.json").write_text(json.dumps({
-      "property": PROPERTY.format(margin=_MARGIN.value),
-      "classes": list(CLASS_NAMES),
-      "harmful_elements": harmful,
-      "element_harm": np.round(harm, 4).tolist(),
-      "threshold": _THRESHOLD.value,
-      "uniform_harmful_mass": mass,
-  }, indent=1) + "\n")
-  print(f"\nwrote {out}/train ({len(splits['train'])}), {out}/test ({len(splits['test'])}) and "
-        f"{out}/harmful.json in {time.perf_counter() - start:.1f} s")
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -1,19 +1,29 @@
-r"""Does θ learn? OHL on data where the harmful elements are known, against its baselines.
+r"""Does θ learn? Each estimator on real images with a known answer, against the uniform policy.
 
-The synthetic dataset (ohl_tf/datasets.py) carries its label in colour; Invert and the three
-Solarize elements destroy it (datasets.HARMFUL_ELEMENTS), the other 32 leave it readable. Under
-the uniform policy the ops holding a harmful element get 1 - (32/36)^2 = 0.2099 of the
-probability; a search that learns puts less there. In one process, at the same budget, this runs
---policy=ohl, uniform and cutout (no operation; Cutout as the other two), and reports:
-  * the probability of the pairs holding a harmful element, and each harmful element's marginal
-    against the uniform 1/36 (ohl only: uniform and none keep θ = 0);
-  * the test accuracy of each policy;
-  * why θ moves as it does: per outer step, the correlation across trajectories between the
-    share of harmful ops a trajectory applied (its count fluctuation, the only thing REINFORCE
-    can credit) and its reward. Near zero means the reward is noise to the policy gradient.
+The task (benchmarks/known_answer.py): the real CIFAR-10 images of
+../shared/data/cifar10-reduced relabelled by their dominant colour, which five elements measurably
+destroy (Solarize 26/102/179, Equalize, Invert: each changes ≥ 41% of the labels, every other
+element ≤ 13%). Under the uniform policy the operations holding one of them get
+1 − (31/36)² = 0.2585 of the probability; a search that learns puts less there.
 
-  python benchmarks/policy_learning.py                      # quickstart budget, ~10 min, 2 cores
-  python benchmarks/policy_learning.py --reward=accuracy    # the paper's reward
+For every seed, at one fixed budget, this runs `--policy=uniform` and `--policy=ohl` with each
+`--estimator`, through `ohl_tf.search.run` as `python -m ohl_tf.main` would, and reports per
+estimator, as mean ± standard error over the seeds:
+  * harm: p_θ's mass on the harmful pairs, as a multiple of uniform's (1.00 = nothing learned);
+  * lineage: the harmful share of the operations the surviving network trained on (the winners'
+    batches, see README "What a run leaves"), as a multiple of uniform's;
+  * drift: total variation between p_θ restricted to the innocent pairs and uniform over them
+    (collateral change where nothing should change; 0 for uniform);
+  * best validation and test accuracy, and wall time;
+  * corr: per outer step, the correlation across trajectories between a trajectory's share of
+    harmful operations and its reward, averaged over the run (how much of the reward signal
+    the policy gradient can credit to the harmful operations; negative = they cost reward).
+
+  python benchmarks/policy_learning.py                          # 3 seeds, ~35 min on 2 cores
+  python benchmarks/policy_learning.py --seeds=0 --runs=element_es --es_sigma=2
+
+Every flag of `ohl_tf.main` is accepted; this script's own defaults (below, `_DEFAULTS`) replace
+its general ones, and `--data_root` reuses a prepared known-answer folder.
 """
 
 import datetime
@@ -23,6 +33,7 @@ import pathlib
 import platform
 import sys
 import tempfile
+import time
 
 from absl import app
 from absl import flags
@@ -31,85 +42,137 @@ import tensorflow as tf
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT))
+sys.path.insert(0, str(_ROOT / "benchmarks"))
 
-from ohl_tf import augment  # pylint: disable=g-import-not-at-top
-from ohl_tf import datasets  # pylint: disable=g-import-not-at-top
-from ohl_tf import main as ohl_main  # pylint: disable=g-import-not-at-top
-from ohl_tf import search  # pylint: disable=g-import-not-at-top
+import known_answer  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ohl_tf import augment  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ohl_tf import main as ohl_main  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ohl_tf import policy  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ohl_tf import search  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-_POLICIES = flags.DEFINE_list("policies", ["ohl", "uniform", "cutout"], "Policies to compare.")
+# The budget: resnet8, 4 trajectories, 8 epochs of the ~2,300 training images left after the
+# test and validation splits, periods of I = 8 steps of 64 (35 outer steps), lr 0.1.
+_DEFAULTS = dict(model="resnet8", trajectories=4, epochs=8, inner_steps=8, batch_size=64, lr=0.1,
+                 val_size=500, cutout=16, reward="loss", es_sigma=1.0)
+
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; every policy runs once per seed.")
+_RUNS = flags.DEFINE_list("runs", ["uniform", *policy.ESTIMATORS],
+                          "What to run per seed: 'uniform' and/or estimators of --policy=ohl.")
+_DATA_ROOT = flags.DEFINE_string("data_root", None,
+                                 "A folder prepared by benchmarks/known_answer.py (default: "
+                                 "prepare one in a temporary folder).")
+_RESULTS_JSON = flags.DEFINE_string("results_json", None, "Also write every run's figures here.")
 
 
-def harmful_mask():
+def harmful_operations(harmful_elements):
   """bool [1296]: the ops (e1, e2) with e1 or e2 harmful."""
   harmful = np.zeros(augment.NUM_ELEMENTS, bool)
-  harmful[list(datasets.HARMFUL_ELEMENTS)] = True
+  harmful[list(harmful_elements)] = True
   return (harmful[:, None] | harmful[None, :]).reshape(-1)
 
 
-def uniform_harmful_share():
-  return harmful_mask().mean()
+def innocent_drift(probs, harmful):
+  """Total variation between p on the innocent ops (renormalised) and uniform over them."""
+  innocent = probs[~harmful] / probs[~harmful].sum()
+  return 0.5 * np.abs(innocent - 1.0 / innocent.size).sum()
 
 
-class RewardAnalysis:
-  """Collects, per outer step, corr(harmful share of a trajectory's ops, its reward)."""
+class RewardSignal:
+  """Per outer step, corr(a trajectory's harmful share, its score) across the trajectories:
+  how much of the reward the harmful operations explain (negative: they cost reward)."""
 
-  def __init__(self):
+  def __init__(self, harmful):
+    self.harmful = harmful
     self.correlations = []
-    self.share_spreads = []
 
   def __call__(self, step):
     counts = np.asarray(step["op_counts"], np.float64)
-    shares = counts[:, harmful_mask()].sum(1) / np.maximum(counts.sum(1), 1)
+    shares = counts[:, self.harmful].sum(1) / np.maximum(counts.sum(1), 1)
     scores = np.asarray(step["scores"], np.float64)
-    self.share_spreads.append(shares.std())
     if shares.std() > 0 and scores.std() > 0:
       self.correlations.append(np.corrcoef(shares, scores)[0, 1])
 
 
-def run_policy(policy_name, model_dir):
-  """One run from the quickstart flagfile's settings (and this command's overrides)."""
-  config = ohl_main.config_from_flags()
-  config = search.dataclasses.replace(config, policy=policy_name, model_dir=model_dir,
-                                      overwrite=True)
-  analysis = RewardAnalysis()
-  results = search.run(config, on_outer_step=analysis)
+def measure(model_dir, results, harmful):
+  """The figures of one finished run, from its policy.json and results."""
   exported = json.loads(pathlib.Path(model_dir, "policy.json").read_text())
-  return config, results, np.array(exported["probabilities"]).reshape(-1), analysis
+  probs = np.reshape(exported["probabilities"], -1)
+  lineage = np.reshape(exported["lineage"]["probabilities"], -1)
+  return {"harm": probs[harmful].sum() / harmful.mean(),
+          "lineage": lineage[harmful].sum() / harmful.mean(),
+          "drift": innocent_drift(probs, harmful),
+          "val": results["best_val_accuracy"], "test": results["test_accuracy"],
+          "wall_s": results["wall_time_s"]}
 
 
-def report(config, runs):
-  uniform = uniform_harmful_share()
+def run_one(base, name, seed, root, harmful):
+  policy_name, estimator = ("uniform", "reinforce") if name == "uniform" else ("ohl", name)
+  model_dir = os.path.join(root, f"{name}_{seed}")
+  config = search.dataclasses.replace(base, policy=policy_name, estimator=estimator, seed=seed,
+                                      model_dir=model_dir, overwrite=True)
+  start = time.time()
+  signal = RewardSignal(harmful)
+  results = search.run(config, on_outer_step=signal)
+  figures = measure(model_dir, results, harmful)
+  figures["signal"] = float(np.mean(signal.correlations)) if signal.correlations else 0.0
+  print(f"  {name:10s} seed {seed}: harm {figures['harm']:.3f}x, lineage "
+        f"{figures['lineage']:.3f}x, drift {figures['drift']:.3f}, test {figures['test']:.4f}, "
+        f"corr(harmful share, reward) {figures['signal']:+.3f} "
+        f"({time.time() - start:.0f} s)", flush=True)
+  return figures
+
+
+def mean_se(values):
+  values = np.asarray(values, np.float64)
+  se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+  return f"{values.mean():.3f} ± {se:.3f}"
+
+
+def report(base, runs, task, seeds):
   print(f"\npolicy_learning, {datetime.date.today()}, {platform.processor() or platform.machine()}"
         f", {os.cpu_count()} cores, TensorFlow {tf.__version__}")
-  print(f"  synthetic data, {config.model}, {config.trajectories} trajectories, {config.epochs} "
-        f"epochs, train_subset={config.train_subset}, I={config.inner_steps or 'one epoch'}, "
-        f"reward={config.reward}, seed={config.seed}")
-  print(f"  {'policy':8s} {'test acc':>8s} {'p(harmful pairs)':>17s} {'vs uniform':>10s}")
-  for name, (_, results, probs, _) in runs.items():
-    share = probs[harmful_mask()].sum()
-    print(f"  {name:8s} {results['test_accuracy']:8.4f} {share:17.4f} {share / uniform:9.3f}x")
-  if "ohl" in runs:
-    probs, analysis = runs["ohl"][2], runs["ohl"][3]
-    matrix = probs.reshape(36, 36)
-    marginals = 0.5 * (matrix.sum(0) + matrix.sum(1))
-    print("  ohl harmful element marginals vs 1/36: " + ", ".join(
-        f"{augment.ELEMENTS[e].name}({augment.ELEMENTS[e].magnitude}) "
-        f"{marginals[e] * 36:.3f}x" for e in datasets.HARMFUL_ELEMENTS))
-    correlations = np.array(analysis.correlations)
-    print(f"  why: corr(harmful share, reward) over {len(correlations)} outer steps: mean "
-          f"{correlations.mean():+.3f} (sd {correlations.std():.3f}; negative = harmful ops "
-          f"cost reward); spread of the harmful share across trajectories: mean sd "
-          f"{np.mean(analysis.share_spreads):.4f} around {uniform:.4f}")
+  print(f"  known answer: {task['property']}; harmful elements {task['harmful_elements']} "
+        f"(uniform mass {task['uniform_harmful_mass']:.4f})")
+  print(f"  {base.model}, N={base.trajectories}, {base.epochs} epochs, I={base.inner_steps}, "
+        f"batch {base.batch_size}, lr {base.lr}, val {base.val_size}, reward={base.reward}, "
+        f"es_sigma={base.es_sigma}, theta_lr={base.theta_lr}; seeds {', '.join(map(str, seeds))}"
+        " (mean ± standard error)")
+  print(f"  {'policy':12s} {'harm (x unif)':>15s} {'lineage (x unif)':>17s} "
+        f"{'drift (TV)':>15s} {'best val':>15s} {'test acc':>15s} {'corr':>16s} "
+        f"{'wall s':>7s}")
+  for name, figures in runs.items():
+    column = lambda key: mean_se([f[key] for f in figures])  # pylint: disable=cell-var-from-loop
+    label = "uniform" if name == "uniform" else f"ohl {name}"
+    print(f"  {label:12s} {column('harm'):>15s} {column('lineage'):>17s} {column('drift'):>15s} "
+          f"{column('val'):>15s} {column('test'):>15s} {column('signal'):>16s} "
+          f"{np.mean([f['wall_s'] for f in figures]):7.0f}")
 
 
 def main(argv):
   del argv
+  seeds = [int(s) for s in _SEEDS.value]
   with tempfile.TemporaryDirectory() as root:
-    runs = {name: run_policy(name, os.path.join(root, name)) for name in _POLICIES.value}
-  report(next(iter(runs.values()))[0], runs)
+    data_root = _DATA_ROOT.value
+    if not data_root:  # every crisp image (~3,300): a test split of 15%, 500 for validation
+      data_root = os.path.join(root, "data")
+      known_answer.prepare(data_root, test_fraction=0.15, balance=False)
+    task = json.loads(pathlib.Path(data_root, "harmful.json").read_text())
+    harmful = harmful_operations(task["harmful_elements"])
+    base = search.dataclasses.replace(ohl_main.config_from_flags(),
+                                      dataset=f"folder:{data_root}")
+    runs = {}
+    for seed in seeds:
+      for name in _RUNS.value:
+        runs.setdefault(name, []).append(run_one(base, name, seed, root, harmful))
+  report(base, runs, task, seeds)
+  if _RESULTS_JSON.value:
+    pathlib.Path(_RESULTS_JSON.value).write_text(json.dumps(
+        {"config": search.dataclasses.asdict(base), "seeds": seeds, "task": task, "runs": runs},
+        indent=1))
 
 
 if __name__ == "__main__":
   ohl_main.define_flags()
-  app.run(main, argv=ohl_main.with_default_flagfile(sys.argv))
+  for flag_name, value in _DEFAULTS.items():
+    flags.FLAGS.set_default(flag_name, value)
+  app.run(main)

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from ohl_tf import augment
 from ohl_tf import export
+from ohl_tf import policy
 
 _SUM_TOLERANCE = 1e-4
 
@@ -176,8 +177,7 @@ class LearnedAugment(keras.layers.Layer):
     seed = tf.cast(self.seed_generator.next(), tf.int32)
     op_seed, sign_seed = tf.unstack(tf.random.split(seed, 2))
     count = 1 if batch_size is None else batch_size
-    ops = tf.random.stateless_categorical(tf.constant(self._log_probabilities)[tf.newaxis],
-                                          count, seed=op_seed, dtype=tf.int32)[0]
+    ops = policy.draw_operations(tf.constant(self._log_probabilities), count, op_seed)
     signs = augment.sample_signs(tf.stack([count, 2]), sign_seed)
     if batch_size is None:
       return ops[0], signs[0]

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from ohl_tf import augment
+from ohl_tf import policy
 from ohl_tf import preprocess
 
 # Independent random streams, folded into the run's seed.
@@ -193,14 +194,14 @@ class TrainPipeline:
   augment_batch: object = None
 
   def __post_init__(self):
-    # Traced once per pipeline, not once per (period, trajectory) dataset: each period's map
+    # Traced once per pipeline, not once per (period, stream) dataset: each period's map
     # only calls these concrete functions.
     spec = [tf.TensorSpec([], tf.int64), self.source.image_spec, tf.TensorSpec([], tf.int32),
             tf.TensorSpec([augment.NUM_OPERATIONS], tf.float32), tf.TensorSpec([], tf.int32)]
     object.__setattr__(self, "_sampled", tf.function(self._example, input_signature=spec))
     object.__setattr__(self, "_plain", tf.function(
-        lambda example_id, image, label, trajectory: self._example(example_id, image, label,
-                                                                   None, trajectory),
+        lambda example_id, image, label, stream: self._example(example_id, image, label, None,
+                                                               stream),
         input_signature=spec[:3] + spec[4:]))
     # Traced once for each value of its Python argument `sampled`.
     object.__setattr__(self, "_finished_batch", tf.function(self._finish_batch))
@@ -209,19 +210,19 @@ class TrainPipeline:
   def epoch_size(self):
     return self.schedule.steps_per_epoch * self.schedule.batch_size
 
-  def _example(self, example_id, image, label, log_probs, trajectory):
+  def _example(self, example_id, image, label, log_probs, stream):
     """One example before Cutout; `example_id` counts images since the start of the run."""
     image = self.base(image, _seed(self.seed, _BASE_STREAM, example_id))
     if log_probs is None:
       op, signs = tf.constant(NO_OPERATION, tf.int32), tf.ones([2], tf.int32)
     else:
       op_seed, sign_seed = tf.unstack(tf.random.experimental.stateless_split(
-          _seed(self.seed, _AUGMENT_STREAM, trajectory, example_id), 2))
-      op = tf.random.stateless_categorical(log_probs[None], 1, op_seed, dtype=tf.int32)[0, 0]
+          _seed(self.seed, _AUGMENT_STREAM, stream, example_id), 2))
+      op = policy.draw_operations(log_probs, 1, op_seed)[0]
       signs = augment.sample_signs([2], sign_seed)
     return image, label, op, signs, example_id
 
-  def _finish_batch(self, images, labels, ops, signs, example_ids, trajectory, sampled):
+  def _finish_batch(self, images, labels, ops, signs, example_ids, stream, sampled):
     """The augmentation, Cutout (one square per image) and standardisation, per batch.
 
     Each image keeps its own op, signs and Cutout square: the batched path of `augment` gives
@@ -231,20 +232,22 @@ class TrainPipeline:
     if sampled:
       images = augment.apply_operation(images, ops, signs)
     if self.augment_batch is not None:
-      images = self.augment_batch(images, _seed(self.seed, _AUGMENT_STREAM, trajectory,
+      images = self.augment_batch(images, _seed(self.seed, _AUGMENT_STREAM, stream,
                                                 example_ids[0], -1))
     if self.cutout_size:
-      seed = _seed(self.seed, _CUTOUT_STREAM, trajectory, example_ids[0])
+      seed = _seed(self.seed, _CUTOUT_STREAM, stream, example_ids[0])
       images = preprocess.cutout(images, seed, self.cutout_size,
                                  fill=preprocess.mean_colour(self.mean))
     return preprocess.normalize(images, self.mean, self.std), labels, ops
 
-  def dataset(self, period, trajectory, log_probs=None):
+  def dataset(self, period, stream, log_probs=None):
     """The batches of one trajectory in one period.
 
     Args:
       period: index of the period (outer step).
-      trajectory: index of the trajectory; selects its own operations, signs and Cutout.
+      stream: index of the random streams of its operations, signs and Cutout: the
+        trajectory's index, or one that several trajectories share (common random numbers:
+        `search` gives element_es's antithetic pairs one each).
       log_probs: float32 [1296], log p of the operations to sample (paper eq. 7), or None for
         no OHL operation.
 
@@ -253,17 +256,17 @@ class TrainPipeline:
     """
     start, end = self.schedule.period(period)
     batch = self.schedule.batch_size
-    trajectory = tf.constant(trajectory, tf.int32)
+    stream = tf.constant(stream, tf.int32)
     if log_probs is None:
-      example = functools.partial(self._plain, trajectory=trajectory)
+      example = functools.partial(self._plain, stream=stream)
     else:
       example = functools.partial(self._sampled, log_probs=tf.convert_to_tensor(log_probs,
                                                                                 tf.float32),
-                                  trajectory=trajectory)
+                                  stream=stream)
     examples = self.source.examples(start * batch, end * batch, self.epoch_size, self.seed)
     examples = examples.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     batches = examples.batch(batch, drop_remainder=True).map(
-        functools.partial(self._finished_batch, trajectory=trajectory,
+        functools.partial(self._finished_batch, stream=stream,
                           sampled=log_probs is not None),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()

@@ -419,8 +419,36 @@ def reinforce_step(theta, optimizer, op_counts, accuracies, estimator="reinforce
 # ---------------------------------------------------------------------------------------------
 
 
+def draw_operations(log_probs, num_samples, seed):
+  """Draws `num_samples` op indices from the distribution exp(log_probs), statelessly.
+
+  Gumbel-max: op = argmax_k (log p(k) + g_k), with g_k = −log(−log u_k) and u_k uniform from
+  `seed`. Each draw follows p exactly, and two draws with the same seed from two distributions
+  p, q give the same op with probability ≥ 1 − TV(p, q) in the typical case: the op changes
+  only where the change of p moves the argmax. `element_es` pairs its trajectories on that
+  coupling (common random numbers), so that a pair's batches differ only through ±ε.
+  (tf.random.stateless_categorical inverts the CDF instead: a change of p early in the op order
+  shifts every later draw.)
+
+  Args:
+    log_probs: float tensor [K], log p (−inf where p = 0: never drawn).
+    num_samples: int or scalar int tensor ≥ 0.
+    seed: int tensor [2].
+
+  Returns:
+    int32 tensor [num_samples] with values in [0, K).
+  """
+  log_probs = _float_tensor(log_probs, "log_probs")
+  shape = tf.stack([num_samples, tf.shape(log_probs)[-1]])
+  # minval > 0 keeps log(u) finite; float32 uniforms never reach 1.
+  uniform = tf.random.stateless_uniform(shape, seed, minval=1e-20, maxval=1.0,
+                                        dtype=log_probs.dtype)
+  return tf.argmax(log_probs - tf.math.log(-tf.math.log(uniform)), axis=-1,
+                   output_type=tf.int32)
+
+
 def sample_operations(theta, num_samples, seed):
-  """Draws `num_samples` independent op indices from p_θ, statelessly.
+  """Draws `num_samples` independent op indices from p_θ, statelessly (`draw_operations`).
 
   The same (theta, num_samples, seed) gives the same ops on the same TensorFlow build and device.
 
@@ -432,9 +460,7 @@ def sample_operations(theta, num_samples, seed):
   Returns:
     int32 tensor [num_samples] with values in [0, K).
   """
-  log_probs = log_operation_probabilities(theta)
-  return tf.random.stateless_categorical(log_probs[tf.newaxis, :], num_samples, seed=seed,
-                                         dtype=tf.int32)[0]
+  return draw_operations(log_operation_probabilities(theta), num_samples, seed)
 
 
 def operation_histogram(ops, num_operations=NUM_OPERATIONS):

@@ -299,6 +299,13 @@ class OnlineSearch:
       return policy.element_perturbations(self.config.seed, period, len(self.trajectories))
     return tf.zeros([len(self.trajectories), augment.NUM_ELEMENTS])
 
+  def random_stream(self, trajectory):
+    """The random streams (ops, signs, Cutout) of a trajectory: its own, except under
+    element_es, whose antithetic pairs share theirs (common random numbers): with Gumbel-max
+    draws (`policy.draw_operations`) a pair's batches then differ only where ±ε changes an
+    image's op, so its reward difference measures ε, not the other draws."""
+    return trajectory // 2 if self.estimator == "element_es" else trajectory
+
   def sampling_log_probs(self, period):
     """Per trajectory, log p of the operations it samples in `period` (eq. 7; at its own
     θ_n = θ + σAε_n under element_es); None when the policy draws no OHL operation."""
@@ -315,7 +322,8 @@ class OnlineSearch:
   def _run_trajectory(self, t, period, log_probs):
     t.reset_period()
     start, end = self.schedule.period(period)
-    loss, accuracy = t.train(self.train_data.dataset(period, t.index, log_probs), end - start)
+    dataset = self.train_data.dataset(period, self.random_stream(t.index), log_probs)
+    loss, accuracy = t.train(dataset, end - start)
     return loss, accuracy, t.evaluate(self.val_data)
 
   def _inner_loop(self, period):
@@ -406,6 +414,8 @@ class OnlineSearch:
     with self.writer.as_default():
       if self.policy.has_theta:
         summaries.write_policy(self.writer, step, self.theta, marginals.numpy())
+      if self.policy.samples_operations:
+        summaries.write_lineage(self.writer, step, self.lineage.numpy())
       summaries.write_outer_step(
           self.writer, step, val_accuracies=np.array([r[2].accuracy for r in results]),
           normalized_rewards=rewards, train_loss=np.array([r[0] for r in results]),

@@ -76,6 +76,11 @@ def test_policy_and_results_files(quick_run):
   assert theta.shape == (1296,) and theta.any()  # 4 outer steps moved it
   sigmoid = 1 / (1 + np.exp(-theta))
   np.testing.assert_allclose(probabilities.reshape(-1), sigmoid / sigmoid.sum(), rtol=1e-5)
+  # What the surviving network trained on: one op per image of its 16 steps of 32.
+  lineage = exported["lineage"]
+  assert lineage["operations"] == 16 * 32
+  assert np.shape(lineage["probabilities"]) == (36, 36)
+  assert abs(np.sum(lineage["probabilities"]) - 1) < 1e-9
   results = json.loads((model_dir / "results.json").read_text())
   assert set(results) == {"dataset", "model", "policy", "test_accuracy", "test_top5_accuracy",
                           "best_val_accuracy", "epochs", "trajectories",
@@ -95,7 +100,8 @@ def test_tensorboard_reads_the_logs(quick_run):
   # TF2 writes every summary (scalars, images, histograms, text) as a tensor event.
   assert {"policy/theta", "policy/probabilities", "policy/element_marginals", "policy/entropy",
           "policy/top_operations", "train/learning_rate", "trajectory_0/val_accuracy",
-          "trajectory_1/reward", "trajectory_1/train_loss"} <= set(events.Tags()["tensors"])
+          "trajectory_1/reward", "trajectory_1/train_loss", "policy/lineage",
+          "policy/lineage_operations"} <= set(events.Tags()["tensors"])
   plugins = events.PluginTagToContent
   assert "policy/probabilities" in plugins("images") and "policy/theta" in plugins("histograms")
   assert [e.step for e in events.Tensors("policy/entropy")] == [1, 2, 3, 4]

@@ -71,6 +71,68 @@ def test_outer_step_moves_theta_and_copies_the_best_state_to_all(tmp_path, small
       np.testing.assert_array_equal(value, source, err_msg=f"trajectory {t.index}: {name}")
 
 
+def test_lineage_sums_the_best_trajectorys_counts_into_checkpoint_and_policy_file(tmp_path,
+                                                                                small_data):
+  config = _config(tmp_path, trajectories=2, estimator="element_es", reward="loss")
+  ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
+  steps = []
+  ohl.run(on_outer_step=steps.append)
+  expected = sum(step["op_counts"][step["best"]] for step in steps)
+  assert len(steps) == ohl.schedule.num_periods == 5
+  np.testing.assert_array_equal(ohl.lineage.numpy(), expected)
+  reader = tf.train.load_checkpoint(os.path.join(config.model_dir, "checkpoints"))
+  np.testing.assert_array_equal(reader.get_tensor("lineage/.ATTRIBUTES/VARIABLE_VALUE"), expected)
+  lineage = json.loads(open(os.path.join(config.model_dir, "policy.json")).read())["lineage"]
+  assert lineage["operations"] == expected.sum() == 5 * 2 * config.batch_size
+  np.testing.assert_allclose(np.reshape(lineage["probabilities"], -1), expected / expected.sum())
+  # Every period's ε were antithetic, and each trajectory drew from its own θ_n.
+  for step in steps:
+    np.testing.assert_array_equal(step["perturbations"][1], -step["perturbations"][0])
+
+
+def test_element_es_trajectories_sample_at_their_own_perturbed_theta(tmp_path, small_data):
+  config = _config(tmp_path, trajectories=4, estimator="element_es", es_sigma=0.5)
+  ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS])
+  ohl.theta.assign(tf.random.stateless_normal([augment.NUM_OPERATIONS], [1, 2]))
+  eps = policy.element_perturbations(config.seed, 3, 4)
+  for n, log_probs in enumerate(ohl.sampling_log_probs(3)):
+    expected = policy.log_operation_probabilities(
+        ohl.theta + 0.5 * policy.spread_to_operations(eps[n]))
+    np.testing.assert_allclose(log_probs, expected, rtol=1e-6)
+  # The paper's estimator samples every trajectory at θ itself.
+  plain = search.OnlineSearch(_config(tmp_path, trajectories=2), small_data,
+                              [[d] for d in _CPUS[:2]])
+  a, b = plain.sampling_log_probs(3)
+  np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(plain.perturbations(3), np.zeros([2, augment.NUM_ELEMENTS]))
+
+
+@pytest.mark.parametrize("estimator", policy.ESTIMATORS)
+@pytest.mark.parametrize("reward", search.REWARDS)
+def test_every_estimator_learns_with_every_reward(tmp_path, small_data, estimator, reward):
+  config = _config(tmp_path, trajectories=2, train_subset=64, estimator=estimator, reward=reward)
+  ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
+  steps = []
+  ohl.run(on_outer_step=steps.append)
+  theta = ohl.theta.numpy()
+  assert np.all(np.isfinite(theta)) and np.any(theta != 0)
+  for step in steps:  # the reward scores, the accuracies are recorded
+    expected = step["accuracies"] if reward == "accuracy" else -np.abs(step["scores"])
+    np.testing.assert_array_equal(step["scores"], expected)
+
+
+def test_a_checkpoint_from_before_the_lineage_resumes(tmp_path, small_data):
+  config = _config(tmp_path, trajectories=2, epochs=2)
+  old = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
+  old_checkpoint = tf.train.Checkpoint(
+      **{k: v for k, v in old._checkpointed.items() if k != "lineage"})
+  old.outer_step.assign(2)
+  old_checkpoint.save(os.path.join(config.model_dir, "checkpoints", "ckpt"))
+  resumed = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
+  assert resumed.restore() == 2
+  assert not resumed.lineage.numpy().any()
+
+
 def test_uniform_policy_keeps_theta_at_zero(tmp_path, small_data):
   ohl = search.OnlineSearch(_config(tmp_path, policy="uniform", trajectories=2), small_data,
                             [[_CPUS[0]], [_CPUS[1]]])
