@@ -45,15 +45,17 @@ sys.path.insert(0, str(_ROOT))
 sys.path.insert(0, str(_ROOT / "benchmarks"))
 
 import known_answer  # pylint: disable=g-import-not-at-top,wrong-import-position
+from reporting import mean_se  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import augment  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import main as ohl_main  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import policy  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import search  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # The budget: resnet8, 4 trajectories, 8 epochs of the ~2,300 training images left after the
-# test and validation splits, periods of I = 8 steps of 64 (35 outer steps), lr 0.1.
+# test and validation splits, periods of I = 8 steps of 64 (35 outer steps), lr 0.1; the
+# estimators' settings are the quick run's (flags/quickstart.cfg).
 _DEFAULTS = dict(model="resnet8", trajectories=4, epochs=8, inner_steps=8, batch_size=64, lr=0.1,
-                 val_size=500, cutout=16, reward="loss", es_sigma=1.0)
+                 val_size=500, cutout=16, reward="loss", es_sigma=2.0, theta_lr=0.5)
 
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; every policy runs once per seed.")
 _RUNS = flags.DEFINE_list("runs", ["uniform", *policy.ESTIMATORS],
@@ -120,12 +122,6 @@ def run_one(base, name, seed, root, harmful):
         f"corr(harmful share, reward) {figures['signal']:+.3f} "
         f"({time.time() - start:.0f} s)", flush=True)
   return figures
-
-
-def mean_se(values):
-  values = np.asarray(values, np.float64)
-  se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-  return f"{values.mean():.3f} ± {se:.3f}"
 
 
 def report(base, runs, task, seeds):

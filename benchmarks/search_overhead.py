@@ -73,7 +73,7 @@ def time_plain_training(config, data, ohl):
   for period in range(schedule.num_periods):
     first, end = schedule.period(period)
     log_probs = policy.log_operation_probabilities(theta)
-    plain.train(ohl.train_data.dataset(period, 0, log_probs), end - first)
+    plain.train(plain.start_period(ohl.train_data.dataset(period, 0, log_probs)), end - first)
   return time.perf_counter() - start
 
 

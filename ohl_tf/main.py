@@ -2,8 +2,10 @@ r"""Trains a classifier and learns its augmentation policy in one run (OHL-Auto-
 
   python -m ohl_tf.main --flagfile=flags/cifar_wrn.cfg [--flag=value ...]
 
-Without --flagfile it runs flags/quickstart.cfg (synthetic data, a small model, 4 trajectories,
-a few minutes on a laptop CPU); flags given on the command line override the flagfile's.
+Without any flag it runs flags/quickstart.cfg (synthetic data, a small model, 4 trajectories,
+a few minutes on a laptop CPU). Any other run starts from the general defaults that each flag's
+help states (the paper's where it has one), then its --flagfile, then the command line; nothing
+of the quick run leaks into it.
 Watch it with `tensorboard --logdir=<model_dir>/logs`.
 """
 
@@ -67,7 +69,8 @@ def define_flags():
   flags.DEFINE_integer("train_subset", d.train_subset,
                        "Use only this many training images (0 = all), e.g. reduced CIFAR-10.")
   flags.DEFINE_integer("eval_batch_size", d.eval_batch_size, "Evaluation batch size.")
-  flags.DEFINE_string("model_dir", d.model_dir, "Where the run lives; rerun to resume.")
+  flags.DEFINE_string("model_dir", d.model_dir, "Where the run lives; rerun to resume. Empty: "
+                      "runs/<dataset>_<model>.")
   flags.DEFINE_integer("seed", d.seed, "Seed of every random choice of the run.")
   flags.DEFINE_bool("deterministic", d.deterministic,
                     "Deterministic kernels (tf.config.experimental.enable_op_determinism).")
@@ -83,10 +86,12 @@ def config_from_flags():
 
 
 def with_default_flagfile(argv):
-  """argv with --flagfile=flags/quickstart.cfg first unless a flagfile is given."""
-  if any(arg.startswith(("--flagfile", "-flagfile")) for arg in argv[1:]):
-    return argv
-  return [argv[0], f"--flagfile={QUICKSTART}", *argv[1:]]
+  """argv of a bare `python -m ohl_tf.main`: the quick run (--flagfile=flags/quickstart.cfg).
+
+  Any argument at all turns that off: a run with flags of its own starts from the general
+  defaults, never from the quick run's demo settings (2,048 images, 4-step periods, ...).
+  """
+  return [argv[0], f"--flagfile={QUICKSTART}"] if len(argv) == 1 else argv
 
 
 def main(argv):

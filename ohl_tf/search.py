@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 import shutil
 import time
 
@@ -75,13 +76,15 @@ class Config:
   val_size: int = 500
   train_subset: int = 0
   eval_batch_size: int = 500
-  model_dir: str = "runs/quickstart"
+  model_dir: str = ""  # "": runs/<dataset>_<model> (`default_model_dir`)
   seed: int = 0
   deterministic: bool = False
   cpu_devices: int = 1
   overwrite: bool = False
 
   def __post_init__(self):
+    if not self.model_dir:
+      object.__setattr__(self, "model_dir", default_model_dir(self.dataset, self.model))
     policy_kind = baselines.parse(self.policy)
     if policy_kind.name == "randaugment" and self.deterministic:
       raise ValueError("--policy=randaugment cannot run with --deterministic: keras-cv's "
@@ -104,6 +107,13 @@ class Config:
     for name in ("inner_steps", "cutout", "train_subset", "warmup_epochs", "image_size"):
       if getattr(self, name) < 0:
         raise ValueError(f"--{name} must be >= 0. Received: --{name}={getattr(self, name)}")
+
+
+def default_model_dir(dataset, model):
+  """runs/<dataset>_<model>, the dataset spec reduced to a folder name ("folder:/data/pets"
+  gives runs/folder_data_pets_resnet20)."""
+  name = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{dataset}_{model}").strip("_")
+  return os.path.join("runs", name)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -319,22 +329,33 @@ class OnlineSearch:
           theta, self.perturbations(period), self.config.es_sigma)))
     return [policy.log_operation_probabilities(theta)] * len(self.trajectories)
 
-  def _run_trajectory(self, t, period, log_probs):
-    t.reset_period()
-    start, end = self.schedule.period(period)
-    dataset = self.train_data.dataset(period, self.random_stream(t.index), log_probs)
-    loss, accuracy = t.train(dataset, end - start)
-    return loss, accuracy, t.evaluate(self.val_data)
+  def _start_period(self, period):
+    """Builds, in this thread only, every graph the period's trajectories need (their input
+    pipelines, distributed iterators and traced steps: `Trajectory.start_period`); returns
+    {trajectory index: (training iterator, validation iterator)}."""
+    log_probs = self.sampling_log_probs(period)
+    started = {}
+    for t in self.trajectories:
+      dataset = self.train_data.dataset(period, self.random_stream(t.index),
+                                        None if log_probs is None else log_probs[t.index])
+      started[t.index] = (t.start_period(dataset), t.evaluation_iterator(self.val_data))
+    return started
 
   def _inner_loop(self, period):
-    """Trains every trajectory for one period; trajectories on distinct devices in parallel."""
-    log_probs = self.sampling_log_probs(period)
+    """Trains every trajectory for one period; trajectories on distinct devices in parallel
+    threads, which only execute what `_start_period` built."""
+    start, end = self.schedule.period(period)
+    started = self._start_period(period)
     groups = {}
     for t in self.trajectories:
       groups.setdefault(t.devices, []).append(t)
-    run_group = lambda group: [
-        self._run_trajectory(t, period, None if log_probs is None else log_probs[t.index])
-        for t in group]
+
+    def run_trajectory(t):
+      train_iterator, val_iterator = started[t.index]
+      loss, accuracy = t.train(train_iterator, end - start)
+      return loss, accuracy, t.evaluate(val_iterator)
+
+    run_group = lambda group: [run_trajectory(t) for t in group]
     with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
       results = [r for group in pool.map(run_group, groups.values()) for r in group]
     by_index = dict(zip([t.index for g in groups.values() for t in g], results))

@@ -4,9 +4,16 @@ Each trajectory owns a `tf.distribute.MirroredStrategy` over its share of the de
 model and SGD optimizer, and per-period accumulators: the histogram c_n of the operations its
 batches carried (the counts of the REINFORCE gradient), the training loss and accuracy, and the
 first step whose loss was not finite.
+
+Trajectories on distinct devices train in concurrent threads, but TensorFlow must not construct
+graphs in two threads at once (tracing a `tf.data` map or a `tf.function` concurrently can kill
+the process): everything that builds a graph (distributing a dataset, making its iterator,
+tracing the steps) happens in `start_period` and `evaluation_iterator`, which the caller runs
+in one thread; `train` and `evaluate` then only execute.
 """
 
 import collections
+import collections.abc
 
 import keras
 import numpy as np
@@ -66,6 +73,8 @@ class Trajectory:
       self.seen = tf.Variable(0, trainable=False, dtype=tf.int64)
       self.first_bad_step = tf.Variable(-1, trainable=False, dtype=tf.int64)
     self._eval_datasets = {}
+    self._train_function = None
+    self._eval_function = None
 
   @property
   def state(self):
@@ -79,6 +88,26 @@ class Trajectory:
   def reset_period(self):
     for accumulator in (self.op_counts, self.loss_sum, self.correct, self.seen):
       accumulator.assign(tf.zeros_like(accumulator))
+
+  def sync_replicas(self):
+    """Sets every replica's non-trainable float state (BatchNorm's moving mean and variance) to
+    the replicas' mean.
+
+    Keras creates the moving statistics with aggregation "none", so under MirroredStrategy each
+    replica updates its own copy from its own shard; evaluation, the outer step's copy, the
+    checkpoint and the export would each read a different replica's. After every period they
+    are made one (the cross-replica mean; a per-step synchronized BatchNorm would instead cost
+    an all-reduce per layer and step). Eager, so safe in the training threads.
+    """
+    if self.strategy.num_replicas_in_sync == 1:
+      return
+    for variable in self.model.non_trainable_variables:
+      if not variable.dtype.startswith("float"):
+        continue
+      replicas = variable.value.values
+      mean = tf.add_n([r.read_value() for r in replicas]) / len(replicas)
+      for replica in replicas:
+        replica.assign(mean)
 
   # -------------------------------------------------------------------------------------------
   # Training.
@@ -115,10 +144,22 @@ class Trajectory:
       if self.first_bad_step < 0 and not tf.math.is_finite(loss):
         self.first_bad_step.assign(step)
 
-  def train(self, dataset, num_steps):
-    """Trains for `num_steps` batches of `dataset`; returns the period's loss and accuracy."""
+  def start_period(self, dataset):
+    """Resets the accumulators and builds what a period trains on: `dataset` distributed over
+    the replicas, its iterator and (once per run) the traced training steps. Call it from one
+    thread at a time (module docstring); pass the iterator to `train`."""
+    self.reset_period()
     iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
-    self._train_steps(iterator, tf.constant(num_steps))
+    if self._train_function is None:
+      self._train_function = self._train_steps.get_concrete_function(
+          iterator, tf.TensorSpec([], tf.int32))
+    return iterator
+
+  def train(self, iterator, num_steps):
+    """Trains for `num_steps` batches of a `start_period` iterator, then syncs the replicas'
+    BatchNorm statistics; returns the period's loss and accuracy."""
+    self._train_function(iterator, tf.constant(num_steps, tf.int32))
+    self.sync_replicas()
     seen = max(int(self.seen.numpy()), 1)
     return float(self.loss_sum.numpy()) / seen, int(self.correct.numpy()) / seen
 
@@ -136,15 +177,28 @@ class Trajectory:
       top5 = tf.math.in_top_k(labels, logits, min(5, logits.shape[-1]))
       cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
       return (tf.reduce_sum(tf.cast(top1, tf.float64)), tf.reduce_sum(tf.cast(top5, tf.float64)),
-              tf.reduce_sum(tf.cast(cross_entropy, tf.float64)), tf.size(labels, tf.float64))
+              tf.reduce_sum(tf.cast(cross_entropy, tf.float64)),
+              tf.cast(tf.size(labels), tf.float64))
     return [self.strategy.reduce("SUM", v, axis=None)
             for v in self.strategy.run(replica, args=(images, labels))]
 
-  def evaluate(self, dataset):
-    """Mean top-1 accuracy, top-5 accuracy and cross-entropy over a `pipeline.eval_dataset`."""
+  def evaluation_iterator(self, dataset):
+    """An iterator over a `pipeline.eval_dataset` distributed over the replicas, with the
+    evaluation step traced for it: the graph-building half of `evaluate` (one thread at a
+    time)."""
     if id(dataset) not in self._eval_datasets:
       self._eval_datasets[id(dataset)] = self.strategy.experimental_distribute_dataset(dataset)
+    distributed = self._eval_datasets[id(dataset)]
+    if self._eval_function is None:  # one trace: the batch dimension is unknown (None)
+      self._eval_function = self._eval_step.get_concrete_function(*distributed.element_spec)
+    return iter(distributed)
+
+  def evaluate(self, dataset_or_iterator):
+    """Mean top-1 accuracy, top-5 accuracy and cross-entropy over a `pipeline.eval_dataset` (or
+    an `evaluation_iterator` over one)."""
+    iterator = (dataset_or_iterator if isinstance(dataset_or_iterator, collections.abc.Iterator)
+                else self.evaluation_iterator(dataset_or_iterator))
     totals = np.zeros(4)
-    for images, labels in self._eval_datasets[id(dataset)]:
-      totals += [float(v) for v in self._eval_step(images, labels)]
+    for images, labels in iterator:
+      totals += [float(v) for v in self._eval_function(images, labels)]
     return Evaluation(*(totals[:3] / totals[3]))

@@ -40,10 +40,23 @@ def test_every_row_of_tables_2_and_3_has_a_flagfile():
   assert PAPER_ROWS | {"quickstart"} <= {path.stem for path in FLAGFILES}
 
 
+def test_paper_rows_keep_the_papers_estimator_and_the_quick_run_one_that_learns():
+  for path in FLAGFILES:
+    config = _parse(path)
+    if path.stem in PAPER_ROWS:  # eq. 6 with the paper's Adam (section 4.1)
+      assert (config.estimator, config.theta_lr, config.reward) == (
+          "reinforce", 0.05, "accuracy"), path.stem
+  quick = _parse(_FLAGS_DIR / "quickstart.cfg")
+  assert (quick.estimator, quick.reward, quick.es_sigma, quick.theta_lr) == (
+      "element_es", "loss", 2.0, 0.5)
+
+
 @pytest.mark.parametrize("path", FLAGFILES, ids=lambda path: path.stem)
 def test_flagfile_builds_its_model_and_pipeline_on_mock_data(path, tmp_path):
   settings = _file_settings(path)
-  small = [f"--model_dir={tmp_path / 'run'}", "--trajectories=1", "--batch_size=2",
+  # element_es pairs its trajectories: two, else one (the full-size models cost time).
+  trajectories = 2 if settings.get("estimator") == "element_es" else 1
+  small = [f"--model_dir={tmp_path / 'run'}", f"--trajectories={trajectories}", "--batch_size=2",
            "--val_size=4", "--eval_batch_size=4", "--train_subset=8"]
   if settings["dataset"] == datasets.IMAGENET:
     small.append("--image_size=64")  # the models are size-agnostic; 224 only costs time here
@@ -56,7 +69,7 @@ def test_flagfile_builds_its_model_and_pipeline_on_mock_data(path, tmp_path):
   with tfds.testing.mock_data(num_examples=16):
     data = datasets.load(config.dataset, val_size=config.val_size, seed=config.seed,
                          image_size=config.image_size or None)
-    run = search.OnlineSearch(config, data, [["/cpu:0"]])
+    run = search.OnlineSearch(config, data, [["/cpu:0"]] * trajectories)
     batches = run.train_data.dataset(0, 0, (run.sampling_log_probs(0) or [None])[0])
     images, labels, ops = next(iter(batches))
   logits = run.trajectories[0].model(images, training=False)

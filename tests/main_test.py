@@ -20,8 +20,9 @@ from ohl_tf import datasets
 from ohl_tf import summaries
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
-# A small run on the embedded synthetic data (flags/quickstart.cfg is the default flagfile).
-_SMALL = ["--train_subset=256", "--batch_size=32", "--trajectories=2", "--val_size=64",
+# A small run on the embedded synthetic data: the quick run's flagfile, made smaller.
+_SMALL = [f"--flagfile={_ROOT / 'flags' / 'quickstart.cfg'}", "--train_subset=256",
+          "--batch_size=32", "--trajectories=2", "--val_size=64",
           "--eval_batch_size=64"]
 
 
@@ -250,6 +251,20 @@ def test_bad_input_exits_with_a_clear_message_and_writes_nothing(tmp_path, flags
   assert message in result.stderr, result.stderr[-2000:]
   assert "Traceback" not in result.stderr
   assert not (tmp_path / "run").exists()
+
+
+def test_a_run_with_flags_of_its_own_takes_nothing_from_the_quick_run(tmp_path):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(_ROOT))
+  result = subprocess.run(
+      [sys.executable, "-m", "ohl_tf.main", "--dataset=synthetic", "--model=resnet8",
+       "--trajectories=1", "--epochs=1", "--val_size=4500", "--policy=none"],
+      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  config = json.loads((tmp_path / "runs" / "synthetic_resnet8" / "config.json").read_text())
+  # The general defaults (the flags' help), not flags/quickstart.cfg's demo settings.
+  assert (config["train_subset"], config["inner_steps"], config["lr"], config["cutout"],
+          config["estimator"], config["theta_lr"]) == (0, 0, 0.1, 16, "reinforce", 0.05)
+  assert "epochs=1 " in result.stdout and not (_ROOT / "runs" / "synthetic_resnet8").exists()
 
 
 def test_a_model_dir_of_another_run_is_refused_and_kept(quick_run):

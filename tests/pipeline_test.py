@@ -103,7 +103,7 @@ def test_op_counts_equal_the_operations_applied(train_pipeline):
                             32)
   theta = tf.random.stateless_normal([augment.NUM_OPERATIONS], [3, 4])
   dataset = train_pipeline.dataset(0, 0, policy.log_operation_probabilities(theta))
-  t.train(dataset, 5)
+  t.train(t.start_period(dataset), 5)
   applied = _collect(dataset)[2]
   np.testing.assert_array_equal(t.op_counts.numpy(),
                                 np.bincount(applied, minlength=augment.NUM_OPERATIONS))

@@ -49,8 +49,8 @@ def test_outer_step_moves_theta_and_copies_the_best_state_to_all(tmp_path, small
   assert all(all(np.array_equal(a, b) for a, b in zip(initial[0], s)) for s in initial)  # w_0
   theta = tf.zeros([augment.NUM_OPERATIONS])
   for t in ohl.trajectories:  # each trains on its own operations: weights, BN, slots diverge
-    t.reset_period()
-    t.train(ohl.train_data.dataset(0, t.index, policy.log_operation_probabilities(theta)), 2)
+    t.train(t.start_period(
+        ohl.train_data.dataset(0, t.index, policy.log_operation_probabilities(theta))), 2)
   states = [_state(t) for t in ohl.trajectories]
   assert not np.array_equal(states[0][0], states[1][0])
   counts = np.stack([t.op_counts.numpy() for t in ohl.trajectories])

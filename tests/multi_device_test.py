@@ -1,0 +1,93 @@
+"""Trajectories of several replicas and trajectories in concurrent threads, on logical CPU
+devices: BatchNorm statistics kept equal on every replica, and no concurrent graph building."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import models
+from ohl_tf import datasets
+from ohl_tf import devices
+from ohl_tf import search
+from ohl_tf import trajectory
+
+_CPUS = [f"/device:CPU:{i}" for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def small_data(cifar_images):
+  labels = (cifar_images.reshape(len(cifar_images), -1, 3).mean(1).argmax(1)).astype(np.int32)
+  return datasets.ImageDataset(
+      name="dominant colour", train_images=cifar_images[:160], train_labels=labels[:160],
+      val_images=cifar_images[160:192], val_labels=labels[160:192],
+      test_images=cifar_images[192:], test_labels=labels[192:],
+      class_names=("red", "green", "blue"), mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7))
+
+
+def _config(tmp_path, **overrides):
+  settings = dict(model="resnet8", trajectories=1, epochs=1, inner_steps=2, batch_size=16,
+                  lr=0.05, val_size=32, eval_batch_size=32, model_dir=str(tmp_path / "run"))
+  settings.update(overrides)
+  return search.Config(**settings)
+
+
+def _replica_values(variable):
+  return [r.numpy() for r in variable.value.values]
+
+
+def test_every_replica_holds_the_same_batchnorm_statistics_after_training(small_data):
+  t = trajectory.Trajectory(
+      0, _CPUS[:2], lambda: models.build("resnet8", 3, (32, 32, 3)),
+      lambda: keras.optimizers.SGD(0.05), 5e-4, 16, count_operations=False)
+  dataset = tf.data.Dataset.from_tensor_slices(
+      (tf.cast(small_data.train_images[:64], tf.float32) / 255.0, small_data.train_labels[:64],
+       tf.fill([64], -1))).batch(16)
+  moving = [v for v in t.model.non_trainable_variables if "moving" in v.path]
+  assert len(moving) == 2 * 7  # resnet8: 7 BatchNormalization layers
+  # Without the sync each replica keeps the statistics of its own shard (Keras: aggregation
+  # "none"), which is the bug this guards against.
+  t._train_function = None
+  iterator = t.start_period(dataset)
+  t._train_function(iterator, tf.constant(4))
+  before = [_replica_values(v) for v in moving]
+  assert any(not np.array_equal(a, b) for a, b in before)
+  t.sync_replicas()
+  for variable, (a, b) in zip(moving, before):
+    first, second = _replica_values(variable)
+    np.testing.assert_array_equal(first, second, err_msg=variable.path)
+    np.testing.assert_allclose(first, (a + b) / 2, rtol=1e-6, err_msg=variable.path)
+  # `train` syncs by itself.
+  t.train(t.start_period(dataset), 4)
+  for variable in moving:
+    first, second = _replica_values(variable)
+    np.testing.assert_array_equal(first, second, err_msg=variable.path)
+
+
+def test_the_exported_model_scores_what_the_run_reported_on_two_replicas(tmp_path, small_data):
+  config = _config(tmp_path, epochs=2, policy="cutout")
+  ohl = search.OnlineSearch(config, small_data, [_CPUS[:2]])
+  results = ohl.run()
+  served = tf.saved_model.load(os.path.join(config.model_dir, "saved_model"))
+  outputs = served.signatures["serving_default"](images=tf.constant(small_data.test_images))
+  probabilities = next(iter(outputs.values())).numpy()
+  accuracy = np.mean(probabilities.argmax(-1) == small_data.test_labels)
+  assert accuracy == pytest.approx(results["test_accuracy"], abs=1e-9)
+
+
+@pytest.mark.parametrize("trajectories,cpu_devices,periods", [(3, 2, 200), (4, 4, 60)])
+def test_concurrent_trajectories_survive_many_short_periods(tmp_path, small_data, trajectories,
+                                                            cpu_devices, periods):
+  """Each period starts every trajectory's pipeline and steps; built in two threads at once,
+  that crashed the process within tens of periods (SIGSEGV in tf.data map tracing)."""
+  # 32 training images, batch 16: 2 steps an epoch, one step a period.
+  config = _config(tmp_path, trajectories=trajectories, train_subset=32, epochs=periods // 2,
+                   inner_steps=1, policy="uniform", cutout=0)
+  trajectory_devices = devices.split_devices(_CPUS[:cpu_devices], trajectories)
+  assert len({tuple(d) for d in trajectory_devices}) == cpu_devices  # threads really run
+  ohl = search.OnlineSearch(config, small_data, trajectory_devices)
+  results = ohl.run()
+  assert int(ohl.outer_step.numpy()) == periods == ohl.schedule.num_periods
+  assert 0 <= results["test_accuracy"] <= 1
