@@ -124,8 +124,8 @@ def normalized_rewards(accuracies):
   """ã = (acc − mean(acc)) / std(acc) over the N trajectories (Algorithm 1).
 
   The std is the population one (divides by N). When all accuracies are equal the rewards are all
-  zero (no NaN): then no trajectory is better than another and θ should not move. This includes
-  N = 1.
+  zero (no NaN): no trajectory is better than another, so the period's gradient is 0 (under
+  Adam θ still moves by the momentum of earlier periods). This includes N = 1.
 
   Args:
     accuracies: float tensor [N], N ≥ 1, the validation accuracy of each trajectory.

@@ -17,6 +17,7 @@ data position and every random draw follow from the outer step and the seed), `l
 operations (ohl, uniform, file:), `policy.json`.
 """
 
+import collections
 import concurrent.futures
 import dataclasses
 import functools
@@ -93,6 +94,12 @@ class Config:
     if self.reward not in REWARDS:
       raise ValueError(f"--reward must be one of {', '.join(REWARDS)}. "
                        f"Received: --reward={self.reward}")
+    for name in ("trajectories", "epochs", "batch_size", "eval_batch_size", "cpu_devices"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"--{name} must be >= 1. Received: --{name}={getattr(self, name)}")
+    for name in ("inner_steps", "cutout", "train_subset", "warmup_epochs", "image_size"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"--{name} must be >= 0. Received: --{name}={getattr(self, name)}")
     if self.estimator not in policy.ESTIMATORS:
       raise ValueError(f"--estimator must be one of {', '.join(policy.ESTIMATORS)}. "
                        f"Received: --estimator={self.estimator}")
@@ -101,12 +108,6 @@ class Config:
         raise ValueError(f"--{name} must be > 0. Received: --{name}={getattr(self, name)}")
     if self.estimator == "element_es" and policy_kind.learns_theta:
       policy.check_antithetic_pairs(self.trajectories)
-    for name in ("trajectories", "epochs", "batch_size", "eval_batch_size", "cpu_devices"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"--{name} must be >= 1. Received: --{name}={getattr(self, name)}")
-    for name in ("inner_steps", "cutout", "train_subset", "warmup_epochs", "image_size"):
-      if getattr(self, name) < 0:
-        raise ValueError(f"--{name} must be >= 0. Received: --{name}={getattr(self, name)}")
 
 
 def default_model_dir(dataset, model):
@@ -114,6 +115,19 @@ def default_model_dir(dataset, model):
   gives runs/folder_data_pets_resnet20)."""
   name = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{dataset}_{model}").strip("_")
   return os.path.join("runs", name)
+
+
+def best_trajectory(scores, val_losses):
+  """n* of Algorithm 1: the highest score; ties (frequent for accuracy on a small validation
+  split) go to the lower validation loss, then to the lower index."""
+  scores, val_losses = np.asarray(scores), np.asarray(val_losses)
+  return int(np.lexsort((np.arange(len(scores)), val_losses, -scores))[0])
+
+
+# What one trajectory did in one period: its training loss and accuracy over the period, and its
+# `trajectory.Evaluation` on the validation split.
+PeriodResult = collections.namedtuple("PeriodResult",
+                                      ["train_loss", "train_accuracy", "validation"])
 
 
 class NonFiniteLossError(RuntimeError):
@@ -272,7 +286,7 @@ class OnlineSearch:
       return tf.constant(source)
 
   @tf.function
-  def _outer_update(self, accuracies, scores, perturbations):
+  def _outer_update(self, accuracies, scores, perturbations, best):
     """θ's Adam step on the estimated gradient, then the best trajectory's state to all
     (Algorithm 1).
 
@@ -281,6 +295,7 @@ class OnlineSearch:
       scores: float32 [N], what is rewarded (the accuracies, or minus the validation loss);
         the best trajectory is the one with the highest score.
       perturbations: float32 [N, 36], the ε_n the trajectories sampled with (element_es).
+      best: int32 scalar, the trajectory to copy (`best_trajectory`).
     """
     counts = tf.stack([tf.convert_to_tensor(t.op_counts) for t in self.trajectories])
     if self.policy.learns_theta:
@@ -289,7 +304,6 @@ class OnlineSearch:
                                       self.config.es_sigma)["normalized_rewards"]
     else:  # a fixed policy: θ stays as it is
       rewards = policy.normalized_rewards(scores)
-    best = tf.argmax(scores, output_type=tf.int32)
     self.lineage.assign_add(tf.cast(tf.gather(counts, best), tf.float64))
     if len(self.trajectories) > 1:
       best = tf.switch_case(best, [functools.partial(self._copy_from, n)
@@ -353,7 +367,7 @@ class OnlineSearch:
     def run_trajectory(t):
       train_iterator, val_iterator = started[t.index]
       loss, accuracy = t.train(train_iterator, end - start)
-      return loss, accuracy, t.evaluate(val_iterator)
+      return PeriodResult(loss, accuracy, t.evaluate(val_iterator))
 
     run_group = lambda group: [run_trajectory(t) for t in group]
     with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
@@ -409,13 +423,14 @@ class OnlineSearch:
       period_start = time.time()
       results = self._inner_loop(period)
       self._check_finite(period)
-      accuracies = np.array([r[2].accuracy for r in results], np.float32)
+      accuracies = np.array([r.validation.accuracy for r in results], np.float32)
       scores = (accuracies if self.config.reward == "accuracy" else
-                -np.array([r[2].loss for r in results], np.float32))
+                -np.array([r.validation.loss for r in results], np.float32))
       counts = np.stack([t.op_counts.numpy() for t in self.trajectories])  # before the update
       perturbations = self.perturbations(period)
+      best = best_trajectory(scores, [r.validation.loss for r in results])
       rewards, best = self._outer_update(tf.constant(accuracies), tf.constant(scores),
-                                         perturbations)
+                                         perturbations, tf.constant(best, tf.int32))
       if on_outer_step:
         on_outer_step({"period": period, "op_counts": counts, "accuracies": accuracies,
                        "scores": scores, "rewards": rewards.numpy(), "best": int(best),
@@ -438,9 +453,9 @@ class OnlineSearch:
       if self.policy.samples_operations:
         summaries.write_lineage(self.writer, step, self.lineage.numpy())
       summaries.write_outer_step(
-          self.writer, step, val_accuracies=np.array([r[2].accuracy for r in results]),
-          normalized_rewards=rewards, train_loss=np.array([r[0] for r in results]),
-          train_accuracy=np.array([r[1] for r in results]),
+          self.writer, step, val_accuracies=np.array([r.validation.accuracy for r in results]),
+          normalized_rewards=rewards, train_loss=np.array([r.train_loss for r in results]),
+          train_accuracy=np.array([r.train_accuracy for r in results]),
           learning_rate=float(np.asarray(learning_rate)), best_trajectory=best)
 
   def _log_progress(self, period, accuracies, best, seconds, seconds_per_period):

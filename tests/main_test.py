@@ -27,7 +27,8 @@ _SMALL = [f"--flagfile={_ROOT / 'flags' / 'quickstart.cfg'}", "--train_subset=25
 
 
 def _command(model_dir, *flags):
-  return [sys.executable, "-m", "ohl_tf.main", f"--model_dir={model_dir}", *_SMALL, *flags]
+  # The flagfile first: a later --model_dir (or any flag) overrides what it sets.
+  return [sys.executable, "-m", "ohl_tf.main", *_SMALL, f"--model_dir={model_dir}", *flags]
 
 
 def _run(model_dir, *flags, timeout=600):
@@ -237,7 +238,7 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path, estimator):
     (["--model=resnet19"], "Unknown model 'resnet19'; known models: amoebanet_b, dpn92, resnet8"),
     (["--val_size=6000"], "--val_size"),
     (["--trajectories=0"], "--trajectories must be >= 1"),
-    (["--cpu_devices=4", "--trajectories=1", "--batch_size=30"],
+    (["--cpu_devices=4", "--trajectories=1", "--batch_size=30", "--estimator=reinforce"],
      "--batch_size=30 is not divisible by the 4 replicas of trajectory 0"),
     (["--dataset=folder:/nonexistent/pets"], "/nonexistent/pets"),
     (["--train_subset=9000"], "--train_subset=9000 exceeds the 4936 training images"),

@@ -58,7 +58,8 @@ def test_outer_step_moves_theta_and_copies_the_best_state_to_all(tmp_path, small
 
   expected_theta = tf.Variable(tf.zeros([augment.NUM_OPERATIONS]))
   policy.reinforce_step(expected_theta, policy.make_theta_optimizer(), counts, accuracies)
-  rewards, best = ohl._outer_update(accuracies, accuracies, ohl.perturbations(0))
+  rewards, best = ohl._outer_update(accuracies, accuracies, ohl.perturbations(0),
+                                    tf.constant(1))
 
   assert int(best) == 1 and int(ohl.outer_step.numpy()) == 1
   np.testing.assert_allclose(rewards, policy.normalized_rewards(accuracies), atol=1e-6)
@@ -133,10 +134,18 @@ def test_a_checkpoint_from_before_the_lineage_resumes(tmp_path, small_data):
   assert not resumed.lineage.numpy().any()
 
 
+def test_ties_for_the_best_trajectory_go_to_the_lower_loss_then_the_lower_index():
+  assert search.best_trajectory([0.5, 0.9, 0.7], [1.0, 2.0, 0.1]) == 1
+  assert search.best_trajectory([0.9, 0.9, 0.9], [0.3, 0.2, 0.2]) == 1
+  assert search.best_trajectory([0.9, 0.9], [0.2, 0.2]) == 0
+  assert search.best_trajectory([-0.3, -0.2], [0.3, 0.2]) == 1  # reward=loss: scores = −loss
+
+
 def test_uniform_policy_keeps_theta_at_zero(tmp_path, small_data):
   ohl = search.OnlineSearch(_config(tmp_path, policy="uniform", trajectories=2), small_data,
                             [[_CPUS[0]], [_CPUS[1]]])
-  ohl._outer_update(tf.constant([0.2, 0.9]), tf.constant([0.2, 0.9]), ohl.perturbations(0))
+  ohl._outer_update(tf.constant([0.2, 0.9]), tf.constant([0.2, 0.9]), ohl.perturbations(0),
+                    tf.constant(1))
   assert not ohl.theta.numpy().any()
 
 
