@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 
 from absl import logging
@@ -343,30 +344,26 @@ class OnlineSearch:
           theta, self.perturbations(period), self.config.es_sigma)))
     return [policy.log_operation_probabilities(theta)] * len(self.trajectories)
 
-  def _start_period(self, period):
-    """Builds, in this thread only, every graph the period's trajectories need (their input
-    pipelines, distributed iterators and traced steps: `Trajectory.start_period`); returns
-    {trajectory index: (training iterator, validation iterator)}."""
-    log_probs = self.sampling_log_probs(period)
-    started = {}
-    for t in self.trajectories:
-      dataset = self.train_data.dataset(period, self.random_stream(t.index),
-                                        None if log_probs is None else log_probs[t.index])
-      started[t.index] = (t.start_period(dataset), t.evaluation_iterator(self.val_data))
-    return started
-
   def _inner_loop(self, period):
     """Trains every trajectory for one period; trajectories on distinct devices in parallel
-    threads, which only execute what `_start_period` built."""
+    threads, which take turns to build graphs (their input pipelines, distributed iterators
+    and traced steps: `Trajectory.start_period`, `Trajectory.evaluation_iterator`) and train
+    and evaluate concurrently."""
     start, end = self.schedule.period(period)
-    started = self._start_period(period)
+    log_probs = self.sampling_log_probs(period)
+    building = threading.Lock()  # TensorFlow must not trace in two threads at once
     groups = {}
     for t in self.trajectories:
       groups.setdefault(t.devices, []).append(t)
 
     def run_trajectory(t):
-      train_iterator, val_iterator = started[t.index]
+      own_log_probs = None if log_probs is None else log_probs[t.index]
+      with building:
+        train_iterator = t.start_period(self.train_data.dataset(
+            period, self.random_stream(t.index), own_log_probs))
       loss, accuracy = t.train(train_iterator, end - start)
+      with building:
+        val_iterator = t.evaluation_iterator(self.val_data)
       return PeriodResult(loss, accuracy, t.evaluate(val_iterator))
 
     run_group = lambda group: [run_trajectory(t) for t in group]
