@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import threading
 import time
 
 from absl import logging
@@ -346,27 +345,30 @@ class OnlineSearch:
 
   def _inner_loop(self, period):
     """Trains every trajectory for one period; trajectories on distinct devices in parallel
-    threads, which take turns to build graphs (their input pipelines, distributed iterators
-    and traced steps: `Trajectory.start_period`, `Trajectory.evaluation_iterator`) and train
-    and evaluate concurrently."""
+    threads, which only execute what this thread built for them (their input pipelines,
+    distributed iterators and traced steps: `Trajectory.start_period`,
+    `Trajectory.evaluation_iterator`): TensorFlow must not build graphs in two threads at once,
+    nor make a multi-device iterator while another thread trains."""
     start, end = self.schedule.period(period)
     log_probs = self.sampling_log_probs(period)
-    building = threading.Lock()  # TensorFlow must not trace in two threads at once
     groups = {}
     for t in self.trajectories:
       groups.setdefault(t.devices, []).append(t)
 
-    def run_trajectory(t):
-      own_log_probs = None if log_probs is None else log_probs[t.index]
-      with building:
-        train_iterator = t.start_period(self.train_data.dataset(
-            period, self.random_stream(t.index), own_log_probs))
+    def build(t):
+      own = None if log_probs is None else log_probs[t.index]
+      return (t.start_period(self.train_data.dataset(period, self.random_stream(t.index), own)),
+              t.evaluation_iterator(self.val_data))
+
+    def run_trajectory(t, iterators):
+      train_iterator, val_iterator = iterators
       loss, accuracy = t.train(train_iterator, end - start)
-      with building:
-        val_iterator = t.evaluation_iterator(self.val_data)
       return PeriodResult(loss, accuracy, t.evaluate(val_iterator))
 
-    run_group = lambda group: [run_trajectory(t) for t in group]
+    if len(groups) == 1:  # no threads: build each just before it trains (not all prefetching)
+      return [run_trajectory(t, build(t)) for t in self.trajectories]
+    built = {t.index: build(t) for t in self.trajectories}
+    run_group = lambda group: [run_trajectory(t, built[t.index]) for t in group]
     with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
       results = [r for group in pool.map(run_group, groups.values()) for r in group]
     by_index = dict(zip([t.index for g in groups.values() for t in g], results))
