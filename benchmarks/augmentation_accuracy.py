@@ -17,6 +17,7 @@ Every flag of `ohl_tf.main` is accepted; this script's defaults (`_DEFAULTS`) re
 ones.
 """
 
+import dataclasses
 import datetime
 import json
 import os
@@ -37,8 +38,8 @@ sys.path.insert(0, str(_ROOT / "benchmarks"))
 
 import known_answer  # pylint: disable=g-import-not-at-top,wrong-import-position
 from reporting import mean_se  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ohl_tf import main as ohl_main  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import policy  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ohl_tf import run_config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import search  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # One outer step per epoch; the estimators' settings are the quick run's (flags/quickstart.cfg).
@@ -93,7 +94,7 @@ def main(argv):
   del argv
   seeds = [int(s) for s in _SEEDS.value]
   images, labels, names = load_labelled()
-  base = ohl_main.config_from_flags()
+  base = ohl_run_config.from_flags()
   errors, walls = {}, {}
   with tempfile.TemporaryDirectory() as root:
     for seed in seeds:
@@ -101,7 +102,7 @@ def main(argv):
       num_train, num_test = write_split(data, images, labels, names,
                                         _PER_CLASS.value + _VAL_PER_CLASS.value, seed)
       for label, spec, n, estimator in configurations(base.trajectories, _ESTIMATORS.value):
-        config = search.dataclasses.replace(
+        config = dataclasses.replace(
             base, dataset=f"folder:{data}", val_size=_VAL_PER_CLASS.value * len(names),
             policy=spec, trajectories=n, estimator=estimator, seed=seed, overwrite=True,
             model_dir=os.path.join(root, f"{label.replace(' ', '_')}_{seed}"))
@@ -128,7 +129,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  ohl_main.define_flags()
+  ohl_run_config.define_flags()
   for flag_name, value in _DEFAULTS.items():
     flags.FLAGS.set_default(flag_name, value)
   app.run(main)

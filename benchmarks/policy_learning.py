@@ -26,6 +26,7 @@ Every flag of `ohl_tf.main` is accepted; this script's own defaults (below, `_DE
 its general ones, and `--data_root` reuses a prepared known-answer folder.
 """
 
+import dataclasses
 import datetime
 import json
 import os
@@ -47,8 +48,8 @@ sys.path.insert(0, str(_ROOT / "benchmarks"))
 import known_answer  # pylint: disable=g-import-not-at-top,wrong-import-position
 from reporting import mean_se  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import augment  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ohl_tf import main as ohl_main  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import policy  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ohl_tf import run_config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import search  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # The budget: resnet8, 4 trajectories, 8 epochs of the ~2,300 training images left after the
@@ -110,7 +111,7 @@ def measure(model_dir, results, harmful):
 def run_one(base, name, seed, root, harmful):
   policy_name, estimator = ("uniform", "reinforce") if name == "uniform" else ("ohl", name)
   model_dir = os.path.join(root, f"{name}_{seed}")
-  config = search.dataclasses.replace(base, policy=policy_name, estimator=estimator, seed=seed,
+  config = dataclasses.replace(base, policy=policy_name, estimator=estimator, seed=seed,
                                       model_dir=model_dir, overwrite=True)
   start = time.time()
   signal = RewardSignal(harmful)
@@ -154,7 +155,7 @@ def main(argv):
       known_answer.prepare(data_root, test_fraction=0.15, balance=False)
     task = json.loads(pathlib.Path(data_root, "harmful.json").read_text())
     harmful = harmful_operations(task["harmful_elements"])
-    base = search.dataclasses.replace(ohl_main.config_from_flags(),
+    base = dataclasses.replace(ohl_run_config.from_flags(),
                                       dataset=f"folder:{data_root}")
     runs = {}
     for seed in seeds:
@@ -168,7 +169,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  ohl_main.define_flags()
+  ohl_run_config.define_flags()
   for flag_name, value in _DEFAULTS.items():
     flags.FLAGS.set_default(flag_name, value)
   app.run(main)

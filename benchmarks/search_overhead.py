@@ -32,6 +32,7 @@ import models  # pylint: disable=g-import-not-at-top
 from ohl_tf import augment  # pylint: disable=g-import-not-at-top
 from ohl_tf import datasets  # pylint: disable=g-import-not-at-top
 from ohl_tf import policy  # pylint: disable=g-import-not-at-top
+from ohl_tf import run_config  # pylint: disable=g-import-not-at-top
 from ohl_tf import search  # pylint: disable=g-import-not-at-top
 from ohl_tf import trajectory  # pylint: disable=g-import-not-at-top
 
@@ -44,7 +45,7 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size of a trajectory
 
 
 def _config(model_dir):
-  return search.Config(dataset="synthetic", model=_MODEL.value, trajectories=_TRAJECTORIES.value,
+  return run_config.Config(dataset="synthetic", model=_MODEL.value, trajectories=_TRAJECTORIES.value,
                        epochs=_EPOCHS.value, inner_steps=_INNER_STEPS.value,
                        batch_size=_BATCH_SIZE.value, lr=0.05, cutout=8, val_size=500,
                        train_subset=_TRAIN_SUBSET.value, model_dir=model_dir)

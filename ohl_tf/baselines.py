@@ -23,6 +23,10 @@ from ohl_tf import learned_augment
 
 NAMES = ("ohl", "uniform", "file:PATH", "autoaugment", "randaugment", "cutout", "none")
 _FILE_PREFIX = "file:"
+HELP = ("ohl: learn θ | uniform: OHL ops with θ frozen at 0 | file:PATH: OHL ops from a learned "
+        "policy.json, fixed | autoaugment: the published AutoAugment policy of the dataset | "
+        "randaugment: keras-cv RandAugment | cutout: base + Cutout | none: base preprocessing "
+        "only (no Cutout).")
 
 # RandAugment's (N layers, M magnitude of 10) as Cubuk et al. 2020 report them for ImageNet
 # ResNet-50 (N=2, M=9) and CIFAR-10 WRN-28-10 (N=3, M=5), the latter for every small-image

@@ -40,6 +40,9 @@ import tensorflow_datasets as tfds
 from ohl_tf import preprocess
 
 KNOWN = ("cifar10", "cifar100", "svhn_cropped", "imagenet2012", "folder:ROOT", "synthetic")
+HELP = ("cifar10 | cifar100 | svhn_cropped | imagenet2012 (tensorflow-datasets; ImageNet needs its "
+        "manual download in <data_dir>/downloads/manual) | folder:ROOT (ROOT/train/<class>/<image>, "
+        "optional ROOT/test/) | synthetic (embedded, generated).")
 
 # tfds datasets held in memory, with the published per-channel statistics in [0, 255] units (the
 # values of the Cutout and AutoAugment code) where there are such, else None: computed from the

@@ -49,6 +49,9 @@ THETA_EPSILON = 1e-8
 
 # The gradient estimators of `reinforce_step`: the paper's eq. 6 first (the default).
 ESTIMATORS = ("reinforce", "pooled", "element_es")
+# What scores a trajectory: the paper's validation accuracy, or the negative validation
+# cross-entropy, which keeps ranking trajectories once their accuracies tie (e.g. all at 100%).
+REWARDS = ("accuracy", "loss")
 # Folded into the run's seed for the element perturbations ε of `element_es` (the pipeline's
 # streams are 1-4).
 _PERTURBATION_STREAM = 5

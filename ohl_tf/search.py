@@ -23,7 +23,6 @@ import dataclasses
 import functools
 import json
 import os
-import re
 import shutil
 import time
 
@@ -40,81 +39,13 @@ from ohl_tf import devices as devices_lib
 from ohl_tf import export
 from ohl_tf import pipeline
 from ohl_tf import policy
+from ohl_tf import run_config
 from ohl_tf import summaries
 from ohl_tf import trajectory as trajectory_lib
 
-# What scores a trajectory: the paper's validation accuracy, or the negative validation
-# cross-entropy, which keeps ranking trajectories once their accuracies tie (e.g. all at 100%).
-REWARDS = ("accuracy", "loss")
 # Settings that may change between a run and its resumption: where things are, how fast.
 _RESUMABLE_CHANGES = ("data_dir", "model_dir", "eval_batch_size", "cpu_devices", "overwrite")
 _ARTEFACTS = ("checkpoints", "logs", "saved_model", "policy.json", "results.json", "config.json")
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-  """A run's settings (the flags of ohl_tf.main, which documents each)."""
-  dataset: str = "synthetic"
-  data_dir: str | None = None
-  image_size: int = 0
-  model: str = "resnet8"
-  policy: str = "ohl"
-  trajectories: int = 4
-  epochs: int = 10
-  inner_steps: int = 0
-  batch_size: int = 128
-  lr: float = 0.1
-  momentum: float = 0.9
-  nesterov: bool = False
-  warmup_epochs: int = 0
-  warmup_lr: float = 0.0
-  weight_decay: float = 5e-4
-  theta_lr: float = 0.05
-  reward: str = "accuracy"
-  estimator: str = "reinforce"
-  es_sigma: float = 1.0
-  cutout: int = 16
-  val_size: int = 500
-  train_subset: int = 0
-  eval_batch_size: int = 500
-  model_dir: str = ""  # "": runs/<dataset>_<model> (`default_model_dir`)
-  seed: int = 0
-  deterministic: bool = False
-  cpu_devices: int = 1
-  overwrite: bool = False
-
-  def __post_init__(self):
-    if not self.model_dir:
-      object.__setattr__(self, "model_dir", default_model_dir(self.dataset, self.model))
-    policy_kind = baselines.parse(self.policy)
-    if policy_kind.name == "randaugment" and self.deterministic:
-      raise ValueError("--policy=randaugment cannot run with --deterministic: keras-cv's "
-                       "RandAugment draws from TensorFlow's global generator, which op "
-                       "determinism forbids. Drop --deterministic, or use another --policy.")
-    if self.reward not in REWARDS:
-      raise ValueError(f"--reward must be one of {', '.join(REWARDS)}. "
-                       f"Received: --reward={self.reward}")
-    for name in ("trajectories", "epochs", "batch_size", "eval_batch_size", "cpu_devices"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"--{name} must be >= 1. Received: --{name}={getattr(self, name)}")
-    for name in ("inner_steps", "cutout", "train_subset", "warmup_epochs", "image_size"):
-      if getattr(self, name) < 0:
-        raise ValueError(f"--{name} must be >= 0. Received: --{name}={getattr(self, name)}")
-    if self.estimator not in policy.ESTIMATORS:
-      raise ValueError(f"--estimator must be one of {', '.join(policy.ESTIMATORS)}. "
-                       f"Received: --estimator={self.estimator}")
-    for name in ("theta_lr", "es_sigma"):
-      if not getattr(self, name) > 0:  # a negative theta_lr would descend on the reward
-        raise ValueError(f"--{name} must be > 0. Received: --{name}={getattr(self, name)}")
-    if self.estimator == "element_es" and policy_kind.learns_theta:
-      policy.check_antithetic_pairs(self.trajectories)
-
-
-def default_model_dir(dataset, model):
-  """runs/<dataset>_<model>, the dataset spec reduced to a folder name ("folder:/data/pets"
-  gives runs/folder_data_pets_resnet20)."""
-  name = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{dataset}_{model}").strip("_")
-  return os.path.join("runs", name)
 
 
 def best_trajectory(scores, val_losses):
@@ -150,7 +81,7 @@ def check_model_dir(config):
   with open(config_path) as file:
     saved = json.load(file)
   wanted = dataclasses.asdict(config)
-  defaults = dataclasses.asdict(Config())
+  defaults = dataclasses.asdict(run_config.Config())
   differing = sorted(key for key in set(saved) | set(wanted)
                      if key not in _RESUMABLE_CHANGES
                      # A setting added after the run started has its default there.
@@ -199,7 +130,7 @@ class OnlineSearch:
   """Algorithm 1 over N trajectories, each under its own MirroredStrategy.
 
   Args:
-    config: the run's `Config`.
+    config: the run's `run_config.Config`.
     data: a `datasets.ImageDataset` or `datasets.StreamingDataset`.
     trajectory_devices: one list of device names per trajectory (`devices.split_devices`).
   """
@@ -516,7 +447,7 @@ def run(config, on_outer_step=None):
   """Sets up devices and data, then runs (or resumes) the search in `config.model_dir`.
 
   Args:
-    config: a `Config`.
+    config: a `run_config.Config`.
     on_outer_step: optional callable, see `OnlineSearch.run`.
   """
   devices_lib.split_cpu(config.cpu_devices)  # before anything touches a device

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from ohl_tf import policy
-from ohl_tf import search
+from ohl_tf import run_config
 
 K = policy.NUM_OPERATIONS
 E = policy.NUM_ELEMENTS
@@ -116,19 +116,19 @@ def test_an_odd_number_of_trajectories_is_refused(n):
                      f"--trajectories={n}"):
     policy.element_perturbations(0, 0, n)
   with pytest.raises(ValueError, match="--trajectories must be even"):
-    search.Config(estimator="element_es", trajectories=max(n, 1) if n % 2 else 3)
+    run_config.Config(estimator="element_es", trajectories=max(n, 1) if n % 2 else 3)
 
 
 def test_config_checks_the_estimator_and_its_settings():
   with pytest.raises(ValueError, match="--estimator must be one of reinforce, pooled, "
                      "element_es. Received: --estimator=natural"):
-    search.Config(estimator="natural")
+    run_config.Config(estimator="natural")
   with pytest.raises(ValueError, match="--es_sigma must be > 0"):
-    search.Config(estimator="element_es", es_sigma=0.0)
+    run_config.Config(estimator="element_es", es_sigma=0.0)
   with pytest.raises(ValueError, match=r"--theta_lr must be > 0. Received: --theta_lr=-0.05"):
-    search.Config(theta_lr=-0.05)
+    run_config.Config(theta_lr=-0.05)
   # A fixed policy does not explore, so its N need not be even.
-  search.Config(estimator="element_es", policy="uniform", trajectories=3)
+  run_config.Config(estimator="element_es", policy="uniform", trajectories=3)
 
 
 def test_element_es_direction_matches_its_closed_form():

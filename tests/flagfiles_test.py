@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from ohl_tf import datasets
-from ohl_tf import main
+from ohl_tf import run_config
 from ohl_tf import search
 from ohl_tf import trajectory
 
@@ -21,12 +21,12 @@ PAPER_ROWS = {"cifar_resnet18", "cifar_wrn", "cifar_dpn92", "cifar_amoebanet",
 
 
 def _parse(path, *overrides):
-  """The `search.Config` of `--flagfile=path` and `overrides`, as ohl_tf.main builds it."""
+  """The `run_config.Config` of `--flagfile=path` and `overrides`, as ohl_tf.main builds it."""
   if "policy" not in flags.FLAGS:
-    main.define_flags()
+    run_config.define_flags()
   flags.FLAGS.unparse_flags()  # no value left over from another flagfile
   flags.FLAGS(["ohl_tf.main", f"--flagfile={path}", *overrides])
-  return main.config_from_flags()
+  return run_config.from_flags()
 
 
 def _file_settings(path):

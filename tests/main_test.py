@@ -235,7 +235,7 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path, estimator):
 
 @pytest.mark.parametrize("flags,message", [
     (["--dataset=mnist"], "Unknown dataset 'mnist'"),
-    (["--model=resnet19"], "Unknown model 'resnet19'; known models: amoebanet_b, dpn92, resnet8"),
+    (["--model=resnet19"], "Received: --model=resnet19"),
     (["--val_size=6000"], "--val_size"),
     (["--trajectories=0"], "--trajectories must be >= 1"),
     (["--cpu_devices=4", "--trajectories=1", "--batch_size=30", "--estimator=reinforce"],

@@ -11,6 +11,7 @@ import tensorflow as tf
 import models
 from ohl_tf import datasets
 from ohl_tf import devices
+from ohl_tf import run_config
 from ohl_tf import search
 from ohl_tf import trajectory
 
@@ -31,7 +32,7 @@ def _config(tmp_path, **overrides):
   settings = dict(model="resnet8", trajectories=1, epochs=1, inner_steps=2, batch_size=16,
                   lr=0.05, val_size=32, eval_batch_size=32, model_dir=str(tmp_path / "run"))
   settings.update(overrides)
-  return search.Config(**settings)
+  return run_config.Config(**settings)
 
 
 def _replica_values(variable):

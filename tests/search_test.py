@@ -12,6 +12,7 @@ from ohl_tf import augment
 from ohl_tf import datasets
 from ohl_tf import export
 from ohl_tf import policy
+from ohl_tf import run_config
 from ohl_tf import search
 
 _CPUS = [f"/device:CPU:{i}" for i in range(4)]
@@ -31,7 +32,7 @@ def _config(tmp_path, **overrides):
   settings = dict(model="resnet8", trajectories=3, epochs=1, inner_steps=2, batch_size=16,
                   lr=0.05, val_size=64, eval_batch_size=32, model_dir=str(tmp_path / "run"))
   settings.update(overrides)
-  return search.Config(**settings)
+  return run_config.Config(**settings)
 
 
 def _state(t):
@@ -109,7 +110,7 @@ def test_element_es_trajectories_sample_at_their_own_perturbed_theta(tmp_path, s
 
 
 @pytest.mark.parametrize("estimator", policy.ESTIMATORS)
-@pytest.mark.parametrize("reward", search.REWARDS)
+@pytest.mark.parametrize("reward", policy.REWARDS)
 def test_every_estimator_learns_with_every_reward(tmp_path, small_data, estimator, reward):
   config = _config(tmp_path, trajectories=2, train_subset=64, estimator=estimator, reward=reward)
   ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
@@ -207,7 +208,7 @@ def test_a_run_started_before_a_setting_existed_still_matches(tmp_path):
 
 def test_randaugment_refuses_deterministic():
   with pytest.raises(ValueError, match=r"--policy=randaugment cannot run with --deterministic"):
-    search.Config(policy="randaugment", deterministic=True)
+    run_config.Config(policy="randaugment", deterministic=True)
 
 
 def test_non_finite_loss_stops_naming_trajectory_and_step(tmp_path, small_data):
@@ -227,9 +228,9 @@ def test_non_finite_loss_stops_naming_trajectory_and_step(tmp_path, small_data):
 def test_config_rejects_bad_values():
   with pytest.raises(ValueError, match=r"--policy must be one of ohl, uniform, file:PATH, "
                      r"autoaugment, randaugment, cutout, none. Received: --policy=random"):
-    search.Config(policy="random")
+    run_config.Config(policy="random")
   with pytest.raises(ValueError, match=r"--trajectories must be >= 1. Received: --trajectories=0"):
-    search.Config(trajectories=0)
+    run_config.Config(trajectories=0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,142 @@
+"""A run's settings: one frozen `Config`, whose fields are the flags of `python -m ohl_tf.main`.
+
+Each field carries its default and its help text; `define_flags` makes one absl flag per field
+(so a flag, its default and its help have one home), `from_flags` reads them back, and
+`Config.__post_init__` is the only place a setting is validated, whether it came from the command
+line, a flagfile or Python.
+
+Defaults are the paper's where it has one (section 4.1: θ's Adam at 0.05, Cutout 16, its
+estimator), else general ones; the quick run's demo settings live in flags/quickstart.cfg only.
+"""
+
+import dataclasses
+import os
+import re
+import types
+import typing
+
+from absl import flags
+
+import models
+from ohl_tf import baselines
+from ohl_tf import datasets
+from ohl_tf import policy as policy_lib  # the θ module; `policy` is a field here
+
+
+def _setting(default, help_text):
+  """A `Config` field with the help text of its flag."""
+  return dataclasses.field(default=default, metadata={"help": help_text})
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """A run's settings (see each field's help, also `python -m ohl_tf.main --helpfull`)."""
+  dataset: str = _setting("synthetic", datasets.HELP)
+  data_dir: str | None = _setting(None, "tensorflow-datasets data directory.")
+  image_size: int = _setting(
+      0, "imagenet2012: side of the training and evaluation crops; folder: resize every image "
+         "to this square; 0 = the dataset's own (ImageNet 224).")
+  model: str = _setting("resnet8", "Model: " + " | ".join(models.names()) + ".")
+  policy: str = _setting("ohl", baselines.HELP)
+  trajectories: int = _setting(4, "N, copies of the network.")
+  epochs: int = _setting(10, "Training epochs (warm-up included).")
+  inner_steps: int = _setting(0, "I, inner steps per outer step; 0 = one epoch.")
+  batch_size: int = _setting(128, "Batch of one trajectory (all its replicas).")
+  lr: float = _setting(0.1, "Peak learning rate (cosine decay to 0 after the warm-up).")
+  momentum: float = _setting(0.9, "SGD momentum.")
+  nesterov: bool = _setting(False, "Nesterov momentum.")
+  warmup_epochs: int = _setting(
+      0, "Linear warm-up epochs, counted inside --epochs: the cosine decay spans the rest "
+         "(for a warm-up on top of E epochs of decay, set --epochs to E + the warm-up).")
+  warmup_lr: float = _setting(0.0, "Learning rate at the start of the warm-up.")
+  weight_decay: float = _setting(5e-4, "L2 weight decay.")
+  theta_lr: float = _setting(policy_lib.THETA_LEARNING_RATE,
+                             "Adam learning rate of θ (paper: 0.05); > 0.")
+  reward: str = _setting(
+      "accuracy", "What scores a trajectory: " + " | ".join(policy_lib.REWARDS) + ". accuracy: "
+                  "validation accuracy (paper); loss: minus the validation cross-entropy "
+                  "(keeps ranking when accuracies tie).")
+  estimator: str = _setting(
+      "reinforce", "How the outer step estimates θ's gradient: reinforce (the paper's eq. 6) | "
+                   "pooled (eq. 6 pooled onto the 36 elements and spread back) | element_es "
+                   "(trajectories explore antithetic element-level perturbations of θ; even "
+                   "--trajectories). Only --policy=ohl learns θ.")
+  es_sigma: float = _setting(
+      1.0, "element_es: scale σ of the element perturbations θ_n = θ + σAε_n; > 0.")
+  cutout: int = _setting(16, "Cutout square side (0 = off).")
+  val_size: int = _setting(500, "Validation images held out of the training split.")
+  train_subset: int = _setting(
+      0, "Use only this many training images (0 = all), e.g. reduced CIFAR-10.")
+  eval_batch_size: int = _setting(500, "Evaluation batch size.")
+  model_dir: str = _setting("", "Where the run lives; rerun to resume. Empty: "
+                                "runs/<dataset>_<model>.")
+  seed: int = _setting(0, "Seed of every random choice of the run.")
+  deterministic: bool = _setting(
+      False, "Deterministic kernels (tf.config.experimental.enable_op_determinism).")
+  cpu_devices: int = _setting(1, "Split the CPU into this many logical devices (tests, no GPU).")
+  overwrite: bool = _setting(False,
+                             "Delete a run with another configuration found in --model_dir.")
+
+  def __post_init__(self):
+    if not self.model_dir:
+      object.__setattr__(self, "model_dir", default_model_dir(self.dataset, self.model))
+    policy_kind = baselines.parse(self.policy)
+    if policy_kind.name == "randaugment" and self.deterministic:
+      raise ValueError("--policy=randaugment cannot run with --deterministic: keras-cv's "
+                       "RandAugment draws from TensorFlow's global generator, which op "
+                       "determinism forbids. Drop --deterministic, or use another --policy.")
+    _check_choice("model", self.model, models.names())
+    _check_choice("reward", self.reward, policy_lib.REWARDS)
+    _check_choice("estimator", self.estimator, policy_lib.ESTIMATORS)
+    for name in ("trajectories", "epochs", "batch_size", "eval_batch_size", "cpu_devices"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"--{name} must be >= 1. Received: --{name}={getattr(self, name)}")
+    for name in ("inner_steps", "cutout", "train_subset", "warmup_epochs", "image_size"):
+      if getattr(self, name) < 0:
+        raise ValueError(f"--{name} must be >= 0. Received: --{name}={getattr(self, name)}")
+    for name in ("theta_lr", "es_sigma"):
+      if not getattr(self, name) > 0:  # a negative theta_lr would descend on the reward
+        raise ValueError(f"--{name} must be > 0. Received: --{name}={getattr(self, name)}")
+    if self.estimator == "element_es" and policy_kind.learns_theta:
+      policy_lib.check_antithetic_pairs(self.trajectories)
+
+
+def _check_choice(name, value, choices):
+  if value not in choices:
+    raise ValueError(f"--{name} must be one of {', '.join(choices)}. "
+                     f"Received: --{name}={value}")
+
+
+def default_model_dir(dataset, model):
+  """runs/<dataset>_<model>, the dataset spec reduced to a folder name ("folder:/data/pets"
+  gives runs/folder_data_pets_resnet20)."""
+  name = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{dataset}_{model}").strip("_")
+  return os.path.join("runs", name)
+
+
+# ---------------------------------------------------------------------------------------------
+# The flags.
+# ---------------------------------------------------------------------------------------------
+
+_DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+           str: flags.DEFINE_string}
+
+
+def _value_type(field):
+  """The field's type, with `X | None` read as X."""
+  if isinstance(field.type, types.UnionType):
+    return next(t for t in typing.get_args(field.type) if t is not type(None))
+  return field.type
+
+
+def define_flags(flag_values=flags.FLAGS):
+  """Defines one flag per `Config` field: its name, type, default and help text."""
+  for field in dataclasses.fields(Config):
+    _DEFINE[_value_type(field)](field.name, field.default, field.metadata["help"],
+                                flag_values=flag_values)
+
+
+def from_flags(flag_values=flags.FLAGS):
+  """The `Config` of the parsed flags (raises ValueError naming an invalid one)."""
+  return Config(**{field.name: flag_values[field.name].value
+                   for field in dataclasses.fields(Config)})
