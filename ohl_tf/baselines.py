@@ -13,13 +13,11 @@ AutoAugment and OHL do on CIFAR (set --cutout=0 to leave it out, as for ImageNet
 """
 
 import dataclasses
-import os
 
-import numpy as np
 import tensorflow as tf
 
 from ohl_tf import autoaugment
-from ohl_tf import learned_augment
+from ohl_tf import policy_file
 
 NAMES = ("ohl", "uniform", "file:PATH", "autoaugment", "randaugment", "cutout", "none")
 _FILE_PREFIX = "file:"
@@ -98,16 +96,10 @@ def read_fixed_policy(policy):
   """
   if policy.name != "file":
     return None
-  if not os.path.isfile(policy.path):
-    raise ValueError(f"--policy=file:{policy.path}: no such file; expected the policy.json that "
-                     "a run wrote into its --model_dir.")
-  return learned_augment.read_policy(policy.path)
-
-
-def log_probabilities(probabilities):
-  """float32 log p for `tf.random.stateless_categorical` (-inf where p = 0: never drawn)."""
-  with np.errstate(divide="ignore"):
-    return np.log(probabilities).astype(np.float32)
+  try:
+    return policy_file.read(policy.path)
+  except ValueError as error:
+    raise ValueError(f"--policy=file:{error}") from error
 
 
 def batch_augmentation(policy, dataset_name, seed):

@@ -9,11 +9,8 @@ import os
 import shutil
 import tempfile
 
-import numpy as np
 import tensorflow as tf
 
-from ohl_tf import augment
-from ohl_tf import policy
 from ohl_tf import preprocess
 
 
@@ -24,52 +21,6 @@ def write_json(path, payload):
     json.dump(payload, file, indent=2)
     file.write("\n")
   os.replace(file.name, path)
-
-
-def elements_payload():
-  """policy.json's `elements`: the search space it was learned over, [{name, magnitude}] x 36."""
-  return [{"name": e.name, "magnitude": e.magnitude} for e in augment.ELEMENTS]
-
-
-def lineage_payload(lineage_counts):
-  """policy.json's `lineage`: what the final network trained on, or None before any operation.
-
-  With best-of-N broadcast the surviving network trained, period by period, on the batches of
-  that period's best trajectory: the running sum of their op counts (`operations` in all,
-  `probabilities` as 36x36 like p_θ) is its training distribution, which is not p_θ.
-  """
-  counts = np.asarray(lineage_counts, np.float64)
-  total = counts.sum()
-  if total <= 0:
-    return None
-  matrix = np.reshape(counts / total, [augment.NUM_ELEMENTS, augment.NUM_ELEMENTS])
-  return {"operations": int(round(total)), "probabilities": matrix.tolist()}
-
-
-def _with_lineage(payload, lineage_counts):
-  lineage = None if lineage_counts is None else lineage_payload(lineage_counts)
-  return payload if lineage is None else {**payload, "lineage": lineage}
-
-
-def policy_payload(theta, lineage_counts=None):
-  """The contents of policy.json: elements, p_θ as 36x36 (row e1, column e2), θ, and the
-  lineage (`lineage_payload`) when given."""
-  theta = tf.convert_to_tensor(theta, tf.float32)
-  matrix = policy.probability_matrix(policy.operation_probabilities(theta))
-  return _with_lineage({
-      "elements": elements_payload(),
-      "probabilities": np.asarray(matrix, np.float64).tolist(),
-      "theta": np.asarray(theta, np.float64).tolist(),
-  }, lineage_counts)
-
-
-def fixed_policy_payload(probabilities, source, lineage_counts=None):
-  """policy.json of a run trained with a fixed p (--policy=file:): elements, p, where it came
-  from, the lineage; `LearnedAugment.from_policy` reads it like a learned one."""
-  matrix = np.reshape(np.asarray(probabilities, np.float64),
-                      [augment.NUM_ELEMENTS, augment.NUM_ELEMENTS])
-  return _with_lineage({"elements": elements_payload(), "probabilities": matrix.tolist(),
-                        "source": source}, lineage_counts)
 
 
 class Classifier(tf.Module):

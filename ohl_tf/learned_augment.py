@@ -1,93 +1,17 @@
 """A Keras preprocessing layer that augments with a fixed, learned OHL policy (policy transfer).
 
-After a search, `policy.json` (ohl_tf.export) holds p_θ over the 1296 operations; retraining a
+After a search, `policy.json` (`ohl_tf.policy_file`) holds p_θ over the 1296 operations; retraining a
 model with that policy fixed only needs this layer in the input pipeline or at the front of the
 model.
 """
-
-import json
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from ohl_tf import augment
-from ohl_tf import export
 from ohl_tf import policy
-
-_SUM_TOLERANCE = 1e-4
-
-
-def _check_probabilities(probabilities):
-  """Returns `probabilities` as float64 [1296], or raises naming what is wrong."""
-  try:
-    values = np.asarray(probabilities, np.float64)
-  except (TypeError, ValueError) as error:
-    raise ValueError("probabilities must be numbers, [1296] or [36, 36]. "
-                     f"Received: probabilities={probabilities!r:.200}") from error
-  if values.shape not in ((augment.NUM_OPERATIONS,),
-                          (augment.NUM_ELEMENTS, augment.NUM_ELEMENTS)):
-    raise ValueError(f"probabilities must have shape [{augment.NUM_OPERATIONS}] or "
-                     f"[{augment.NUM_ELEMENTS}, {augment.NUM_ELEMENTS}] (row e1, column e2). "
-                     f"Received: probabilities with shape {values.shape}")
-  values = values.reshape(-1)
-  if not np.all(np.isfinite(values)):
-    bad = int(np.flatnonzero(~np.isfinite(values))[0])
-    raise ValueError("probabilities must be finite. "
-                     f"Received: probabilities with probabilities[{bad}]={values[bad]}")
-  if np.any(values < 0):
-    bad = int(np.flatnonzero(values < 0)[0])
-    raise ValueError("probabilities must be non-negative. "
-                     f"Received: probabilities with probabilities[{bad}]={values[bad]}")
-  total = float(values.sum())
-  if abs(total - 1) > _SUM_TOLERANCE:
-    raise ValueError(f"probabilities must sum to 1 (within {_SUM_TOLERANCE}). "
-                     f"Received: probabilities with sum {total}")
-  return values
-
-
-def _check_elements(elements, path):
-  """Raises unless policy.json's `elements` are augment.ELEMENTS, in order."""
-  expected = export.elements_payload()
-  if not isinstance(elements, list):
-    raise ValueError(f"{path}: `elements` must be a list of {len(expected)} "
-                     f"{{name, magnitude}}. Received: elements={elements!r:.200}")
-  for index in range(max(len(elements), len(expected))):
-    got = elements[index] if index < len(elements) else "<missing>"
-    want = expected[index] if index < len(expected) else "<none>"
-    if got != want:  # 10 == 10.0, so JSON's int/float spelling does not matter
-      raise ValueError(
-          f"{path} was written for another search space: element {index} is {got}, but "
-          f"ohl_tf.augment.ELEMENTS[{index}] is {want} ({len(elements)} elements in the file, "
-          f"{len(expected)} expected). Received: elements[{index}]={got}")
-
-
-def read_policy(path):
-  """The probabilities p [1296] (float64, op k = 36 e1 + e2) of a policy.json from ohl_tf.export.
-
-  Raises:
-    ValueError: the file is not JSON, its `elements` are not augment.ELEMENTS (names and
-      magnitudes, in order), it names no probabilities, or its probabilities are invalid.
-    OSError: the file cannot be read.
-  """
-  with open(path) as file:
-    try:
-      payload = json.load(file)
-    except json.JSONDecodeError as error:
-      raise ValueError(f"{path} is not a policy.json: it is not valid JSON ({error}).") from error
-  if not isinstance(payload, dict):
-    raise ValueError(f"{path} is not a policy.json: expected a JSON object with `elements` and "
-                     f"`probabilities`. Received: {type(payload).__name__}")
-  for key in ("elements", "probabilities"):
-    if key not in payload:
-      raise ValueError(f"{path} is not a policy.json: it has no `{key}`. "
-                       f"Received: keys={sorted(payload)}")
-  _check_elements(payload["elements"], path)
-  try:
-    return _check_probabilities(payload["probabilities"])
-  except ValueError as error:
-    raise ValueError(f"{path}: {error}") from error
-
+from ohl_tf import policy_file
 
 @keras.saving.register_keras_serializable(package="ohl_tf")
 class LearnedAugment(keras.layers.Layer):
@@ -109,7 +33,7 @@ class LearnedAugment(keras.layers.Layer):
   Args:
     probabilities: p over the operations, 1296 floats (index k = 36 e1 + e2) or 36x36 (row e1,
       applied first; column e2), each finite and >= 0, summing to 1 within 1e-4; as in the
-      `probabilities` of policy.json.
+      `probabilities` of policy.json (`ohl_tf.policy_file`).
     seed: optional int, the seed of the layer's SeedGenerator; None draws one at random.
     **kwargs: keras.layers.Layer arguments (`name`, ...).
 
@@ -137,13 +61,12 @@ class LearnedAugment(keras.layers.Layer):
 
   def __init__(self, probabilities, seed=None, **kwargs):
     super().__init__(**kwargs)
-    values = _check_probabilities(probabilities)
+    log_probabilities = policy_file.log_probabilities(probabilities)  # checks them
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
       raise TypeError(f"seed must be an int or None. Received: seed={seed!r}")
     self._probabilities = np.asarray(probabilities, np.float64).tolist()
     self.seed = None if seed is None else int(seed)
-    with np.errstate(divide="ignore"):  # log 0 = -inf: an op that is never drawn
-      self._log_probabilities = np.log(values).astype(np.float32)
+    self._log_probabilities = log_probabilities  # -inf where p = 0: never drawn
     self.seed_generator = keras.random.SeedGenerator(self.seed, name="seed_generator")
     # The batched path partitions the batch by kernel (data-dependent shapes): keep XLA out, as
     # Keras's own lookup layers do; compile(jit_compile="auto") then runs the model without it.
@@ -151,7 +74,7 @@ class LearnedAugment(keras.layers.Layer):
 
   @classmethod
   def from_policy(cls, path, seed=None, **kwargs):
-    """A LearnedAugment with the `probabilities` of a policy.json written by ohl_tf.export.
+    """A LearnedAugment with the `probabilities` of a policy.json (`ohl_tf.policy_file.read`).
 
     Args:
       path: the policy.json file.
@@ -162,7 +85,7 @@ class LearnedAugment(keras.layers.Layer):
       ValueError: the file's `elements` are not augment.ELEMENTS (names and magnitudes, in
         order), names no probabilities, or its probabilities are invalid.
     """
-    return cls(read_policy(path), seed=seed, **kwargs)
+    return cls(policy_file.read(path), seed=seed, **kwargs)
 
   def sample_operations(self, batch_size=None):
     """Draws the operations and signs of one call; one SeedGenerator step.

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from ohl_tf import baselines
 from ohl_tf import policy
+from ohl_tf import policy_file
 from ohl_tf import summaries
 from ohl_tf.augment import NUM_ELEMENTS
 from ohl_tf.augment import NUM_OPERATIONS
@@ -163,7 +164,7 @@ def figures(state):
       "element_marginals.png": summaries.marginals_figure(history),
   }
   if state.lineage is not None and np.sum(state.lineage) > 0:
-    lineage = summaries.lineage_probabilities(state.lineage)
+    lineage = policy_file.lineage_probabilities(state.lineage)
     images["lineage.png"] = summaries.probability_figure(
         policy.probability_matrix(lineage).numpy(),
         f"What the surviving network trained on ({state.lineage.sum():.0f} ops, "

@@ -39,6 +39,7 @@ from ohl_tf import devices as devices_lib
 from ohl_tf import export
 from ohl_tf import pipeline
 from ohl_tf import policy
+from ohl_tf import policy_file
 from ohl_tf import run_config
 from ohl_tf import summaries
 from ohl_tf import trajectory as trajectory_lib
@@ -267,7 +268,7 @@ class OnlineSearch:
     if not self.policy.samples_operations:
       return None
     if self.fixed_probabilities is not None:
-      return [baselines.log_probabilities(self.fixed_probabilities)] * len(self.trajectories)
+      return [policy_file.log_probabilities(self.fixed_probabilities)] * len(self.trajectories)
     theta = self.theta.read_value()
     if self.estimator == "element_es":
       return tf.unstack(policy.log_operation_probabilities(policy.perturbed_theta(
@@ -422,11 +423,11 @@ class OnlineSearch:
                            data.std, data.image_shape)
     if self.policy.has_theta:
       export.write_json(os.path.join(config.model_dir, "policy.json"),
-                        export.policy_payload(self.theta, self.lineage))
+                        policy_file.learned_payload(self.theta, self.lineage))
     elif self.fixed_probabilities is not None:  # the run keeps the p it trained with
       export.write_json(os.path.join(config.model_dir, "policy.json"),
-                        export.fixed_policy_payload(self.fixed_probabilities, self.policy.path,
-                                                    self.lineage))
+                        policy_file.fixed_payload(self.fixed_probabilities, self.policy.path,
+                                                  self.lineage))
     export.write_json(os.path.join(config.model_dir, "results.json"), results)
     return results
 

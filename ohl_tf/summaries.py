@@ -43,6 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from ohl_tf import policy
+from ohl_tf import policy_file
 from ohl_tf.augment import ELEMENTS
 from ohl_tf.augment import NUM_ELEMENTS
 from ohl_tf.augment import NUM_OPERATIONS
@@ -337,34 +338,6 @@ def write_policy(writer, step, theta, marginal_history):
   writer.flush()
 
 
-def lineage_probabilities(lineage_counts):
-  """The distribution the surviving network trained on: lineage counts / their sum.
-
-  Args:
-    lineage_counts: int or float array [1296], the running sum over outer steps of the op counts
-      of each period's best trajectory; finite, ≥ 0.
-
-  Returns:
-    float64 array [1296] summing to 1.
-
-  Raises:
-    ValueError: wrong shape, non-finite or negative counts, or a zero sum (no outer step yet,
-      or a policy that draws no OHL operation: there is no distribution to show).
-  """
-  counts = _finite_array(lineage_counts, "lineage_counts", rank=1)
-  if counts.shape[0] != NUM_OPERATIONS:
-    raise ValueError(f"lineage_counts must have shape [{NUM_OPERATIONS}]. "
-                     f"Received: lineage_counts.shape={counts.shape}")
-  if np.any(counts < 0):
-    raise ValueError("lineage_counts must be >= 0 (they are op counts). Received: "
-                     f"{np.sum(counts < 0)} negative values, min {counts.min():g}")
-  total = counts.sum()
-  if total == 0:
-    raise ValueError("lineage_counts must not all be 0: no period has been trained yet, or the "
-                     "policy draws no OHL operation, so there is no lineage to show.")
-  return counts / total
-
-
 def write_lineage(writer, step, lineage_counts):
   """Writes what the surviving network trained on: policy/lineage and policy/lineage_operations.
 
@@ -380,11 +353,11 @@ def write_lineage(writer, step, lineage_counts):
       counts over the outer steps so far.
 
   Raises:
-    ValueError: see `lineage_probabilities` (nothing is written then).
+    ValueError: see `policy_file.lineage_probabilities` (nothing is written then).
     RuntimeError: called inside a tf.function.
   """
   _check_eager("write_lineage")
-  probs = lineage_probabilities(lineage_counts)
+  probs = policy_file.lineage_probabilities(lineage_counts)
   total = float(np.sum(np.asarray(lineage_counts, np.float64)))
   image = probability_figure(policy.probability_matrix(probs).numpy(),
                              f"Lineage after outer step {step}: the ops the surviving network "

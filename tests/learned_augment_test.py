@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from ohl_tf import augment
 from ohl_tf import export
+from ohl_tf import policy_file
 from ohl_tf.learned_augment import LearnedAugment
 
 _REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ def _skewed_theta():
 @pytest.fixture
 def policy_path(tmp_path):
   path = tmp_path / "policy.json"
-  export.write_json(path, export.policy_payload(_skewed_theta()))
+  export.write_json(path, policy_file.learned_payload(_skewed_theta()))
   return path
 
 
@@ -228,7 +229,7 @@ def test_training_false_is_the_identity():
 
 def test_same_seed_same_outputs_for_a_fresh_layer():
   images = _images(16)
-  probabilities = export.policy_payload(_skewed_theta())["probabilities"]
+  probabilities = policy_file.learned_payload(_skewed_theta())["probabilities"]
   first, second = LearnedAugment(probabilities, seed=9), LearnedAugment(probabilities, seed=9)
   for _ in range(2):  # and call after call
     np.testing.assert_array_equal(first(images), second(images))

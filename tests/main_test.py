@@ -17,6 +17,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from ohl_tf import augment
 from ohl_tf import datasets
+from ohl_tf import policy_file
 from ohl_tf import summaries
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -152,7 +153,7 @@ def test_the_runs_policy_loads_into_learned_augment_in_a_fresh_process(quick_run
   np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), fresh(images))
   loaded = keras.saving.load_model(keras_path).layers[0]
   np.testing.assert_allclose(np.asarray(loaded.get_config()["probabilities"]).reshape(-1),
-                             learned_augment.read_policy(policy_path), rtol=1e-12)
+                             policy_file.read(policy_path), rtol=1e-12)
 
 
 def test_policy_file_retrains_with_the_learned_policy_fixed(quick_run, tmp_path):

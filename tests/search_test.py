@@ -12,6 +12,7 @@ from ohl_tf import augment
 from ohl_tf import datasets
 from ohl_tf import export
 from ohl_tf import policy
+from ohl_tf import policy_file
 from ohl_tf import run_config
 from ohl_tf import search
 
@@ -245,7 +246,7 @@ def fixed_policy_path(tmp_path_factory):
   theta = np.full([augment.NUM_OPERATIONS], -30.0, np.float32)
   theta[list(_FAVOURED)] = 30.0  # p ~ 1/2 each, the others ~ 1e-26
   path = tmp_path_factory.mktemp("policy") / "policy.json"
-  payload = export.policy_payload(theta)
+  payload = policy_file.learned_payload(theta)
   matrix = np.array(payload["probabilities"])
   matrix[matrix < 1e-6] = 0  # exactly two operations
   payload["probabilities"] = (matrix / matrix.sum()).tolist()

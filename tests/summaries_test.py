@@ -16,6 +16,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from ohl_tf import policy
+from ohl_tf import policy_file
 from ohl_tf import summaries
 
 K = summaries.NUM_OPERATIONS
@@ -399,7 +400,7 @@ def test_write_lineage_round_trip(log_dir_and_writer):
 
 def test_lineage_probabilities_are_counts_over_their_sum():
   counts = _lineage_counts()
-  probs = summaries.lineage_probabilities(counts)
+  probs = policy_file.lineage_probabilities(counts)
   np.testing.assert_allclose(probs, counts / counts.sum())
   assert probs.dtype == np.float64
 
