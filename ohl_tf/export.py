@@ -82,7 +82,8 @@ class Classifier(tf.Module):
   Attributes:
     model: the Keras classifier, called on standardised images; its logits, in any dtype.
     class_names_file: the asset that holds the class names, one per line, tracked so that
-      tf.saved_model.save copies it into the SavedModel's assets/ (and TF Serving ships it).
+      tf.saved_model.save copies it into the SavedModel's assets/ and lists it in the
+      MetaGraph's asset_file_def, where loaders other than TensorFlow's Python one find it.
   """
 
   def __init__(self, model, mean, std, class_names, class_names_file):
