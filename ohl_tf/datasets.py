@@ -18,6 +18,10 @@ spec, seed and val_size give the same three splits on every call; for ImageNet t
 `val_size` records of tfds' train split (tfds shuffled them once, with a fixed key, when it
 prepared the dataset, so they are a fixed random sample whatever the seed).
 
+Every dataset names its classes (`class_names`, label i is class_names[i]; the exported
+classifier returns them): a folder dataset its class folders, a tfds dataset its label names
+(the ids as strings, "0", "1", ..., where tfds has none), the synthetic one its colours.
+
 Augmentation and normalisation are not done here: `mean` and `std` are handed to the pipeline
 (ohl_tf.preprocess).
 
@@ -72,7 +76,7 @@ class ImageDataset:
     val_labels: int32 [V].
     test_images: uint8 [T, H, W, 3], the dataset's test split; None when it has none.
     test_labels: int32 [T]; None when there is no test split.
-    class_names: one name per class; label i is class_names[i].
+    class_names: one name per class; label i is class_names[i] (`check_class_names`).
     mean: per-channel mean in [0, 255] units, for standardisation.
     std: per-channel standard deviation in [0, 255] units.
   """
@@ -89,6 +93,7 @@ class ImageDataset:
 
   def __post_init__(self):
     # A loader bug (or a hand-built dataset) fails here, not in the middle of a training run.
+    check_class_names(self.class_names)
     splits = [("train", self.train_images, self.train_labels),
               ("val", self.val_images, self.val_labels)]
     if (self.test_images is None) != (self.test_labels is None):
@@ -142,7 +147,7 @@ class StreamingDataset:
 
   Attributes:
     name: the spec, "imagenet2012".
-    class_names: one name per class.
+    class_names: one name per class; label i is class_names[i] (`check_class_names`).
     mean: per-channel mean in [0, 255] units.
     std: None: mean subtraction only (DESIGN.md section 3).
     image_size: side of the training crop and of the evaluation centre crop.
@@ -162,6 +167,9 @@ class StreamingDataset:
 
   num_classes = ImageDataset.num_classes
   has_test = True  # tfds' validation split: the paper's test figures
+
+  def __post_init__(self):
+    check_class_names(self.class_names)
 
   @property
   def image_shape(self):
@@ -188,6 +196,39 @@ class StreamingDataset:
         lambda encoded, label: (preprocess.imagenet_eval(self.decode(encoded), self.image_size,
                                                          resize), tf.cast(label, tf.int32)),
         num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def check_class_names(class_names, num_classes=None):
+  """Checks that `class_names` names each class once, on one line (the SavedModel's asset file
+  holds one name per line), and returns it.
+
+  Args:
+    class_names: tuple of str, label i is class_names[i].
+    num_classes: when given, how many names there must be.
+
+  Returns:
+    `class_names`, unchanged.
+
+  Raises:
+    ValueError: not a non-empty tuple of str, a name that is empty or spans lines, a name given
+      twice, or not `num_classes` names (the message names the culprit).
+  """
+  if not isinstance(class_names, tuple) or not class_names:
+    raise ValueError(f"class_names must be a non-empty tuple of str, one per class. Received: "
+                     f"class_names={class_names!r}")
+  for label, name in enumerate(class_names):
+    # splitlines: the line breaks that a reader of the asset file may split on, not only "\n".
+    if not isinstance(name, str) or name.splitlines() != [name]:
+      raise ValueError(f"Every class name must be a non-empty str on one line. Received: "
+                       f"class_names[{label}]={name!r}")
+  duplicates = sorted({name for name in class_names if class_names.count(name) > 1})
+  if duplicates:
+    raise ValueError(f"class_names must be unique, one per class. Received: class_names with "
+                     f"{duplicates} more than once")
+  if num_classes is not None and len(class_names) != num_classes:
+    raise ValueError(f"class_names must have one name per class, {num_classes}. Received: "
+                     f"{len(class_names)} class_names")
+  return class_names
 
 
 def _check_split(split, images, labels, image_shape, num_classes):
@@ -250,13 +291,21 @@ def _tfds_load(name, data_dir, **kwargs):
                   f"tensorflow-datasets says: {error}") from error
 
 
+def _tfds_class_names(info):
+  """The label names of a tfds dataset, checked; its ids as strings ("0", "1", ...) where it has
+  none: tfds' ClassLabel answers so. ImageNet's synsets ship with tfds; CIFAR's names are read
+  from the archive when tfds prepares it, so its mock data, for one, has none."""
+  label = info.features["label"]
+  return check_class_names(tuple(label.names), label.num_classes)
+
+
 def _load_tfds_in_memory(name, data_dir):
   """CIFAR-10, CIFAR-100 or SVHN (cropped digits) through tfds.load, as numpy arrays."""
   (train, test), info = _tfds_load(name, data_dir, split=["train", "test"], with_info=True)
   train_images, train_labels = _tfds_arrays(train)
   test_images, test_labels = _tfds_arrays(test)
-  return _Source(train_images, train_labels, test_images, test_labels,
-                 tuple(info.features["label"].names), _IN_MEMORY_TFDS[name])
+  return _Source(train_images, train_labels, test_images, test_labels, _tfds_class_names(info),
+                 _IN_MEMORY_TFDS[name])
 
 
 def _image_files(class_dir):
@@ -526,7 +575,7 @@ def _load_imagenet(data_dir, val_size, image_size):
     raise ValueError(
         f"val_size (--val_size) must be in [1, {count - 1}] for {IMAGENET}, whose training split "
         f"has {count} images (the paper holds out 50000). Received: val_size={val_size}")
-  return StreamingDataset(name=IMAGENET, class_names=tuple(info.features["label"].names),
+  return StreamingDataset(name=IMAGENET, class_names=_tfds_class_names(info),
                           mean=preprocess.IMAGENET_MEAN, std=None, image_size=image_size,
                           num_train=count - val_size, num_val=val_size, read=read)
 

@@ -420,7 +420,7 @@ class OnlineSearch:
     plain = models.build(config.model, data.num_classes, data.image_shape)
     plain.set_weights(final.model.get_weights())
     export.save_classifier(plain, os.path.join(config.model_dir, "saved_model"), data.mean,
-                           data.std, data.image_shape)
+                           data.std, data.image_shape, data.class_names)
     if self.policy.has_theta:
       export.write_json(os.path.join(config.model_dir, "policy.json"),
                         policy_file.learned_payload(self.theta, self.lineage))

@@ -47,6 +47,7 @@ def test_svhn_from_tfds_with_statistics_of_its_training_split():
   with tfds.testing.mock_data(num_examples=_MOCK_EXAMPLES):
     data = datasets.load("svhn_cropped", val_size=4, seed=1)
   assert data.num_classes == 10 and data.image_shape == (32, 32, 3)
+  assert data.class_names == tuple("0123456789")
   assert data.train_images.shape == (20, 32, 32, 3) and data.has_test
   pixels = data.train_images.reshape(-1, 3).astype(np.float64)
   np.testing.assert_allclose(data.mean, pixels.mean(axis=0), rtol=1e-9)
@@ -56,11 +57,14 @@ def test_svhn_from_tfds_with_statistics_of_its_training_split():
 def test_imagenet_from_tfds_mock_data():
   with tfds.testing.mock_data(num_examples=40):  # mock data ignores split slices: 40 each
     data = datasets.load("imagenet2012", val_size=8, image_size=48)
+    label_names = tfds.builder("imagenet2012").info.features["label"].names
     val = [(x.numpy(), int(y)) for x, y in data.eval_examples("val").take(3)]
     record = next(iter(data.train_epoch(shuffle_seed=5)))[0]
     base = data.train_base(data.decode(record), tf.constant([1, 2])).numpy()
   assert isinstance(data, datasets.StreamingDataset)
   assert data.num_classes == 1000 and data.image_shape == (48, 48, 3)
+  assert data.class_names == tuple(label_names) and data.class_names[:2] == ("n01440764",
+                                                                             "n01443537")
   assert (data.num_train, data.num_val) == (32, 8) and data.std is None
   np.testing.assert_allclose(data.mean, (123.675, 116.28, 103.53))
   assert all(x.shape == (48, 48, 3) and x.dtype == np.uint8 for x, _ in val)
@@ -114,7 +118,10 @@ def test_cifar_from_tfds(name, num_classes):
         tfds.load(name, split="train", as_supervised=True).batch(_MOCK_EXAMPLES))))
 
   assert data.name == name
-  assert data.num_classes == num_classes and len(data.class_names) == num_classes
+  assert data.num_classes == num_classes
+  # tfds reads CIFAR's names from the archive when it prepares the data; mock data has none, so
+  # the labels are named by their ids.
+  assert data.class_names == tuple(str(i) for i in range(num_classes))
   assert data.image_shape == (32, 32, 3)
   assert data.train_images.shape == (18, 32, 32, 3) and data.train_labels.shape == (18,)
   assert data.val_images.shape == (6, 32, 32, 3) and data.val_labels.shape == (6,)
@@ -530,3 +537,33 @@ def test_image_dataset_rejects_inconsistent_arrays():
     dataclasses.replace(data, test_images=data.test_images[:, :16])
   with pytest.raises(ValueError, match=r"both be arrays or both be None"):
     dataclasses.replace(data, test_images=None)
+
+
+@pytest.mark.parametrize("class_names,message", [
+    (("a",) * 8, r"class_names must be unique, one per class. Received: class_names with "
+                 r"\['a'\] more than once"),
+    (tuple("abcdefg") + ("h\ni",), r"Every class name must be a non-empty str on one line. "
+                                   r"Received: class_names\[7\]='h\\ni'"),
+    (tuple("abcdefg") + ("",), r"Received: class_names\[7\]=''"),
+    (tuple("abcdefg") + (7,), r"Received: class_names\[7\]=7"),
+    (list("abcdefgh"), r"class_names must be a non-empty tuple of str, one per class. "
+                       r"Received: class_names=\['a'"),
+    (tuple("abcdefg"), r"labels must be in \[0, 7\)"),  # a name short: a label unnamed
+])
+def test_image_dataset_rejects_bad_class_names(class_names, message):
+  data = datasets.load("synthetic", val_size=10)
+  with pytest.raises(ValueError, match=message):
+    dataclasses.replace(data, class_names=class_names)
+
+
+def test_streaming_dataset_rejects_bad_class_names():
+  with tfds.testing.mock_data(num_examples=10):
+    data = datasets.load("imagenet2012", val_size=2)
+  with pytest.raises(ValueError, match=r"unique.*\['n01440764'\] more than once"):
+    dataclasses.replace(data, class_names=("n01440764",) + data.class_names[:-1])
+
+
+def test_check_class_names_counts_them():
+  assert datasets.check_class_names(("x", "y"), num_classes=2) == ("x", "y")
+  with pytest.raises(ValueError, match=r"one name per class, 3. Received: 2 class_names"):
+    datasets.check_class_names(("x", "y"), num_classes=3)

@@ -62,11 +62,17 @@ def test_saved_model_serves_uint8_images_with_plain_tensorflow(quick_run):
   loaded = tf.saved_model.load(str(model_dir / "saved_model"))
   serve = loaded.signatures["serving_default"]
   images = datasets.synthetic_examples(8, seed=5)[0]
-  probabilities = list(serve(images=tf.constant(images)).values())[0].numpy()
+  outputs = serve(images=tf.constant(images))
+  probabilities = outputs["probabilities"].numpy()
   assert probabilities.shape == (8, len(datasets.SYNTHETIC_CLASS_NAMES))
   np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+  np.testing.assert_array_equal(outputs["class_id"].numpy(), probabilities.argmax(axis=1))
+  assert [name.decode() for name in outputs["class_name"].numpy()] == [
+      datasets.SYNTHETIC_CLASS_NAMES[i] for i in probabilities.argmax(axis=1)]
   spec = serve.structured_input_signature[1]["images"]
   assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, 32, 32, 3]
+  names_file = model_dir / "saved_model" / "assets" / "class_names.txt"
+  assert names_file.read_text().splitlines() == list(datasets.SYNTHETIC_CLASS_NAMES)
 
 
 def test_policy_and_results_files(quick_run):
@@ -184,8 +190,12 @@ def test_imagenet_run_from_its_manual_download(imagenet_data_dir, tmp_path):
   assert result.stdout.splitlines()[-1].startswith(
       "results: dataset=imagenet2012 model=resnet8 policy=ohl ")
   serve = tf.saved_model.load(str(model_dir / "saved_model")).signatures["serving_default"]
-  probabilities = list(serve(images=tf.zeros([3, 32, 32, 3], tf.uint8)).values())[0].numpy()
-  assert probabilities.shape == (3, 1000)
+  outputs = serve(images=tf.zeros([3, 32, 32, 3], tf.uint8))
+  assert outputs["probabilities"].shape == (3, 1000)
+  # ImageNet's classes are named by their synsets, as tfds names them.
+  assert all(name.startswith(b"n") and len(name) == 9 for name in outputs["class_name"].numpy())
+  names_file = model_dir / "saved_model" / "assets" / "class_names.txt"
+  assert names_file.read_text().splitlines()[:2] == ["n01440764", "n01443537"]
   results = json.loads((model_dir / "results.json").read_text())
   assert results["search_cost_iterations"] == 2 * 2 * 4 * 4 / 1024  # 19 images: 4 steps/epoch
 

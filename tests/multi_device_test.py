@@ -73,9 +73,10 @@ def test_the_exported_model_scores_what_the_run_reported_on_two_replicas(tmp_pat
   results = ohl.run()
   served = tf.saved_model.load(os.path.join(config.model_dir, "saved_model"))
   outputs = served.signatures["serving_default"](images=tf.constant(small_data.test_images))
-  probabilities = next(iter(outputs.values())).numpy()
-  accuracy = np.mean(probabilities.argmax(-1) == small_data.test_labels)
+  accuracy = np.mean(outputs["class_id"].numpy() == small_data.test_labels)
   assert accuracy == pytest.approx(results["test_accuracy"], abs=1e-9)
+  assert outputs["probabilities"].shape == (len(small_data.test_images), 3)
+  assert set(outputs["class_name"].numpy()) <= {b"red", b"green", b"blue"}
 
 
 @pytest.mark.parametrize("trajectories,cpu_devices,periods", [(3, 2, 100), (4, 4, 20)])
