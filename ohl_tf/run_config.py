@@ -31,7 +31,7 @@ def _setting(default, help_text):
 @dataclasses.dataclass(frozen=True)
 class Config:
   """A run's settings (see each field's help, also `python -m ohl_tf.main --helpfull`)."""
-  dataset: str = _setting("synthetic", datasets.HELP)
+  dataset: str = _setting("synthetic", datasets.flag_help())
   data_dir: str | None = _setting(None, "tensorflow-datasets data directory.")
   image_size: int = _setting(
       0, "imagenet2012: side of the training and evaluation crops; folder: resize every image "
@@ -85,6 +85,7 @@ class Config:
       raise ValueError("--policy=randaugment cannot run with --deterministic: keras-cv's "
                        "RandAugment draws from TensorFlow's global generator, which op "
                        "determinism forbids. Drop --deterministic, or use another --policy.")
+    datasets.check_spec(self.dataset)
     _check_choice("model", self.model, models.names())
     _check_choice("reward", self.reward, policy_lib.REWARDS)
     _check_choice("estimator", self.estimator, policy_lib.ESTIMATORS)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from ohl_tf import augment
 from ohl_tf import datasets
+from ohl_tf.datasets import registry
 
 _GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 
@@ -521,9 +522,17 @@ def test_bad_seed_and_image_size(kwargs, message):
 
 @pytest.mark.parametrize("spec", ["imagenet", "CIFAR10", "folder:", "synthetic ", ""])
 def test_unknown_spec_lists_the_known_ones(spec):
-  with pytest.raises(ValueError, match=r"Unknown dataset .*Known: cifar10, cifar100, svhn_cropped, "
-                     r"imagenet2012, folder:ROOT, synthetic.*Received: spec="):
+  with pytest.raises(ValueError, match=r"Unknown dataset .*Known: cifar10, cifar100, folder:ROOT, "
+                     r"imagenet2012, svhn_cropped, synthetic.*Received: spec="):
     datasets.load(spec, val_size=10)
+
+
+def test_the_registry_names_every_source_once_and_helps_with_each():
+  assert datasets.names() == ["cifar10", "cifar100", "folder:ROOT", "imagenet2012",
+                              "svhn_cropped", "synthetic"]
+  assert all(name in datasets.flag_help() for name in datasets.names())
+  with pytest.raises(ValueError, match="Dataset 'synthetic' is already registered"):
+    registry.register("synthetic", help_text="a copy")(lambda request: None)
 
 
 def test_image_dataset_rejects_inconsistent_arrays():
