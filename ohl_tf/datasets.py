@@ -5,14 +5,14 @@ A dataset is named by a *spec* string, one of `KNOWN`:
   * "imagenet2012": through tensorflow-datasets (manual download), streamed: a `StreamingDataset`;
   * "folder:ROOT": images in ROOT/train/<class>/* (and optionally ROOT/test/<class>/*);
   * "synthetic": a small dataset generated here, with no files, whose label is carried by colour
-    so that Invert and Solarize destroy it (`HARMFUL_ELEMENTS`): the known answer of DESIGN.md
-    section 6 for the OHL loop.
+    so that Invert and Solarize destroy it (`HARMFUL_ELEMENTS`): the known answer of
+    docs/correctness.md for the OHL loop.
 
 Small datasets are held in memory as uint8 [N, H, W, 3] numpy arrays (`ImageDataset`; CIFAR-10's
 training split is 150 MiB). ImageNet is streamed from tfds' records (`StreamingDataset`): images
 of any size, decoded in the input pipeline after its shuffle, so that skipping is cheap.
 
-`load` always holds `val_size` images out of the training split (DESIGN.md section 3: the OHL
+`load` always holds `val_size` images out of the training split (docs/pipeline.md: the OHL
 outer step scores the trajectories on them): in memory with a seeded permutation, so the same
 spec, seed and val_size give the same three splits on every call; for ImageNet the first
 `val_size` records of tfds' train split (tfds shuffled them once, with a fixed key, when it
@@ -51,7 +51,7 @@ _IN_MEMORY_TFDS = {
 }
 _TFDS_SIZE = 32  # the side of every in-memory tfds dataset's images
 IMAGENET = "imagenet2012"
-IMAGENET_SIZE = 224  # the training crop and the evaluation crop (DESIGN.md section 3)
+IMAGENET_SIZE = 224  # the training crop and the evaluation crop (docs/pipeline.md)
 _TFDS_BATCH = 4096  # examples per numpy conversion step: bounds the Python loop, not memory
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -120,7 +120,7 @@ class ImageDataset:
 
   @staticmethod
   def train_base(image, seed):
-    """Base training preprocessing: random flip, pad 4 and random crop (DESIGN.md section 3)."""
+    """Base training preprocessing: random flip, pad 4 and random crop (docs/pipeline.md)."""
     return preprocess.cifar_train_base(image, seed)
 
   def eval_examples(self, split):
@@ -141,7 +141,7 @@ class StreamingDataset:
     name: the spec, "imagenet2012".
     class_names: one name per class.
     mean: per-channel mean in [0, 255] units.
-    std: None: mean subtraction only (DESIGN.md section 3).
+    std: None: mean subtraction only (docs/pipeline.md).
     image_size: side of the training crop and of the evaluation centre crop.
     num_train: training records (tfds' train split minus the validation records).
     num_val: validation records, held out of tfds' train split.
