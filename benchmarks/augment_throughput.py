@@ -7,7 +7,7 @@ Measures images/s of four tf.data pipelines over the same real images, in one pr
   (d) base + keras-cv RandAugment(augmentations_per_image=2), per image (d1) and per batch (d2);
       the faster of the two is the peer "d".
 Every pipeline is: cached uint8 images, repeated forever, map(AUTOTUNE), batch, prefetch. Base
-means DESIGN.md section 3: for 32x32 (CIFAR) flip, pad 4 and crop, [op], Cutout 16 with the
+means docs/pipeline.md: for 32x32 (CIFAR) flip, pad 4 and crop, [op], Cutout 16 with the
 mean colour, standardise; for larger images (ImageNet) random-resized crop, flip, [op], mean
 subtraction, no Cutout. No shuffle and no labels: they cost the same in every pipeline.
 

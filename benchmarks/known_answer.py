@@ -17,7 +17,7 @@ not crisp: cropping or rounding flips it), then each class is subsampled to the 
 count (red dominates CIFAR-10's mean colours).
 
 Which elements harm is measured, not assumed: `measure_harm` applies each element with each sign
-the Pillow way (DESIGN.md section 2, the reference semantics) and counts the images whose dominant
+the Pillow way (docs/search_space.md, the reference semantics) and counts the images whose dominant
 colour changes. An element is harmful when the mean over its two signs is >= `HARM_THRESHOLD`.
 
   python benchmarks/known_answer.py --out=/tmp/known_answer     # ~15 s on 2 cores
@@ -69,7 +69,7 @@ MARGIN = 4.0
 # then 6% for TranslateY 0.45). 0.25 sits in that gap, >= 0.12 from either side.
 HARM_THRESHOLD = 0.25
 SIGNS = (-1, 1)  # column 0 of the [36, 2] tables is s = -1, column 1 is s = +1
-FILL = (128, 128, 128)  # Pillow's fillcolor outside a transformed image (DESIGN.md section 2)
+FILL = (128, 128, 128)  # Pillow's fillcolor outside a transformed image (docs/search_space.md)
 
 # ---------------------------------------------------------------------------
 # Data and labels.
@@ -140,7 +140,7 @@ def balanced_subset(labels, seed):
 
 
 # ---------------------------------------------------------------------------
-# Harm: the Pillow calls of DESIGN.md section 2 (as tests/pillow_reference.py, which the test of
+# Harm: the Pillow calls of docs/search_space.md (as tests/pillow_reference.py, which the test of
 # this module compares them with), and the share of labels each element changes.
 # ---------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """How closely tf.image, Keras and keras-cv reproduce Pillow on the 36 OHL elements.
 
-The project rule (DESIGN.md section 2) is to use a library function where it matches Pillow
-within the tolerances of DESIGN.md section 6, and our own graph code (`ohl_tf/pil_ops.py`) where
+The project rule (docs/search_space.md) is to use a library function where it matches Pillow
+within the tolerances of docs/correctness.md, and our own graph code (`ohl_tf/pil_ops.py`) where
 none does. This script is the measurement behind that choice. For every element family, every
 magnitude and both signs, it applies the closest library functions to the same real CIFAR-10
-images as the Pillow reference call of DESIGN.md section 2, and prints per (family, function):
+images as the Pillow reference call of docs/search_space.md, and prints per (family, function):
 the fraction of pixel values exactly equal to Pillow's, the fraction within +-1, the maximum and
 mean absolute difference, and how many of the (magnitude, sign) cases meet the section 6
 tolerance (geometric: >= 98% equal; others: >= 99% within +-1 and MAE <= 0.5). The row
@@ -71,7 +71,7 @@ _MOSAIC = flags.DEFINE_bool(
     "of the 32x32 images: rounding ties of the geometric elements depend on the size.")
 
 GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
-GEOMETRIC_MIN_EQUAL = 0.98  # DESIGN.md section 6
+GEOMETRIC_MIN_EQUAL = 0.98  # docs/correctness.md
 MIN_WITHIN_ONE = 0.99
 MAX_MAE = 0.5
 FILL = 128  # Pillow's fillcolor (128, 128, 128)
@@ -104,7 +104,7 @@ def mosaics(images, tiles=7):
 
 
 # ---------------------------------------------------------------------------
-# Pillow reference: exactly the calls of DESIGN.md section 2.
+# Pillow reference: exactly the calls of docs/search_space.md.
 # ---------------------------------------------------------------------------
 
 def enhance_factor(name, magnitude, sign):
@@ -142,7 +142,7 @@ def _enhance(img, name, magnitude, sign):
   return getattr(ImageEnhance, name)(img).enhance(enhance_factor(name, magnitude, sign))
 
 
-# name -> f(img, name, magnitude, sign), each the Pillow call of DESIGN.md section 2.
+# name -> f(img, name, magnitude, sign), each the Pillow call of docs/search_space.md.
 _PILLOW = {
     "ShearX": _affine,
     "ShearY": _affine,
@@ -561,7 +561,7 @@ def main(argv):
         f"{_DATA_DIR.value}; tf {tf.__version__}, keras "
         f"{keras.__version__ if keras else '-'}, keras-cv "
         f"{keras_cv.__version__ if keras_cv else '-'}, Pillow {Image.__version__}")
-  print("Tolerance (DESIGN.md 6), per (magnitude, sign) case: geometric >= 98% equal; others "
+  print("Tolerance (docs/correctness.md), per (magnitude, sign): geometric >= 98% equal; others "
         ">= 99% within +-1 and MAE <= 0.5.\ncases: cases within tolerance / all cases; meets: "
         "yes = all, partial = all it can build, no = some case fails.\n")
   print(_HEADER)

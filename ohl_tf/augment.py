@@ -3,7 +3,7 @@
 An *element* is an image transformation with a fixed magnitude (paper, Table 1); an *operation*
 is an ordered pair of elements (e1, e2), op index k = 36 * e1 + e2, applied as e2(e1(image))
 (paper eq. 7). Each element reproduces Pillow's result, the reference of AutoAugment's code
-(DESIGN.md section 2); the sign s in {-1, +1} mirrors a geometric or enhance element.
+(docs/search_space.md); the sign s in {-1, +1} mirrors a geometric or enhance element.
 
 Two execution paths share the same kernels (`pil_ops`), so they give identical bytes:
   * one image [H,W,3] with scalar indices: `tf.switch_case` over the 8 kernels (one per family of
@@ -39,7 +39,7 @@ class Element:
   magnitude: float | None
 
 
-# Paper Table 1, in the order that fixes the element indices (DESIGN.md section 1).
+# Paper Table 1, in the order that fixes the element indices (docs/search_space.md).
 _TABLE_1 = (
     ("ShearX", (0.1, 0.2, 0.3)),
     ("ShearY", (0.1, 0.2, 0.3)),
@@ -75,7 +75,7 @@ _MIN_SIZE = 3  # SMOOTH (Sharpness) needs a 3x3 neighbourhood
 # ---------------------------------------------------------------------------
 
 def _affine_matrix(element, sign, width, height):
-  """The coefficients that DESIGN.md section 2 passes to Pillow for a geometric element."""
+  """The coefficients that docs/search_space.md passes to Pillow for a geometric element."""
   v = sign * element.magnitude
   # Table 1 gives translations as fractions of the size; Pillow takes pixels.
   scale = {"TranslateX": width, "TranslateY": height}.get(element.name)
@@ -262,7 +262,7 @@ def _check_signs(signs, name):
 # ---------------------------------------------------------------------------
 
 def apply_element(images, element, sign):
-  """Applies one element per image, as Pillow would (DESIGN.md section 2).
+  """Applies one element per image, as Pillow would (docs/search_space.md).
 
   Args:
     images: uint8 [B,H,W,3] (batched path) or [H,W,3] (per-image `tf.switch_case` path).

@@ -29,7 +29,7 @@ l * m / 10, int_parameter(l, m) = int(l * m / 10)), with a random sign only wher
 The released code, not the paper's appendix table of ranges, decides where they differ: Posterize
 keeps 1..4 bits (the table says [4, 8], which torchvision follows), and level 5 of an ImageEnhance
 operation is the identity (factor 1.0; e.g. CIFAR-10 sub-policy 9's Sharpness).
-Deviations from that code, all following DESIGN.md section 2: images stay RGB with the fill colour
+Deviations from that code, all following docs/search_space.md: images stay RGB with the fill colour
 (128, 128, 128), where the reference works in RGBA and leaves transparent pixels that its
 `pil_unwrap` sets to the dataset mean (or that an ImageOps call in between turns black); and
 translations scale with the image size (the reference is fixed to 32x32).
@@ -152,7 +152,7 @@ _POLICY_OF_DATASET = {"imagenet2012": "imagenet", "imagenet2012_subset": "imagen
                       "svhn_cropped": "svhn"}
 
 _PARAMETER_MAX = 10  # augmentation_transforms.py PARAMETER_MAX: level l means l / 10 of the range
-_FILL = 128  # DESIGN.md section 2 fillcolor (128, 128, 128); also tensorflow/tpu's replace value
+_FILL = 128  # docs/search_space.md fillcolor (128, 128, 128); also tensorflow/tpu's replace value
 _MIN_SIZE = 3  # SMOOTH (Sharpness) needs a 3x3 neighbourhood
 _SIGNS = (-1, 1)  # column 0 of the per-sign source table rows is s = -1, column 1 is s = +1
 _GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")

@@ -1,6 +1,6 @@
 """Devices of the N trajectories: each gets its share of the accelerators, or shares one.
 
-Every trajectory trains under its own `tf.distribute.MirroredStrategy` (DESIGN.md section 5).
+Every trajectory trains under its own `tf.distribute.MirroredStrategy` (docs/loop.md).
 GPUs are split evenly; with more trajectories than devices, trajectories share a device (and then
 run one after another); without GPUs every trajectory runs on the CPU, which tests can split into
 logical devices to exercise the multi-device logic.

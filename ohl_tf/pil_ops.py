@@ -8,13 +8,13 @@ independently, so a batch of one and a batch of many give identical bytes.
 Why our own graph code: `python benchmarks/library_fidelity.py` measures the closest tf.image,
 Keras and keras-cv functions against Pillow 13 on 256 real CIFAR-10 images (exact-equal values):
   * Shear: tf.raw_ops.ImageProjectiveTransformV3 97.6% even with a half-pixel matrix (Pillow's
-    16.16 fixed-point ties at ShearX/Y 0.2 fail DESIGN's 98%); no layer applies a fixed-sign shear.
+    16.16 fixed-point ties at ShearX/Y 0.2 fail the 98% test); no layer applies a fixed-sign shear.
     Rotate 99.97%, Translate 100%: they would pass, but the shear table is needed anyway and one
     gather from a per-size table serves all 15 geometric elements with per-image parameters.
   * Contrast: tf.image.adjust_contrast 22.6% (a per-channel mean; Pillow uses one mean of L).
   * Equalize: keras-cv Equalization 83.4%, keras Equalization 2.6% (other LUT formulas).
   * Color 85.0% with tf.image.rgb_to_grayscale (off by one), Sharpness 84.9% (keras-cv),
-    AutoContrast 99.4% (keras-cv): within DESIGN's +-1 tolerance but not Pillow's bytes.
+    AutoContrast 99.4% (keras-cv): within docs/correctness.md's +-1, not Pillow's bytes.
   * Posterize, Solarize, Invert: keras-cv's layers match exactly but take one magnitude per call;
     `posterize_solarize` serves all seven with a per-image mask and threshold.
 """
@@ -55,7 +55,7 @@ def rotate_matrix(angle, width, height):
 
 
 def affine_matrix(name, value, width, height):
-  """The coefficients passed to Pillow for a geometric operation (DESIGN.md section 2).
+  """The coefficients passed to Pillow for a geometric operation (docs/search_space.md).
 
   Args:
     name: "ShearX", "ShearY", "TranslateX", "TranslateY" or "Rotate".

@@ -1,4 +1,4 @@
-"""Input pipelines of the OHL loop (DESIGN.md sections 3 and 4).
+"""Input pipelines of the OHL loop (docs/pipeline.md, docs/loop.md).
 
 Training: for one trajectory and one period of the online loop, a `tf.data` pipeline that yields
 (image, label, op). The examples come from a source (`MemorySource` for arrays in memory,
@@ -12,7 +12,7 @@ on the batch.
 Every random choice but keras-cv RandAugment's is a pure function of the run's seed and the
 example's position in the run, so a period can be replayed after a restart. Within a period all
 trajectories see the same images in the same order with the same flip and crop (one shuffle per
-epoch, seeded by the run); they differ only in what DESIGN.md section 4 allows to differ: the
+epoch, seeded by the run); they differ only in what docs/loop.md allows to differ: the
 sampled operations, their signs and Cutout (the reward must come from the operations, not from
 anything else that separates them).
 """
@@ -179,7 +179,7 @@ class TrainPipeline:
     seed: the run's seed.
     cutout_size: side of the Cutout square (0 disables it).
     base: fn(uint8 image [H,W,3], seed [2]) -> uint8 [S,S,3], the base preprocessing
-      (DESIGN.md section 3: `preprocess.cifar_train_base` or `preprocess.imagenet_train_base`).
+      (docs/pipeline.md: `preprocess.cifar_train_base` or `preprocess.imagenet_train_base`).
     augment_batch: optional fn(uint8 images [B,S,S,3], seed [2]) -> uint8 images, a fixed
       augmentation applied per batch (AutoAugment, RandAugment); the OHL operations instead come
       from the `log_probs` given to `dataset`.

@@ -16,7 +16,7 @@ histograms c_n ∈ N^K of the operations they applied in the period, and θ take
 
 That is the paper's estimator (`reinforce`, eq. 6). Its signal is only the multinomial noise of
 the trajectories' op counts around p_θ, which validation noise swamps; two estimators beyond the
-paper share strength across the 36 elements (docs: "The loop and its estimators"):
+paper share strength across the 36 elements (docs/estimators.md):
 
     pooled:      ĝ = A Aᵀ ĝ_reinforce          REINFORCE for the reparametrisation θ = Aφ
     element_es:  θ_n = θ + σ A ε_n, ε_n ~ N(0, I_36) in antithetic pairs; trajectory n samples

@@ -1,4 +1,4 @@
-"""Base preprocessing of DESIGN.md section 3: small, pure, seeded graph functions.
+"""Base preprocessing of docs/pipeline.md: small, pure, seeded graph functions.
 
 Per training image the order is: base preprocessing (this module), the sampled OHL operation
 (`ohl_tf.augment`), `cutout` (this module), `normalize` (this module).
@@ -6,11 +6,11 @@ Per training image the order is: base preprocessing (this module), the sampled O
 Every random function takes `seed`, an int32/int64 tensor of shape [2], and derives the seeds of
 its parts with `tf.random.experimental.stateless_split`: the same seed gives the same output,
 eagerly, in a `tf.function` and inside a `tf.data` map alike. Nothing reads a global or op-level
-random state, so a pipeline is reproducible from its seeds alone (DESIGN.md section 4 needs the
+random state, so a pipeline is reproducible from its seeds alone (docs/loop.md needs the
 trajectories of one period to differ only where their seeds differ).
 
 The image functions take and return uint8, because the augmentation operations are uint8 ops
-(PIL semantics, DESIGN.md section 2); only `normalize` returns float32.
+(PIL semantics, docs/search_space.md); only `normalize` returns float32.
 
 Example, one CIFAR training image (`op_and_signs` stands for the augmentation step):
 
@@ -34,7 +34,7 @@ CIFAR10_MEAN = (125.307, 122.950, 113.865)
 CIFAR10_STD = (62.993, 62.089, 66.705)
 CIFAR100_MEAN = (129.304, 124.070, 112.434)
 CIFAR100_STD = (68.170, 65.392, 70.418)
-# ImageNet: mean subtraction only (DESIGN.md section 3); the usual (0.485, 0.456, 0.406) x 255.
+# ImageNet: mean subtraction only (docs/pipeline.md); the usual (0.485, 0.456, 0.406) x 255.
 IMAGENET_MEAN = (123.675, 116.280, 103.530)
 
 
@@ -254,7 +254,7 @@ def normalize(images, mean, std=None):
     images: uint8 or float, [..., C], pixel values in [0, 255].
     mean: C numbers in [0, 255], e.g. `CIFAR10_MEAN`.
     std: C positive numbers in [0, 255] units, e.g. `CIFAR10_STD`; None for mean subtraction
-      only (ImageNet, DESIGN.md section 3).
+      only (ImageNet, docs/pipeline.md).
 
   Returns:
     float32, same shape as `images`.

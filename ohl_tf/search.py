@@ -1,4 +1,4 @@
-"""The online search of OHL-Auto-Aug: paper section 3.2, Algorithm 1, DESIGN.md section 4.
+"""The online search of OHL-Auto-Aug: paper section 3.2, Algorithm 1, docs/loop.md.
 
   θ = 0; w_1..w_N = w_0
   for each period T:

@@ -1,9 +1,9 @@
-"""Fidelity of ohl_tf.augment against the independent Pillow reference (DESIGN.md 2 and 6).
+"""Fidelity of ohl_tf.augment against the independent Pillow reference (docs/correctness.md).
 
 Every element (36), both signs, on real images: the 256 CIFAR-10 images through the
 batched path in one call, the 224x224 mosaic through the batched and per-image paths,
 and 16 CIFAR-10 images through the per-image path inside `tf.data.Dataset.map`.
-DESIGN.md section 6 tolerances: geometric elements >= 98% of pixel values equal to
+docs/correctness.md tolerances: geometric elements >= 98% of pixel values equal to
 Pillow's; the others >= 99% within +-1 and mean absolute difference <= 0.5. A stricter
 test asks for >= 99.9% exactly equal, since the implementation aims to be bit-exact.
 A sample of 40 operations (pairs) goes through `apply_operation`.
@@ -74,7 +74,7 @@ def _passes_design_tolerance(geometric, stats):
 
 
 def _assert_design_tolerance(what, element, sign, inputs, ours, pillow):
-  """Asserts DESIGN.md section 6 tolerance for `element`; explains a failure."""
+  """Asserts the docs/correctness.md tolerance for `element`; explains a failure."""
   assert ours.dtype == np.uint8, f"{what}: dtype {ours.dtype}, want uint8"
   assert ours.shape == pillow.shape, f"{what}: shape {ours.shape}, want {pillow.shape}"
   geometric = ref.ELEMENTS[element].name in ref.GEOMETRIC
@@ -332,7 +332,7 @@ def test_reference_sign_is_ignored(cifar_images, name):
 
 
 # ---------------------------------------------------------------------------
-# Elements against Pillow, DESIGN.md section 6 tolerances
+# Elements against Pillow, docs/correctness.md tolerances
 # ---------------------------------------------------------------------------
 
 
@@ -430,7 +430,7 @@ def test_unknown_image_size_matches_pillow(cifar_images, non_square):
 
 
 # ---------------------------------------------------------------------------
-# Stricter: bit-exact with Pillow (the implementation's aim, beyond DESIGN.md)
+# Stricter: bit-exact with Pillow (the implementation's aim, beyond docs/correctness.md)
 # ---------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ rather than restate it:
     autoaugment.py), not from the module's tuples;
   * each operation is the Pillow call of tensorflow/models research/autoaugment/
     augmentation_transforms.py at any level 0..10 (PARAMETER_MAX = 10), in float arithmetic as
-    that file writes it, with two changes of DESIGN.md section 2: RGB images with fillcolor
+    that file writes it, with two changes of docs/search_space.md: RGB images with fillcolor
     (128, 128, 128) instead of RGBA with transparent fill, and translations scaled with the size
     (10 pixels per 32, or 150 per 331 for the ImageNet policy) instead of a fixed 32x32 canvas.
 

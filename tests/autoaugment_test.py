@@ -3,7 +3,7 @@
   * The policy tables against a second transcription of the paper's appendix.
   * Every (operation, level, sign) that occurs in the three policies, through the public batched
     path, on the 256 real CIFAR-10 images and on the 224x224 mosaic: Pillow's bytes exactly
-    (stricter than DESIGN.md section 6, which asks >= 98% equal for geometric operations and
+    (stricter than docs/correctness.md, which asks >= 98% equal for geometric operations and
     >= 99% within +-1, MAE <= 0.5, for the others); geometric tables also on index images.
   * `apply_policy` end to end: per image, Pillow redoes what the drawn decisions say, and all
     bytes of the batch agree; the decisions follow the policy (uniform sub-policy, Bernoulli(p)

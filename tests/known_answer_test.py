@@ -79,7 +79,7 @@ def test_relabel_rejects_a_negative_margin():
 
 
 def test_pillow_calls_match_the_pillow_reference(all_images):
-  # The script's copy of the DESIGN.md section 2 calls against the test suite's reference.
+  # The script's copy of the docs/search_space.md calls against the test suite's reference.
   images = [Image.fromarray(x) for x in all_images[::600]]
   for e in range(36):
     for sign in known_answer.SIGNS:

@@ -1,8 +1,8 @@
-"""Pillow reference for the 36 OHL-Auto-Aug elements (DESIGN.md sections 1 and 2).
+"""Pillow reference for the 36 OHL-Auto-Aug elements (docs/search_space.md).
 
 Written from the design notes only, independently of `ohl_tf/augment.py`, so that
 the tests comparing the two check the implementation rather than restate it.
-Every element is exactly the Pillow call of DESIGN.md section 2:
+Every element is exactly the Pillow call of docs/search_space.md:
 
   ShearX/ShearY/TranslateX/TranslateY: `img.transform(size, AFFINE, coeffs, NEAREST,
       fillcolor=(128, 128, 128))` with the coefficients of the table.
@@ -27,7 +27,7 @@ FILL = (128, 128, 128)
 
 Element = collections.namedtuple("Element", ["name", "magnitude"])
 
-# DESIGN.md section 1, in order: (name, magnitudes); None for parameterless elements.
+# docs/search_space.md, in order: (name, magnitudes); None for parameterless elements.
 _FAMILIES = (
     ("ShearX", (0.1, 0.2, 0.3)),
     ("ShearY", (0.1, 0.2, 0.3)),
@@ -65,7 +65,7 @@ def _factor_around_one(m, s):
   return 1.0 + s * (m - 1.0)
 
 
-# name -> f(img, m, s), each the Pillow call of DESIGN.md section 2.
+# name -> f(img, m, s), each the Pillow call of docs/search_space.md.
 _OPS = {
     "ShearX": lambda img, m, s: _affine(img, (1, s * m, 0, 0, 1, 0)),
     "ShearY": lambda img, m, s: _affine(img, (1, 0, 0, s * m, 1, 0)),
@@ -98,7 +98,7 @@ def pillow_element(image, element, sign):
 
   Args:
     image: an RGB `PIL.Image.Image`.
-    element: int in [0, 36), the index of DESIGN.md section 1.
+    element: int in [0, 36), the index of docs/search_space.md.
     sign: +1 or -1; ignored by AutoContrast, Equalize and Invert.
 
   Returns:

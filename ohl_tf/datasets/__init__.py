@@ -5,14 +5,14 @@ A dataset is named by a *spec* string (--dataset), one of `names()`:
   * "imagenet2012": through tensorflow-datasets (manual download), streamed: a `StreamingDataset`;
   * "folder:ROOT": images in ROOT/train/<class>/* (and optionally ROOT/test/<class>/*);
   * "synthetic": a small dataset generated here, with no files, whose label is carried by colour
-    so that Invert and Solarize destroy it (`HARMFUL_ELEMENTS`): the known answer of DESIGN.md
-    section 6 for the OHL loop.
+    so that Invert and Solarize destroy it (`HARMFUL_ELEMENTS`): the known answer of
+    docs/correctness.md for the OHL loop.
 
 Small datasets are held in memory as uint8 [N, H, W, 3] numpy arrays (`ImageDataset`; CIFAR-10's
 training split is 150 MiB). ImageNet is streamed from tfds' records (`StreamingDataset`): images
 of any size, decoded in the input pipeline after its shuffle, so that skipping is cheap.
 
-`load` always holds `val_size` images out of the training split (DESIGN.md section 3: the OHL
+`load` always holds `val_size` images out of the training split (docs/pipeline.md: the OHL
 outer step scores the trajectories on them): in memory with a seeded permutation, so the same
 spec, seed and val_size give the same three splits on every call; for ImageNet the first
 `val_size` records of tfds' train split (tfds shuffled them once, with a fixed key, when it

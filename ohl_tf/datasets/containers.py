@@ -73,7 +73,7 @@ class ImageDataset:
 
   @staticmethod
   def train_base(image, seed):
-    """Base training preprocessing: random flip, pad 4 and random crop (DESIGN.md section 3)."""
+    """Base training preprocessing: random flip, pad 4 and random crop (docs/pipeline.md)."""
     return preprocess.cifar_train_base(image, seed)
 
   def eval_examples(self, split):
@@ -94,7 +94,7 @@ class StreamingDataset:
     name: the spec, "imagenet2012".
     class_names: one name per class; label i is class_names[i] (`check_class_names`).
     mean: per-channel mean in [0, 255] units.
-    std: None: mean subtraction only (DESIGN.md section 3).
+    std: None: mean subtraction only (docs/pipeline.md).
     image_size: side of the training crop and of the evaluation centre crop.
     num_train: training records (tfds' train split minus the validation records).
     num_val: validation records, held out of tfds' train split.

@@ -10,7 +10,7 @@ from ohl_tf.datasets import registry
 from ohl_tf.datasets import tfds_source
 
 IMAGENET = "imagenet2012"
-IMAGENET_SIZE = 224  # the training crop and the evaluation crop (DESIGN.md section 3)
+IMAGENET_SIZE = 224  # the training crop and the evaluation crop (docs/pipeline.md)
 _SHUFFLE_BUFFER = 10_000  # records; tfds also shuffles the order of its 1,024 train files
 
 
