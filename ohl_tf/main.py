@@ -40,8 +40,9 @@ def define_flags():
   flags.DEFINE_string("policy", d.policy,
                       "ohl: learn θ | uniform: OHL ops with θ frozen at 0 | file:PATH: OHL ops "
                       "from a learned policy.json, fixed | autoaugment: the published AutoAugment "
-                      "policy of the dataset | randaugment: keras-cv RandAugment | cutout: base + "
-                      "Cutout | none: base preprocessing only (no Cutout).")
+                      "policy of the dataset | randaugment: RandAugment on the Pillow-exact "
+                      "kernels, stateless draws from --seed | cutout: base + Cutout | none: "
+                      "base preprocessing only (no Cutout).")
   flags.DEFINE_integer("trajectories", d.trajectories, "N, copies of the network.")
   flags.DEFINE_integer("epochs", d.epochs, "Training epochs.")
   flags.DEFINE_integer("inner_steps", d.inner_steps,
