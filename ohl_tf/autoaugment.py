@@ -38,7 +38,8 @@ Randomness is stateless: `sample_decisions` draws, from a seed, each image's sub
 each operation applies and the signs; `apply_decisions` applies them deterministically, each kernel
 once on the images that need it (`tf.dynamic_partition`/`tf.dynamic_stitch`), slot 1 then slot 2.
 `apply_policy` is the two in one: the same seed gives the same bytes, eagerly, in a tf.function
-and in a tf.data map.
+and in a tf.data map. Underneath, `compile_operations` turns distinct (name, level) pairs into
+per-operation tables and `apply_operations` runs one per image; `ohl_tf.randaugment` shares them.
 
 Example:
   >>> images = tf.zeros([8, 32, 32, 3], tf.uint8)
@@ -233,40 +234,40 @@ def _affine_matrix(policy_name, name, level, sign, width, height):
 
 
 # ---------------------------------------------------------------------------
-# Kernels: fn(images [b,H,W,3] uint8, operations [b], signs [b], plan) -> uint8 [b,H,W,3].
+# Kernels: fn(images [b,H,W,3] uint8, operations [b], signs [b], table) -> uint8 [b,H,W,3].
 # ---------------------------------------------------------------------------
 
-def _identity(images, operations, signs, plan):
-  del operations, signs, plan
+def _identity(images, operations, signs, table):
+  del operations, signs, table
   return images
 
 
-def _geometric(images, operations, signs, plan):
-  table = tf.constant(source_table(plan.name, images.shape[1], images.shape[2]))
-  rows = 2 * tf.gather(plan.geometric_row, operations) + tf.cast(signs > 0, tf.int32)
-  return pil_ops.remap(images, tf.gather(table, rows), _FILL)
+def _geometric(images, operations, signs, table):
+  sources = tf.constant(table.source_table(images.shape[1], images.shape[2]))
+  rows = 2 * tf.gather(table.geometric_row, operations) + tf.cast(signs > 0, tf.int32)
+  return pil_ops.remap(images, tf.gather(sources, rows), _FILL)
 
 
-def _point(images, operations, signs, plan):
+def _point(images, operations, signs, table):
   del signs  # Posterize, Solarize and Invert have no direction.
-  return pil_ops.posterize_solarize(images, tf.gather(plan.masks, operations),
-                                    tf.gather(plan.thresholds, operations))
+  return pil_ops.posterize_solarize(images, tf.gather(table.masks, operations),
+                                    tf.gather(table.thresholds, operations))
 
 
 def _enhance(degenerate_fn):
-  def kernel(images, operations, signs, plan):
+  def kernel(images, operations, signs, table):
     del signs  # augmentation_transforms.py draws no sign for ImageEnhance operations.
-    return pil_ops.blend(degenerate_fn(images), images, tf.gather(plan.factors, operations))
+    return pil_ops.blend(degenerate_fn(images), images, tf.gather(table.factors, operations))
   return kernel
 
 
-def _autocontrast(images, operations, signs, plan):
-  del operations, signs, plan
+def _autocontrast(images, operations, signs, table):
+  del operations, signs, table
   return pil_ops.autocontrast(images)
 
 
-def _equalize(images, operations, signs, plan):
-  del operations, signs, plan
+def _equalize(images, operations, signs, table):
+  del operations, signs, table
   return pil_ops.equalize(images)
 
 
@@ -283,6 +284,7 @@ _KERNEL_OF_NAME = {
     "AutoContrast": _autocontrast,
     "Equalize": _equalize,
 }
+OPERATION_NAMES = tuple(_KERNEL_OF_NAME)  # every name `compile_operations` accepts
 
 
 def _point_parameters(name, level):
@@ -297,25 +299,25 @@ def _point_parameters(name, level):
   return 255, 256
 
 
-@dataclasses.dataclass(frozen=True)
-class _Plan:
-  """A policy compiled to tables indexed by operation id (a distinct (name, level); 0: identity).
+@dataclasses.dataclass(frozen=True, eq=False)
+class OperationTable:
+  """Distinct (name, level) operations compiled to tables indexed by operation id (0: identity).
+
+  Built by `compile_operations`; `apply_operations` runs it. AutoAugment compiles the operations
+  of a policy, RandAugment (`ohl_tf.randaugment`) its operation list at one magnitude.
 
   Attributes:
-    name: the policy name.
+    translate_policy: the `POLICY_NAMES` entry whose translation range applies (see
+      `operation_parameter`).
     operations: the distinct (name, level) pairs; operations[0] is ("Identity", 0).
-    operation_of_slot: int32 [25, 2], the operation id of each sub-policy's two slots.
-    probability: float32 [25, 2], the probability of each slot.
-    kernels: the kernels the policy needs, _identity first.
+    kernels: the kernels the operations need, _identity first.
     kernel_of_operation: int32 [V], index into `kernels`.
     geometric_row: int32 [V], the geometric operation's index in `source_table` (rows 2 g, 2 g + 1).
     masks, thresholds: int32 [V], `pil_ops.posterize_solarize` parameters.
     factors: float32 [V], ImageEnhance factors (float32 as Pillow's C blend takes them).
   """
-  name: str
+  translate_policy: str
   operations: tuple
-  operation_of_slot: np.ndarray
-  probability: np.ndarray
   kernels: tuple
   kernel_of_operation: np.ndarray
   geometric_row: np.ndarray
@@ -327,20 +329,33 @@ class _Plan:
   def geometric_operations(self):
     return tuple(op for op in self.operations if op[0] in _GEOMETRIC)
 
+  def source_table(self, height, width):
+    """`_source_table` of these operations: Pillow's source pixels, per size."""
+    return _source_table(self.translate_policy, self.geometric_operations, height, width)
+
 
 @functools.cache
-def _plan(policy_name):
-  policy = POLICIES[policy_name]
-  slots = [(name, level) for subpolicy in policy for name, _, level in subpolicy]
-  operations = tuple(dict.fromkeys([("Identity", 0)] + slots))
+def compile_operations(operations, translate_policy):
+  """Compiles (name, level) operations into an `OperationTable`, identity first.
+
+  Args:
+    operations: a tuple of (name, level), names from `OPERATION_NAMES`, levels as in
+      `operation_parameter`; duplicates are kept once, in first-seen order after ("Identity", 0).
+    translate_policy: one of `POLICY_NAMES`, whose translation range applies.
+
+  Returns:
+    An `OperationTable` (cached: the same arguments give the same object).
+  """
+  _check_policy_name(translate_policy)
+  unknown = sorted({name for name, _ in operations} - set(OPERATION_NAMES))
+  if unknown:
+    raise ValueError(f"operation names must be in {OPERATION_NAMES}. Received: {unknown}")
+  operations = tuple(dict.fromkeys([("Identity", 0), *operations]))
   kernels = tuple(dict.fromkeys(_KERNEL_OF_NAME[name] for name, _ in operations))
   geometric = [op for op in operations if op[0] in _GEOMETRIC]
-  return _Plan(
-      name=policy_name,
+  return OperationTable(
+      translate_policy=translate_policy,
       operations=operations,
-      operation_of_slot=np.array([operations.index(op) for op in slots],
-                                 np.int32).reshape(len(policy), 2),
-      probability=np.array([[p for _, p, _ in subpolicy] for subpolicy in policy], np.float32),
       kernels=kernels,
       kernel_of_operation=np.array([kernels.index(_KERNEL_OF_NAME[name])
                                     for name, _ in operations], np.int32),
@@ -348,12 +363,51 @@ def _plan(policy_name):
                               for op in operations], np.int32),
       masks=np.array([_point_parameters(*op)[0] for op in operations], np.int32),
       thresholds=np.array([_point_parameters(*op)[1] for op in operations], np.int32),
-      factors=np.array([operation_parameter(policy_name, name, level, 0, 0)
+      factors=np.array([operation_parameter(translate_policy, name, level, 0, 0)
                         if name in _ENHANCE else 1.0 for name, level in operations], np.float32),
   )
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=32)
+def _source_table(translate_policy, geometric_operations, height, width):
+  """int32 [2 G, height * width]: row 2 g + (s > 0) is the g-th (name, level) with sign s."""
+  return np.stack([
+      pil_ops.affine_source_indices(
+          _affine_matrix(translate_policy, name, level, sign, width, height), width, height)
+      for name, level in geometric_operations for sign in _SIGNS
+  ])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Plan:
+  """A policy: its operations compiled, and each sub-policy slot's operation id and probability.
+
+  Attributes:
+    name: the policy name.
+    table: the `OperationTable` of the policy's distinct (name, level).
+    operation_of_slot: int32 [25, 2], the operation id of each sub-policy's two slots.
+    probability: float32 [25, 2], the probability of each slot.
+  """
+  name: str
+  table: OperationTable
+  operation_of_slot: np.ndarray
+  probability: np.ndarray
+
+
+@functools.cache
+def _plan(policy_name):
+  policy = POLICIES[policy_name]
+  slots = [(name, level) for subpolicy in policy for name, _, level in subpolicy]
+  table = compile_operations(tuple(slots), policy_name)
+  return _Plan(
+      name=policy_name,
+      table=table,
+      operation_of_slot=np.array([table.operations.index(op) for op in slots],
+                                 np.int32).reshape(len(policy), 2),
+      probability=np.array([[p for _, p, _ in subpolicy] for subpolicy in policy], np.float32),
+  )
+
+
 def source_table(policy_name, height, width):
   """int32 [2 G, height * width]: Pillow's source pixels of every geometric operation of a policy.
 
@@ -361,19 +415,24 @@ def source_table(policy_name, height, width):
   with `pil_ops.affine_source_indices` (Pillow's Geometry.c, 16.16 fixed point included). Per size:
   CIFAR-10 at 32x32 has 14 rows (56 KiB); ImageNet at 224x224 has 8 rows (1.5 MiB).
   """
-  plan = _plan(_check_policy_name(policy_name))
-  return np.stack([
-      pil_ops.affine_source_indices(
-          _affine_matrix(policy_name, name, level, sign, width, height), width, height)
-      for name, level in plan.geometric_operations for sign in _SIGNS
-  ])
+  return _plan(_check_policy_name(policy_name)).table.source_table(height, width)
 
 
-def _apply_slot(images, operations, signs, plan):
-  """Each kernel once, on the images whose operation it implements; the rest pass through."""
-  kernels = [functools.partial(kernel, plan=plan) for kernel in plan.kernels]
-  return pil_ops.apply_partitioned(kernels, tf.gather(plan.kernel_of_operation, operations),
-                                   images, operations, signs)
+def apply_operations(images, table, operations, signs):
+  """Applies one operation of `table` per image, each kernel once on the images that need it.
+
+  Args:
+    images: uint8 [B,H,W,3] with static H, W >= 3.
+    table: an `OperationTable` (from `compile_operations`).
+    operations: int32 [B], operation ids into `table.operations` (0: identity).
+    signs: int32 [B], each -1 or +1 (geometric operations only).
+
+  Returns:
+    uint8 [B,H,W,3], Pillow's bytes.
+  """
+  kernels = [functools.partial(kernel, table=table) for kernel in table.kernels]
+  return pil_ops.apply_partitioned(kernels, tf.gather(table.kernel_of_operation, operations),
+                                   check_images(images), operations, signs)
 
 
 # ---------------------------------------------------------------------------
@@ -387,7 +446,8 @@ def _check_policy_name(policy_name):
   return policy_name
 
 
-def _check_images(images):
+def check_images(images):
+  """uint8 [B,H,W,3] with a static H, W >= 3, as a tensor; a ValueError naming it otherwise."""
   images = tf.convert_to_tensor(images)
   if images.dtype != tf.uint8:
     raise ValueError("images must be uint8 RGB [B,H,W,3]. "
@@ -405,7 +465,8 @@ def _check_images(images):
   return images
 
 
-def _check_seed(seed):
+def check_seed(seed):
+  """An int64 [2] seed tensor (a Python int s reads as [s, 0]); a ValueError otherwise."""
   if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
     seed = [seed, 0]
   seed = tf.convert_to_tensor(seed)
@@ -455,7 +516,7 @@ def sample_decisions(num_images, policy_name, seed):
   """
   plan = _plan(_check_policy_name(policy_name))
   choice_seed, apply_seed, sign_seed = tf.unstack(
-      tf.random.experimental.stateless_split(_check_seed(seed), 3))
+      tf.random.experimental.stateless_split(check_seed(seed), 3))
   subpolicy = tf.random.stateless_uniform([num_images], choice_seed, minval=0,
                                           maxval=len(plan.probability), dtype=tf.int32)
   # augmentation_transforms.py applies when random.random() < probability.
@@ -479,13 +540,13 @@ def apply_decisions(images, policy_name, decisions):
     uint8 [B,H,W,3].
   """
   plan = _plan(_check_policy_name(policy_name))
-  images = _check_images(images)
+  images = check_images(images)
   subpolicy = tf.cast(decisions.subpolicy, tf.int32)
   signs = tf.cast(decisions.signs, tf.int32)
   slot_operations = tf.gather(plan.operation_of_slot, subpolicy)
   operations = tf.where(tf.cast(decisions.applied, tf.bool), slot_operations, 0)
   for slot in range(2):
-    images = _apply_slot(images, operations[:, slot], signs[:, slot], plan)
+    images = apply_operations(images, plan.table, operations[:, slot], signs[:, slot])
   return images
 
 
@@ -506,7 +567,7 @@ def apply_policy(images, policy_name, seed):
       3x3, or a seed that is not an integer [2].
   """
   _check_policy_name(policy_name)
-  images = _check_images(images)
-  seed = _check_seed(seed)
+  images = check_images(images)
+  seed = check_seed(seed)
   decisions = sample_decisions(tf.shape(images)[0], policy_name, seed)
   return apply_decisions(images, policy_name, decisions)

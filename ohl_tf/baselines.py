@@ -5,7 +5,8 @@
   * "uniform": the OHL search space with θ frozen at 0 (p uniform over the 1296 operations);
   * "file:PATH": the OHL search space with p fixed to a learned policy.json (policy transfer);
   * "autoaugment": the published AutoAugment policy of the dataset (`ohl_tf.autoaugment`);
-  * "randaugment": keras-cv's RandAugment with the published N and M of the dataset;
+  * "randaugment": RandAugment on the Pillow-exact kernels (`ohl_tf.randaugment`), with the
+    published N and M of the dataset;
   * "cutout": the base preprocessing and Cutout (Table 2's "Cutout" column);
   * "none": the base preprocessing only (Table 2's "Baseline" column), no Cutout.
 Every policy but "none" applies Cutout with the run's --cutout size after its operations, as
@@ -18,17 +19,18 @@ import tensorflow as tf
 
 from ohl_tf import autoaugment
 from ohl_tf import policy_file
+from ohl_tf import randaugment
 
 NAMES = ("ohl", "uniform", "file:PATH", "autoaugment", "randaugment", "cutout", "none")
 _FILE_PREFIX = "file:"
 HELP = ("ohl: learn θ | uniform: OHL ops with θ frozen at 0 | file:PATH: OHL ops from a learned "
         "policy.json, fixed | autoaugment: the published AutoAugment policy of the dataset | "
-        "randaugment: keras-cv RandAugment | cutout: base + Cutout | none: base preprocessing "
+        "randaugment: RandAugment on the Pillow-exact kernels, stateless draws from --seed | cutout: base + Cutout | none: base preprocessing "
         "only (no Cutout).")
 
 # RandAugment's (N layers, M magnitude of 10) as Cubuk et al. 2020 report them for ImageNet
 # ResNet-50 (N=2, M=9) and CIFAR-10 WRN-28-10 (N=3, M=5), the latter for every small-image
-# dataset here; keras-cv's magnitude is M / 10.
+# dataset here.
 _RANDAUGMENT = {"imagenet2012": (2, 9)}
 _RANDAUGMENT_DEFAULT = (3, 5)
 
@@ -106,36 +108,22 @@ def batch_augmentation(policy, dataset_name, seed):
   """fn(uint8 images [B,H,W,3], seed [2]) -> uint8 images for "autoaugment" and "randaugment".
 
   Returns None for the other policies (OHL operations are sampled per image by the pipeline).
+  Both functions draw statelessly from the seed the pipeline passes per batch (a function of
+  --seed and the step), so a run is reproducible from --seed.
 
   Args:
     policy: a `Policy`.
-    dataset_name: the --dataset, which picks the published policy (or N and M).
-    seed: the run's seed, given to keras-cv's layer (whose draws still come from TensorFlow's
-      global generator: not reproducible from it).
+    dataset_name: the --dataset, which picks the published policy (or N and M, and the
+      translation range).
+    seed: the run's seed; unused, the per-batch seeds already derive from it.
   """
+  del seed  # The pipeline's per-batch seeds derive from it.
   if policy.name == "autoaugment":
     name = autoaugment.policy_for_dataset(dataset_name)
     return lambda images, batch_seed: autoaugment.apply_policy(images, name, batch_seed)
   if policy.name == "randaugment":
-    return randaugment(*_RANDAUGMENT.get(dataset_name, _RANDAUGMENT_DEFAULT), seed=seed)
+    num_layers, magnitude = _RANDAUGMENT.get(dataset_name, _RANDAUGMENT_DEFAULT)
+    translate_policy = autoaugment.policy_for_dataset(dataset_name)
+    return lambda images, batch_seed: randaugment.apply_randaugment(
+        images, num_layers, magnitude, batch_seed, translate_policy)
   return None
-
-
-def randaugment(num_layers, magnitude, seed):
-  """keras-cv's RandAugment as a uint8 -> uint8 batch function (N layers, magnitude M of 10)."""
-  try:
-    import keras_cv  # pylint: disable=g-import-not-at-top  (seconds to import; only used here)
-  except ImportError as error:
-    raise ValueError("--policy=randaugment needs keras-cv (pip install -r requirements.txt). "
-                     f"Cause: {error}") from error
-  # keras-cv draws from TensorFlow's global generator (not reproducible run to run); `seed`
-  # only seeds the layer's own choices where keras-cv honours it.
-  layer = keras_cv.layers.RandAugment(value_range=(0, 255), augmentations_per_image=num_layers,
-                                      magnitude=magnitude / 10, seed=seed)
-
-  def apply(images, unused_seed):
-    # The layer computes in float; round back to the uint8 that Cutout and normalize expect.
-    return tf.cast(tf.clip_by_value(tf.round(layer(images)), 0, 255), tf.uint8)
-
-  return apply
-

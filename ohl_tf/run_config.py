@@ -81,10 +81,6 @@ class Config:
     if not self.model_dir:
       object.__setattr__(self, "model_dir", default_model_dir(self.dataset, self.model))
     policy_kind = baselines.parse(self.policy)
-    if policy_kind.name == "randaugment" and self.deterministic:
-      raise ValueError("--policy=randaugment cannot run with --deterministic: keras-cv's "
-                       "RandAugment draws from TensorFlow's global generator, which op "
-                       "determinism forbids. Drop --deterministic, or use another --policy.")
     datasets.check_spec(self.dataset)
     _check_choice("model", self.model, models.names())
     _check_choice("reward", self.reward, policy_lib.REWARDS)

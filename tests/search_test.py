@@ -207,11 +207,6 @@ def test_a_run_started_before_a_setting_existed_still_matches(tmp_path):
     search.check_model_dir(dataclasses.replace(config, image_size=64))
 
 
-def test_randaugment_refuses_deterministic():
-  with pytest.raises(ValueError, match=r"--policy=randaugment cannot run with --deterministic"):
-    run_config.Config(policy="randaugment", deterministic=True)
-
-
 def test_non_finite_loss_stops_naming_trajectory_and_step(tmp_path, small_data):
   config = _config(tmp_path, trajectories=2, lr=1e12, inner_steps=1, epochs=2)
   ohl = search.OnlineSearch(config, small_data, [[_CPUS[0]], [_CPUS[1]]])
