@@ -234,9 +234,10 @@ def test_bad_translate_policy_images_and_seed():
 # stays out of the test session; the second run also shows that nothing carries over.
 _TWO_RUNS = """
 import sys
+from ohl_tf import run_config
 from ohl_tf import search
 for model_dir in sys.argv[1:]:
-  search.run(search.Config(
+  search.run(run_config.Config(
       dataset="synthetic", model="resnet8", policy="randaugment", deterministic=True,
       trajectories=1, epochs=1, inner_steps=2, batch_size=16, train_subset=64, val_size=64,
       eval_batch_size=64, cutout=8, seed=3, model_dir=model_dir))
