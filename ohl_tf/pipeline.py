@@ -6,7 +6,7 @@ Training: for one trajectory and one period of the online loop, a `tf.data` pipe
 OHL policy, an operation (and signs) sampled per image from p (paper eq. 7; the op index travels
 with the image so the outer step counts exactly what was applied) in the per-image map; the
 operations (the batched path of `augment`, with per-image parameters) or a fixed batch
-augmentation (AutoAugment, RandAugment: `ohl_tf.baselines`), Cutout and standardisation then run
+augmentation (AutoAugment, RandAugment: `ohl_tf.augmentation_policies`), Cutout and standardisation then run
 on the batch.
 
 Every random choice but keras-cv RandAugment's is a pure function of the run's seed and the

@@ -26,7 +26,7 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from ohl_tf import baselines
+from ohl_tf import augmentation_policies
 from ohl_tf import policy
 from ohl_tf import policy_file
 from ohl_tf import summaries
@@ -76,7 +76,7 @@ def _check_policy_has_theta(model_dir):
   with open(path, encoding="utf-8") as f:
     spec = json.load(f).get("policy")
   try:
-    run_policy = baselines.parse(spec)
+    run_policy = augmentation_policies.parse(spec)
   except ValueError:
     return  # A policy name this version does not know: let the checkpoint's keys decide.
   if not run_policy.has_theta:

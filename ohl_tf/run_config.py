@@ -18,7 +18,7 @@ import typing
 from absl import flags
 
 import models
-from ohl_tf import baselines
+from ohl_tf import augmentation_policies
 from ohl_tf import datasets
 from ohl_tf import policy as policy_lib  # the θ module; `policy` is a field here
 
@@ -37,7 +37,7 @@ class Config:
       0, "imagenet2012: side of the training and evaluation crops; folder: resize every image "
          "to this square; 0 = the dataset's own (ImageNet 224).")
   model: str = _setting("resnet8", "Model: " + " | ".join(models.names()) + ".")
-  policy: str = _setting("ohl", baselines.HELP)
+  policy: str = _setting("ohl", augmentation_policies.flag_help())
   trajectories: int = _setting(4, "N, copies of the network.")
   epochs: int = _setting(10, "Training epochs (warm-up included).")
   inner_steps: int = _setting(0, "I, inner steps per outer step; 0 = one epoch.")
@@ -80,7 +80,7 @@ class Config:
   def __post_init__(self):
     if not self.model_dir:
       object.__setattr__(self, "model_dir", default_model_dir(self.dataset, self.model))
-    policy_kind = baselines.parse(self.policy)
+    augmentation = augmentation_policies.parse(self.policy)
     datasets.check_spec(self.dataset)
     _check_choice("model", self.model, models.names())
     _check_choice("reward", self.reward, policy_lib.REWARDS)
@@ -94,7 +94,7 @@ class Config:
     for name in ("theta_lr", "es_sigma"):
       if not getattr(self, name) > 0:  # a negative theta_lr would descend on the reward
         raise ValueError(f"--{name} must be > 0. Received: --{name}={getattr(self, name)}")
-    if self.estimator == "element_es" and policy_kind.learns_theta:
+    if self.estimator == "element_es" and augmentation.learns_theta:
       policy_lib.check_antithetic_pairs(self.trajectories)
 
 

@@ -7,7 +7,7 @@
     the outer step moves θ by REINFORCE on the normalised accuracies (Adam) and copies the best
     trajectory's weights, BatchNorm statistics and optimizer slots to every other.
 
-The same loop trains the baselines (`ohl_tf.baselines`): with a fixed policy θ does not move, and
+The same loop trains the baselines (`ohl_tf.augmentation_policies`): with a fixed policy θ does not move, and
 with one trajectory (as the paper's baselines) the outer step only validates and checkpoints.
 
 A run lives in one `model_dir`: `config.json` (what it was started with), `checkpoints/` (after
@@ -33,7 +33,7 @@ import tensorflow as tf
 
 import models
 from ohl_tf import augment
-from ohl_tf import baselines
+from ohl_tf import augmentation_policies
 from ohl_tf import datasets
 from ohl_tf import devices as devices_lib
 from ohl_tf import export
@@ -139,14 +139,14 @@ class OnlineSearch:
   def __init__(self, config, data, trajectory_devices):
     self.config = config
     self.data = data
-    self.policy = baselines.parse(config.policy)
-    self.fixed_probabilities = baselines.read_fixed_policy(self.policy)
+    self.augmentation = augmentation_policies.parse(config.policy)
+    self.fixed_probabilities = self.augmentation.fixed_probabilities()
     # Only a learned θ explores: the fixed policies sample from their own p unperturbed.
-    self.estimator = config.estimator if self.policy.learns_theta else "reinforce"
+    self.estimator = config.estimator if self.augmentation.learns_theta else "reinforce"
     if config.estimator != self.estimator:
       logging.warning("--estimator=%s has no effect with --policy=%s, whose θ does not learn.",
                       config.estimator, config.policy)
-    if self.policy.trains_one_network and config.trajectories > 1:
+    if self.augmentation.trains_one_network and config.trajectories > 1:
       logging.warning("--policy=%s with --trajectories=%d trains %d networks and copies the best "
                       "to all every outer step; the paper's baselines train one "
                       "(--trajectories=1).", config.policy, config.trajectories,
@@ -156,8 +156,8 @@ class OnlineSearch:
                                       config.inner_steps)
     self.train_data = pipeline.TrainPipeline(
         source, self.schedule, data.mean, data.std, config.seed,
-        config.cutout if self.policy.uses_cutout else 0, base=data.train_base,
-        augment_batch=baselines.batch_augmentation(self.policy, data.name, config.seed))
+        config.cutout if self.augmentation.uses_cutout else 0, base=data.train_base,
+        augment_batch=self.augmentation.augment_batch(data.name))
     self.val_data = pipeline.eval_dataset(data.eval_examples("val"), config.eval_batch_size,
                                           data.mean, data.std)
     self.trajectories = self._build_trajectories(trajectory_devices)
@@ -202,7 +202,7 @@ class OnlineSearch:
     return [
         trajectory_lib.Trajectory(n, devices, build_model, make_optimizer, config.weight_decay,
                                   config.batch_size,
-                                  count_operations=self.policy.samples_operations)
+                                  count_operations=self.augmentation.samples_operations)
         for n, devices in enumerate(trajectory_devices)]
 
   # -------------------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ class OnlineSearch:
       best: int32 scalar, the trajectory to copy (`best_trajectory`).
     """
     counts = tf.stack([tf.convert_to_tensor(t.op_counts) for t in self.trajectories])
-    if self.policy.learns_theta:
+    if self.augmentation.learns_theta:
       rewards = policy.reinforce_step(self.theta, self.theta_optimizer, counts, scores,
                                       self.estimator, perturbations,
                                       self.config.es_sigma)["normalized_rewards"]
@@ -265,7 +265,7 @@ class OnlineSearch:
   def sampling_log_probs(self, period):
     """Per trajectory, log p of the operations it samples in `period` (eq. 7; at its own
     θ_n = θ + σAε_n under element_es); None when the policy draws no OHL operation."""
-    if not self.policy.samples_operations:
+    if not self.augmentation.samples_operations:
       return None
     if self.fixed_probabilities is not None:
       return [policy_file.log_probabilities(self.fixed_probabilities)] * len(self.trajectories)
@@ -379,9 +379,9 @@ class OnlineSearch:
     history = self.theta_history[:step + 1]
     marginals = policy.element_marginals(policy.operation_probabilities(history))
     with self.writer.as_default():
-      if self.policy.has_theta:
+      if self.augmentation.has_theta:
         summaries.write_policy(self.writer, step, self.theta, marginals.numpy())
-      if self.policy.samples_operations:
+      if self.augmentation.samples_operations:
         summaries.write_lineage(self.writer, step, self.lineage.numpy())
       summaries.write_outer_step(
           self.writer, step, val_accuracies=np.array([r.validation.accuracy for r in results]),
@@ -421,12 +421,12 @@ class OnlineSearch:
     plain.set_weights(final.model.get_weights())
     export.save_classifier(plain, os.path.join(config.model_dir, "saved_model"), data.mean,
                            data.std, data.image_shape, data.class_names)
-    if self.policy.has_theta:
+    if self.augmentation.has_theta:
       export.write_json(os.path.join(config.model_dir, "policy.json"),
                         policy_file.learned_payload(self.theta, self.lineage))
     elif self.fixed_probabilities is not None:  # the run keeps the p it trained with
       export.write_json(os.path.join(config.model_dir, "policy.json"),
-                        policy_file.fixed_payload(self.fixed_probabilities, self.policy.path,
+                        policy_file.fixed_payload(self.fixed_probabilities, self.augmentation.path,
                                                   self.lineage))
     export.write_json(os.path.join(config.model_dir, "results.json"), results)
     return results
@@ -455,7 +455,7 @@ def run(config, on_outer_step=None):
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
   resuming = check_model_dir(config)
-  baselines.read_fixed_policy(baselines.parse(config.policy))  # fails before the data loads
+  augmentation_policies.parse(config.policy).fixed_probabilities()  # fails before data loads
   data = datasets.load(config.dataset, data_dir=config.data_dir, val_size=config.val_size,
                        seed=config.seed, image_size=config.image_size or None)
   trajectory_devices = devices_lib.split_devices(devices_lib.visible_devices(),

@@ -25,7 +25,7 @@ import tensorflow as tf
 from PIL import Image
 
 import autoaugment_reference as ref
-from ohl_tf import baselines
+from ohl_tf import augmentation_policies
 from ohl_tf import randaugment
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -191,7 +191,7 @@ def test_tf_function_and_tf_data_give_the_eager_bytes(cifar_images):
 ])
 def test_the_policy_flag_runs_the_published_settings(cifar_images, dataset, num_layers,
                                                      magnitude, translate_policy):
-  augment_batch = baselines.batch_augmentation(baselines.parse("randaugment"), dataset, seed=0)
+  augment_batch = augmentation_policies.parse("randaugment").augment_batch(dataset)
   np.testing.assert_array_equal(
       augment_batch(cifar_images[:32], [5, 6]),
       randaugment.apply_randaugment(cifar_images[:32], num_layers, magnitude, [5, 6],
