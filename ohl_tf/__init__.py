@@ -1,5 +1,7 @@
 """ohl_tf: Online Hyper-parameter Learning for Auto-Augmentation (Lin et al., ICCV 2019)."""
 
+__all__ = ["LearnedAugment"]
+
 
 def __getattr__(name):
   """`ohl_tf.LearnedAugment`, the policy-transfer layer for users, imported on first use.
