@@ -6,20 +6,29 @@ Without any flag it runs flags/quickstart.cfg (synthetic data, a small model, 4 
 a few minutes on a laptop CPU). Any other run starts from the general defaults that each flag's
 help states (the paper's where it has one), then its --flagfile, then the command line; nothing
 of the quick run leaks into it.
-Watch it with `tensorboard --logdir=<model_dir>/logs`.
+Watch it with `tensorboard --logdir=<model_dir>/logs`. The terminal shows the configuration,
+one line per outer step and the results; --verbosity=1 brings TensorFlow's logs back.
 """
 
+# First, before anything imports TensorFlow: its C++ libraries log as they load, at the level
+# TF_CPP_MIN_LOG_LEVEL held then (ohl_tf/console.py).
+from ohl_tf import console
+
+console.silence_tensorflow()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import pathlib
 import sys
 
 from absl import app
-from absl import logging
 
 from ohl_tf import run_config
 from ohl_tf import search
 
 _FLAGS_DIR = pathlib.Path(__file__).resolve().parents[1] / "flags"
 QUICKSTART = _FLAGS_DIR / "quickstart.cfg"
+
+
 def with_default_flagfile(argv):
   """argv of a bare `python -m ohl_tf.main`: the quick run (--flagfile=flags/quickstart.cfg).
 
@@ -32,11 +41,11 @@ def with_default_flagfile(argv):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  console.show_terminal()
   try:
     results = search.run(run_config.from_flags())
   except (ValueError, OSError, search.NonFiniteLossError) as error:
-    logging.error("%s", error)
-    print(f"error: {error}", file=sys.stderr)
+    print(f"error: {error}", file=sys.stderr)  # one line, whatever the --verbosity
     sys.exit(1)
   print(search.results_line(results))
 

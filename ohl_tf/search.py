@@ -7,8 +7,9 @@
     the outer step moves θ by REINFORCE on the normalised accuracies (Adam) and copies the best
     trajectory's weights, BatchNorm statistics and optimizer slots to every other.
 
-The same loop trains the baselines (`ohl_tf.augmentation_policies`): with a fixed policy θ does not move, and
-with one trajectory (as the paper's baselines) the outer step only validates and checkpoints.
+The same loop trains the baselines (`ohl_tf.augmentation_policies`): with a fixed policy θ does
+not move, and with one trajectory (as the paper's baselines) the outer step only validates and
+checkpoints.
 
 A run lives in one `model_dir`: `config.json` (what it was started with), `checkpoints/` (after
 every outer step: θ and its Adam state, every trajectory, the outer step, the history of θ; the
@@ -34,6 +35,7 @@ import tensorflow as tf
 import models
 from ohl_tf import augment
 from ohl_tf import augmentation_policies
+from ohl_tf import console
 from ohl_tf import datasets
 from ohl_tf import devices as devices_lib
 from ohl_tf import export
@@ -393,10 +395,9 @@ class OnlineSearch:
     start, end = self.schedule.period(period)
     images = (end - start) * self.config.batch_size * len(self.trajectories)
     remaining = (self.schedule.num_periods - period - 1) * seconds_per_period
-    logging.info("outer step %d/%d (step %d/%d): %.0f images/s, val accuracy %s, best %d, "
-                 "ETA %.0f s", period + 1, self.schedule.num_periods, end,
-                 self.schedule.total_steps, images / seconds,
-                 np.array2string(accuracies, precision=3), best, remaining)
+    console.TERMINAL.info(console.format_outer_step(
+        period + 1, self.schedule.num_periods, end, self.schedule.total_steps,
+        images / seconds, accuracies, best, remaining))
 
   def _finish(self):
     """Test accuracy of the final w_n* and the exports (saved_model, policy.json, results)."""
@@ -462,6 +463,7 @@ def run(config, on_outer_step=None):
                                                  config.trajectories)
   ohl = OnlineSearch(config, data, trajectory_devices)  # every check passed: now write
   start_model_dir(config, resuming)
-  logging.info("%s %s: %d trajectories on %s", "Resuming" if resuming else "Starting",
-               config.model_dir, config.trajectories, trajectory_devices)
+  console.TERMINAL.info(console.format_summary(
+      config, resuming=resuming, schedule=ohl.schedule, trajectory_devices=trajectory_devices,
+      learns_theta=ohl.policy.learns_theta))
   return ohl.run(on_outer_step)

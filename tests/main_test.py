@@ -2,7 +2,6 @@
 TensorFlow and TensorBoard, a SIGKILL and resume, and bad input."""
 
 import json
-import os
 import pathlib
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
+import terminal_testing
 
 from ohl_tf import augment
 from ohl_tf import datasets
@@ -32,10 +32,11 @@ def _command(model_dir, *flags):
   return [sys.executable, "-m", "ohl_tf.main", *_SMALL, f"--model_dir={model_dir}", *flags]
 
 
-def _run(model_dir, *flags, timeout=600):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  return subprocess.run(_command(model_dir, *flags), cwd=_ROOT, env=env, capture_output=True,
-                        text=True, timeout=timeout, check=False)
+def _run(model_dir, *flags, timeout=600, **env):
+  # As a user runs it: without the TF_CPP_MIN_LOG_LEVEL of conftest.py, the terminal is quiet.
+  return subprocess.run(_command(model_dir, *flags), cwd=_ROOT,
+                        env=terminal_testing.environment(**env), capture_output=True, text=True,
+                        timeout=timeout, check=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,11 +51,21 @@ def quick_run(tmp_path_factory):
   return model_dir, result
 
 
-def test_quick_run_reports_progress(quick_run):
-  _, result = quick_run
-  assert "outer step 4/4 (step 16/16)" in result.stderr
-  assert result.stdout.startswith("results: dataset=synthetic model=resnet8 policy=ohl ")
-  assert "images/s, val accuracy [" in result.stderr and "ETA" in result.stderr
+def test_quick_run_terminal(quick_run):
+  model_dir, result = quick_run
+  # None of TensorFlow's logs: the configuration, one line per outer step, the results.
+  assert not terminal_testing.native_lines(result.stdout + result.stderr), result.stderr[-3000:]
+  lines = result.stdout.splitlines()
+  assert lines[:2] == [f"New run in {model_dir}",
+                       "  data      synthetic: 256 training images, 64 validation"]
+  assert "  search    N=2 on CPU:0 | CPU:0" in lines[:6]
+  steps = [line for line in lines if line.startswith("outer step ")]
+  assert [line.split(":")[0] for line in steps] == [
+      f"outer step {k}/4 (step {4 * k}/16)" for k in range(1, 5)]
+  assert all(", val accuracy [" in line and ", ETA " in line for line in steps)
+  assert lines[6:10] == steps
+  assert lines[10:] == [lines[-1]]
+  assert lines[-1].startswith("results: dataset=synthetic model=resnet8 policy=ohl ")
 
 
 def test_saved_model_serves_uint8_images_with_plain_tensorflow(quick_run):
@@ -218,8 +229,8 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path, estimator):
   assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
 
   killed_dir = tmp_path / "killed"
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  process = subprocess.Popen(_command(killed_dir, *flags), cwd=_ROOT, env=env,
+  process = subprocess.Popen(_command(killed_dir, *flags), cwd=_ROOT,
+                             env=terminal_testing.environment(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 300
   while not (killed_dir / "checkpoints" / "ckpt-3.index").exists():
@@ -231,7 +242,7 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path, estimator):
 
   resumed = _run(killed_dir, *flags)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert "Resuming" in resumed.stderr
+  assert resumed.stdout.startswith(f"Resuming the run in {killed_dir}\n")
   expected, actual = _final_checkpoint(tmp_path / "whole"), _final_checkpoint(killed_dir)
   assert expected.keys() == actual.keys()
   for name in expected:
@@ -260,13 +271,28 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path, estimator):
 def test_bad_input_exits_with_a_clear_message_and_writes_nothing(tmp_path, flags, message):
   result = _run(tmp_path / "run", "--epochs=1", *flags)
   assert result.returncode != 0
-  assert message in result.stderr, result.stderr[-2000:]
+  assert f"error: {message}" in result.stderr or message in result.stderr, result.stderr[-2000:]
   assert "Traceback" not in result.stderr
+  assert not terminal_testing.native_lines(result.stderr), result.stderr[-2000:]
   assert not (tmp_path / "run").exists()
 
 
+def test_verbosity_brings_tensorflows_logs_back(tmp_path):
+  # A run stopped by a bad flag: TensorFlow has loaded, then the error.
+  result = _run(tmp_path / "run", "--verbosity=1", "--trajectories=0")
+  assert result.returncode == 1
+  assert terminal_testing.native_lines(result.stderr)  # e.g. oneDNN's and CUDA's on a CPU
+  assert result.stderr.endswith("error: --trajectories must be >= 1. "
+                                "Received: --trajectories=0\n")
+  # The user's own TF_CPP_MIN_LOG_LEVEL is TensorFlow's level, also while it loads.
+  chosen = _run(tmp_path / "run", "--trajectories=0", TF_CPP_MIN_LOG_LEVEL="1")
+  records = [line[0] for line in chosen.stderr.splitlines() if line[:1] in "IWEF"
+             and terminal_testing.native_lines(line)]
+  assert "I" not in records and "error: --trajectories" in chosen.stderr
+
+
 def test_a_run_with_flags_of_its_own_takes_nothing_from_the_quick_run(tmp_path):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(_ROOT))
+  env = terminal_testing.environment(PYTHONPATH=str(_ROOT))
   result = subprocess.run(
       [sys.executable, "-m", "ohl_tf.main", "--dataset=synthetic", "--model=resnet8",
        "--trajectories=1", "--epochs=1", "--val_size=4500", "--policy=none"],
