@@ -465,5 +465,5 @@ def run(config, on_outer_step=None):
   start_model_dir(config, resuming)
   console.TERMINAL.info(console.format_summary(
       config, resuming=resuming, schedule=ohl.schedule, trajectory_devices=trajectory_devices,
-      learns_theta=ohl.policy.learns_theta))
+      learns_theta=ohl.augmentation.learns_theta))
   return ohl.run(on_outer_step)

@@ -11,7 +11,7 @@ from terminal_testing import native_lines
 
 from ohl_tf import console
 from ohl_tf import pipeline
-from ohl_tf import search
+from ohl_tf import run_config
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -128,7 +128,7 @@ def test_format_outer_step_is_one_line_for_any_number_of_trajectories():
 
 
 def _summary(**changes):
-  config = search.Config(**{"model_dir": "/runs/quick", **changes})
+  config = run_config.Config(**{"model_dir": "/runs/quick", **changes})
   schedule = pipeline.Schedule(2048, config.batch_size, config.epochs, config.inner_steps)
   return console.format_summary(
       config, resuming=False, schedule=schedule, learns_theta=config.policy == "ohl",
@@ -150,7 +150,7 @@ def test_format_summary_of_a_search():
 
 def test_format_summary_of_a_baseline_resuming():
   summary = _summary(policy="cutout", trajectories=1)
-  config = search.Config(model_dir="/runs/quick", policy="cutout", trajectories=1)
+  config = run_config.Config(model_dir="/runs/quick", policy="cutout", trajectories=1)
   schedule = pipeline.Schedule(2048, 128, 10, 0)
   resumed = console.format_summary(config, resuming=True, schedule=schedule, learns_theta=False,
                                    trajectory_devices=[["/device:CPU:0"]])
