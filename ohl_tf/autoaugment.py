@@ -185,9 +185,12 @@ def _translate_pixels(policy_name, level, length):
 
   CIFAR-10 and SVHN: T = 10 on the reference's 32-pixel images (augmentation_transforms.py),
   scaled as 10 * length / 32. ImageNet: T = 150 on 331-pixel images (the paper's appendix table of
-  operations gives "[-150, 150]" for 331x331 images), scaled as 150 * length / 331, as
-  torchvision does; at 224 pixels that is 101.5, close to tensorflow/tpu's translate_const 100
-  for 224-pixel images. The ImageNet policy has no translation; the scale only matters to callers of `operation_parameter`.
+  operations gives "[-150, 150]" for 331x331 images), scaled as 150 * length / 331 (101.5 px at
+  224) and mapped like every level here, int(level * T / 10). Others differ: torchvision scales
+  the same range but spaces its 10 levels as linspace(0, T, 10), i.e. level * T / 9;
+  tensorflow/tpu's AutoAugment shifts by a fixed translate_const of 250 px (100 is its
+  RandAugment value). The ImageNet policy has no translation; the scale only matters to callers
+  of `operation_parameter` (and RandAugment, `ohl_tf.randaugment`).
   Integer floor division gives int(level * T / 10) without float rounding on the way.
   """
   numerator, denominator = (150, 331) if policy_name == "imagenet" else (10, 32)

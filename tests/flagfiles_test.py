@@ -95,6 +95,18 @@ def test_warm_up_rises_linearly_to_the_peak(stem, start, peak, warmup_epochs):
   assert config.warmup_epochs == warmup_epochs and config.warmup_lr == start
 
 
+@pytest.mark.parametrize("epochs, decay_epochs", [(None, 260), (340, 300)])
+def test_amoebanet_warm_up_is_inside_the_epochs_or_on_top_with_more(epochs, decay_epochs):
+  # The flagfile's reading: 40 warm-up epochs inside the 300; --epochs=340 gives 300 of decay.
+  config = _parse(_FLAGS_DIR / "cifar_amoebanet.cfg", *([f"--epochs={epochs}"] if epochs else []))
+  steps_per_epoch = 100
+  schedule = trajectory.learning_rate_schedule(
+      config.lr, steps_per_epoch * config.epochs, steps_per_epoch * config.warmup_epochs,
+      config.warmup_lr)
+  halfway = steps_per_epoch * (config.warmup_epochs + decay_epochs // 2)
+  assert float(schedule(halfway)) == pytest.approx(config.lr / 2, rel=1e-4)
+
+
 def test_imagenet_flagfiles_hold_the_papers_settings():
   for stem in ("imagenet_resnet50", "imagenet_se_resnext101"):
     config = _parse(_FLAGS_DIR / f"{stem}.cfg")
