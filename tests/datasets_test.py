@@ -576,3 +576,24 @@ def test_check_class_names_counts_them():
   assert datasets.check_class_names(("x", "y"), num_classes=2) == ("x", "y")
   with pytest.raises(ValueError, match=r"one name per class, 3. Received: 2 class_names"):
     datasets.check_class_names(("x", "y"), num_classes=3)
+
+
+def test_a_new_source_is_one_registered_reader(tmp_path, monkeypatch):
+  # docs/extending.md's example, registered into a copy of the registry.
+  monkeypatch.setattr(registry, "_READERS", dict(registry._READERS))  # pylint: disable=protected-access
+  images, labels, _ = datasets.synthetic_examples(40, seed=1)
+  np.savez(tmp_path / "d.npz", x_train=images[:30], y_train=labels[:30], x_test=images[30:],
+           y_test=labels[30:])
+
+  @registry.register("npz_example", argument="PATH", native_size=32, help_text="an .npz")
+  def read_npz(request):  # pylint: disable=unused-variable
+    arrays = np.load(request.argument)
+    return registry.Source(arrays["x_train"], arrays["y_train"].astype(np.int32),
+                           arrays["x_test"], arrays["y_test"].astype(np.int32),
+                           class_names=tuple(str(i) for i in range(8)))
+
+  assert "npz_example:PATH" in datasets.names() and "an .npz" in datasets.flag_help()
+  data = datasets.load(f"npz_example:{tmp_path / 'd.npz'}", val_size=5, seed=2)
+  assert (data.num_train, len(data.val_images), len(data.test_images)) == (25, 5, 10)
+  with pytest.raises(ValueError, match=r"npz_example:.*d.npz images are 32x32"):
+    datasets.load(f"npz_example:{tmp_path / 'd.npz'}", val_size=5, image_size=64)
