@@ -300,12 +300,7 @@ def apply_operation(images, op, signs=None, seed=None):
     signs: int [B,2] (or [2]), the signs of e1 and e2, each -1 or +1; drawn uniformly if None.
     seed: optional int [2], makes the drawn signs stateless (ignored when `signs` is given).
 
-  Returns:
-    uint8 of the shape of `images`.
-
-  Raises:
-    TypeError, ValueError: wrong dtype, rank, channel count, or mismatched shapes.
-    tf.errors.InvalidArgumentError: an index or sign out of range (at run time in a graph).
+  Returns and raises as `apply_element`.
   """
   images = _check_images(images)
   op = _check_range(_check_indices(op, "op", images), "op", NUM_OPERATIONS)
