@@ -241,7 +241,7 @@ class TrainPipeline:
     return preprocess.normalize(images, self.mean, self.std), labels, ops
 
   def dataset(self, period, stream, log_probs=None):
-    """The batches of one trajectory in one period.
+    """The batches of one trajectory in one period, sampled from a fixed `log_probs`.
 
     Args:
       period: index of the period (outer step).
@@ -256,23 +256,89 @@ class TrainPipeline:
     """
     start, end = self.schedule.period(period)
     batch = self.schedule.batch_size
-    stream = tf.constant(stream, tf.int32)
-    if log_probs is None:
-      example = functools.partial(self._plain, stream=stream)
-    else:
-      example = functools.partial(self._sampled, log_probs=tf.convert_to_tensor(log_probs,
-                                                                                tf.float32),
-                                  stream=stream)
     examples = self.source.examples(start * batch, end * batch, self.epoch_size, self.seed)
+    if log_probs is not None:
+      log_probs = tf.convert_to_tensor(log_probs, tf.float32)
+      examples = examples.map(lambda *example: (*example, log_probs))
+    return self._batches(examples, stream, sampled=log_probs is not None)
+
+  def run_dataset(self, first_period, stream, feed=None):
+    """The batches of one trajectory from `first_period` to the end of the run: one input
+    pipeline that persists across periods (no restart per outer step).
+
+    Each period's images are sampled from the log p that `feed` hands over for that period: the
+    pipeline takes one log p per period, in order, and waits for it, so it prefetches freely
+    within a period but never samples an image of the next period before the outer step has
+    given its θ. A period's op counts are thus exactly what its steps applied, with its θ, and
+    the batches are those of `dataset(period, stream, log_probs)`, period after period.
+
+    Args:
+      first_period: the period the run starts (or resumes) at.
+      stream: as in `dataset`.
+      feed: a `SamplingFeed`, or None for no OHL operation.
+
+    Returns:
+      A dataset of (float32 images [B,S,S,3], int32 labels [B], int32 ops [B]).
+    """
+    batch = self.schedule.batch_size
+    periods = range(first_period, self.schedule.num_periods)
+    start, end = self.schedule.period(first_period)[0], self.schedule.total_steps
+    examples = self.source.examples(start * batch, end * batch, self.epoch_size, self.seed)
+    if feed is not None:
+      images_per_period = tf.constant(
+          [batch * (end - start) for start, end in map(self.schedule.period, periods)], tf.int64)
+      # One log p per period, taken when the period's first image is sampled, and repeated for
+      # each of its images.
+      per_image = tf.data.Dataset.range(len(periods)).map(
+          lambda index: (feed.take(), images_per_period[index])).flat_map(
+              lambda log_probs, count: tf.data.Dataset.from_tensors(log_probs).repeat(count))
+      examples = tf.data.Dataset.zip(examples, per_image).map(
+          lambda example, log_probs: (*example, log_probs))
+    return self._batches(examples, stream, sampled=feed is not None)
+
+  def _batches(self, examples, stream, sampled):
+    """Per-image base preprocessing and sampling, batching, then the batch's augmentation,
+    Cutout and standardisation, of (id, image, label[, log p]) examples."""
+    stream = tf.constant(stream, tf.int32)
+    example = functools.partial(self._sampled if sampled else self._plain, stream=stream)
     examples = examples.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    batches = examples.batch(batch, drop_remainder=True).map(
-        functools.partial(self._finished_batch, stream=stream,
-                          sampled=log_probs is not None),
+    batches = examples.batch(self.schedule.batch_size, drop_remainder=True).map(
+        functools.partial(self._finished_batch, stream=stream, sampled=sampled),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     # Per-image work is small: intra-op threads only contend with the training step's.
     options.threading.max_intra_op_parallelism = 1
     return batches.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+class SamplingFeed:
+  """Hands a persistent training pipeline (`TrainPipeline.run_dataset`) the log p of each
+  period, in order; the pipeline waits for a period's log p before it samples its images.
+
+  A FIFO queue on the host: `put` after the outer step that sets the period's θ, `close` when
+  the run ends or fails (a pipeline waiting for a log p then ends instead of waiting forever).
+  """
+
+  def __init__(self):
+    with tf.device("/cpu:0"):
+      self._queue = tf.queue.FIFOQueue(2, [tf.float32], shapes=[[augment.NUM_OPERATIONS]])
+
+  def put(self, log_probs):
+    self._queue.enqueue(tf.convert_to_tensor(log_probs, tf.float32))
+
+  def take(self):
+    return self._queue.dequeue()
+
+  def close(self):
+    self._queue.close(cancel_pending_enqueues=True)
+
+
+def num_batches(dataset):
+  """The batches of a finite dataset: its cardinality where tf.data knows it, else counted."""
+  cardinality = int(dataset.cardinality())
+  if cardinality >= 0:
+    return cardinality
+  return int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
 
 
 def eval_dataset(examples, batch_size, mean, std):

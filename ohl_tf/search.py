@@ -162,6 +162,8 @@ class OnlineSearch:
         augment_batch=self.augmentation.augment_batch(data.name))
     self.val_data = pipeline.eval_dataset(data.eval_examples("val"), config.eval_batch_size,
                                           data.mean, data.std)
+    self.val_batches = pipeline.num_batches(self.val_data)
+    self._persistent_inputs = []  # `_inputs`
     self.trajectories = self._build_trajectories(trajectory_devices)
     self._copy_from(0)  # one w_0 for all (Algorithm 1)
 
@@ -277,32 +279,49 @@ class OnlineSearch:
           theta, self.perturbations(period), self.config.es_sigma)))
     return [policy.log_operation_probabilities(theta)] * len(self.trajectories)
 
+  def _inputs(self, period):
+    """Per trajectory, its persistent input: (training iterator, `SamplingFeed` or None,
+    validation iterator), built at the run's first period (or where it resumes) and kept for
+    every later one, so no period restarts a pipeline (`TrainPipeline.run_dataset`)."""
+    if not self._persistent_inputs:
+      for t in self.trajectories:  # all in this thread, before any trains (`_inner_loop`)
+        feed = pipeline.SamplingFeed() if self.augmentation.samples_operations else None
+        dataset = self.train_data.run_dataset(period, self.random_stream(t.index), feed)
+        self._persistent_inputs.append(
+            (t.input_iterator(dataset), feed, t.evaluation_iterator(self.val_data.repeat())))
+    return self._persistent_inputs
+
+  def _close_inputs(self):
+    """Ends the persistent pipelines (one waiting for a period's log p stops waiting)."""
+    for _, feed, _ in self._persistent_inputs:
+      if feed is not None:
+        feed.close()
+    self._persistent_inputs = []
+
   def _inner_loop(self, period):
     """Trains every trajectory for one period; trajectories on distinct devices in parallel
-    threads, which only execute what this thread built for them (their input pipelines,
-    distributed iterators and traced steps: `Trajectory.start_period`,
-    `Trajectory.evaluation_iterator`): TensorFlow must not build graphs in two threads at once,
-    nor make a multi-device iterator while another thread trains."""
+    threads, which only execute what this thread built for them (their persistent input
+    pipelines, distributed iterators and traced steps, `_inputs`): TensorFlow must not build
+    graphs in two threads at once, nor make a multi-device iterator while another thread
+    trains."""
     start, end = self.schedule.period(period)
     log_probs = self.sampling_log_probs(period)
+    inputs = self._inputs(period)
     groups = {}
     for t in self.trajectories:
       groups.setdefault(t.devices, []).append(t)
 
-    def build(t):
-      own = None if log_probs is None else log_probs[t.index]
-      return (t.start_period(self.train_data.dataset(period, self.random_stream(t.index), own)),
-              t.evaluation_iterator(self.val_data))
-
-    def run_trajectory(t, iterators):
-      train_iterator, val_iterator = iterators
+    def run_trajectory(t):
+      train_iterator, feed, val_iterator = inputs[t.index]
+      if feed is not None:  # the period's θ: its pipeline samples from here on
+        feed.put(log_probs[t.index])
+      t.reset_period()
       loss, accuracy = t.train(train_iterator, end - start)
-      return PeriodResult(loss, accuracy, t.evaluate(val_iterator))
+      return PeriodResult(loss, accuracy, t.evaluate(val_iterator, self.val_batches))
 
-    if len(groups) == 1:  # no threads: build each just before it trains (not all prefetching)
-      return [run_trajectory(t, build(t)) for t in self.trajectories]
-    built = {t.index: build(t) for t in self.trajectories}
-    run_group = lambda group: [run_trajectory(t, built[t.index]) for t in group]
+    if len(groups) == 1:
+      return [run_trajectory(t) for t in self.trajectories]
+    run_group = lambda group: [run_trajectory(t) for t in group]
     with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
       results = [r for group in pool.map(run_group, groups.values()) for r in group]
     by_index = dict(zip([t.index for g in groups.values() for t in g], results))
@@ -352,27 +371,30 @@ class OnlineSearch:
     first = self.restore()
     num_periods = self.schedule.num_periods
     started = time.time()
-    for period in range(first, num_periods):
-      period_start = time.time()
-      results = self._inner_loop(period)
-      self._check_finite(period)
-      accuracies = np.array([r.validation.accuracy for r in results], np.float32)
-      scores = (accuracies if self.config.reward == "accuracy" else
-                -np.array([r.validation.loss for r in results], np.float32))
-      counts = np.stack([t.op_counts.numpy() for t in self.trajectories])  # before the update
-      perturbations = self.perturbations(period)
-      best = best_trajectory(scores, [r.validation.loss for r in results])
-      rewards, best = self._outer_update(tf.constant(accuracies), tf.constant(scores),
-                                         perturbations, tf.constant(best, tf.int32))
-      if on_outer_step:
-        on_outer_step({"period": period, "op_counts": counts, "accuracies": accuracies,
-                       "scores": scores, "rewards": rewards.numpy(), "best": int(best),
-                       "perturbations": perturbations.numpy()})
-      self.wall_time.assign_add(time.time() - period_start)
-      self.checkpoints.save(checkpoint_number=period + 1)
-      self._summarise(period, results, rewards.numpy(), int(best))
-      self._log_progress(period, accuracies, int(best), time.time() - period_start,
-                         (time.time() - started) / (period + 1 - first))
+    try:
+      for period in range(first, num_periods):
+        period_start = time.time()
+        results = self._inner_loop(period)
+        self._check_finite(period)
+        accuracies = np.array([r.validation.accuracy for r in results], np.float32)
+        scores = (accuracies if self.config.reward == "accuracy" else
+                  -np.array([r.validation.loss for r in results], np.float32))
+        counts = np.stack([t.op_counts.numpy() for t in self.trajectories])  # before the update
+        perturbations = self.perturbations(period)
+        best = best_trajectory(scores, [r.validation.loss for r in results])
+        rewards, best = self._outer_update(tf.constant(accuracies), tf.constant(scores),
+                                           perturbations, tf.constant(best, tf.int32))
+        if on_outer_step:
+          on_outer_step({"period": period, "op_counts": counts, "accuracies": accuracies,
+                         "scores": scores, "rewards": rewards.numpy(), "best": int(best),
+                         "perturbations": perturbations.numpy()})
+        self.wall_time.assign_add(time.time() - period_start)
+        self.checkpoints.save(checkpoint_number=period + 1)
+        self._summarise(period, results, rewards.numpy(), int(best))
+        self._log_progress(period, accuracies, int(best), time.time() - period_start,
+                           (time.time() - started) / (period + 1 - first))
+    finally:
+      self._close_inputs()
     return self._finish()
 
   def _summarise(self, period, results, rewards, best):

@@ -8,12 +8,13 @@ first step whose loss was not finite.
 Trajectories on distinct devices train in concurrent threads, but TensorFlow must not construct
 graphs in two threads at once (tracing a `tf.data` map or a `tf.function` concurrently can kill
 the process): everything that builds a graph (distributing a dataset, making its iterator,
-tracing the steps) happens in `start_period` and `evaluation_iterator`, which the caller runs
-in one thread; `train` and `evaluate` then only execute.
+tracing the steps) happens in `input_iterator` and `evaluation_iterator`, which the caller
+runs in one thread; `train` and `evaluate` then only execute.
 """
 
 import collections
 import collections.abc
+import itertools
 
 import keras
 import numpy as np
@@ -144,16 +145,21 @@ class Trajectory:
       if self.first_bad_step < 0 and not tf.math.is_finite(loss):
         self.first_bad_step.assign(step)
 
-  def start_period(self, dataset):
-    """Resets the accumulators and builds what a period trains on: `dataset` distributed over
-    the replicas, its iterator and (once per run) the traced training steps. Call it from one
-    thread at a time (module docstring); pass the iterator to `train`."""
-    self.reset_period()
+  def input_iterator(self, dataset):
+    """`dataset` distributed over the replicas, its iterator and (once per run) the traced
+    training steps: the graph-building half of training. Call it from one thread at a time
+    (module docstring); pass the iterator to `train`, for one period or, over a persistent
+    `pipeline.TrainPipeline.run_dataset`, for every period of the run."""
     iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
     if self._train_function is None:
       self._train_function = self._train_steps.get_concrete_function(
           iterator, tf.TensorSpec([], tf.int32))
     return iterator
+
+  def start_period(self, dataset):
+    """Resets the period's accumulators and returns `input_iterator(dataset)`."""
+    self.reset_period()
+    return self.input_iterator(dataset)
 
   def train(self, iterator, num_steps):
     """Trains for `num_steps` batches of a `start_period` iterator, then syncs the replicas'
@@ -193,12 +199,13 @@ class Trajectory:
       self._eval_function = self._eval_step.get_concrete_function(*distributed.element_spec)
     return iter(distributed)
 
-  def evaluate(self, dataset_or_iterator):
+  def evaluate(self, dataset_or_iterator, num_batches=None):
     """Mean top-1 accuracy, top-5 accuracy and cross-entropy over a `pipeline.eval_dataset` (or
-    an `evaluation_iterator` over one)."""
+    an `evaluation_iterator` over one): all its batches, or the next `num_batches` (for an
+    iterator over a repeated dataset that persists across periods)."""
     iterator = (dataset_or_iterator if isinstance(dataset_or_iterator, collections.abc.Iterator)
                 else self.evaluation_iterator(dataset_or_iterator))
     totals = np.zeros(4)
-    for images, labels in iterator:
+    for images, labels in itertools.islice(iterator, num_batches):
       totals += [float(v) for v in self._eval_function(images, labels)]
     return Evaluation(*(totals[:3] / totals[3]))

@@ -174,3 +174,52 @@ def test_stream_pipeline_batches_fixed_size_crops(imagenet_data_dir):
   assert labels.shape == (8,) and ((0 <= ops) & (ops < augment.NUM_OPERATIONS)).all()
   # Mean subtraction only (std None): values stay in [-mean, 255 - mean].
   assert images.min() >= -124 and images.max() <= 255 - 103.5
+
+
+# ---------------------------------------------------------------------------------------------
+# The persistent pipeline of a run.
+# ---------------------------------------------------------------------------------------------
+
+def test_a_fed_run_pipeline_gives_each_period_the_batches_of_its_own_log_p(train_pipeline):
+  # Periods of 5 steps; each period its own θ, handed over only when the period starts, while
+  # the pipeline already prefetches: every image must still be drawn with its period's θ.
+  schedule = train_pipeline.schedule
+  first = 1
+  thetas = [tf.random.stateless_normal([augment.NUM_OPERATIONS], [p, 9]) * 3
+            for p in range(schedule.num_periods)]
+  feed = pipeline.SamplingFeed()
+  iterator = iter(train_pipeline.run_dataset(first, 2, feed))
+  try:
+    for period in range(first, schedule.num_periods):
+      log_probs = policy.log_operation_probabilities(thetas[period])
+      feed.put(log_probs)
+      start, end = schedule.period(period)
+      fed = [next(iterator) for _ in range(end - start)]
+      alone = list(train_pipeline.dataset(period, 2, log_probs))
+      assert len(fed) == len(alone)
+      for got, want in zip(fed, alone):
+        for a, b in zip(got, want):
+          np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(StopIteration):  # the run's last period ends the pipeline
+      next(iterator)
+  finally:
+    feed.close()
+
+
+def test_a_closed_feed_ends_a_waiting_pipeline(train_pipeline):
+  feed = pipeline.SamplingFeed()
+  iterator = iter(train_pipeline.run_dataset(0, 0, feed))
+  feed.put(policy.log_operation_probabilities(tf.zeros([augment.NUM_OPERATIONS])))
+  for _ in range(train_pipeline.schedule.period_steps):
+    next(iterator)
+  feed.close()  # the pipeline waits for period 1's log p: it must end, not hang
+  with pytest.raises((StopIteration, tf.errors.OpError)):
+    next(iterator)
+
+
+def test_a_run_pipeline_without_operations_spans_the_run(train_pipeline):
+  batches = list(train_pipeline.run_dataset(2, 0))
+  assert len(batches) == train_pipeline.schedule.total_steps - train_pipeline.schedule.period(2)[0]
+  np.testing.assert_array_equal(batches[0][0].numpy(),
+                                next(iter(train_pipeline.dataset(2, 0)))[0].numpy())
+  assert (np.concatenate([b[2].numpy() for b in batches]) == pipeline.NO_OPERATION).all()
