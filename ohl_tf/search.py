@@ -204,7 +204,8 @@ class OnlineSearch:
     return [
         trajectory_lib.Trajectory(n, devices, build_model, make_optimizer, config.weight_decay,
                                   config.batch_size,
-                                  count_operations=self.augmentation.samples_operations)
+                                  count_operations=self.augmentation.samples_operations,
+                                  precision=config.precision, jit_compile=config.jit_compile)
         for n, devices in enumerate(trajectory_devices)]
 
   # -------------------------------------------------------------------------------------------
@@ -418,8 +419,8 @@ class OnlineSearch:
         search_cost_iterations=(config.trajectories * self.schedule.total_steps *
                                 config.batch_size / 1024),
         wall_time_s=float(self.wall_time.numpy()))
-    plain = models.build(config.model, data.num_classes, data.image_shape)
-    plain.set_weights(final.model.get_weights())
+    plain = float32_copy(final.model, functools.partial(models.build, config.model,
+                                                        data.num_classes, data.image_shape))
     export.save_classifier(plain, os.path.join(config.model_dir, "saved_model"), data.mean,
                            data.std, data.image_shape, data.class_names)
     if self.augmentation.has_theta:
@@ -431,6 +432,23 @@ class OnlineSearch:
                                                   self.lineage))
     export.write_json(os.path.join(config.model_dir, "results.json"), results)
     return results
+
+
+def float32_copy(model, build):
+  """A float32 model with `model`'s weights, outside any strategy: what the run exports.
+
+  Under a mixed policy the variables are float32 already (only the computation is not), so the
+  copy holds exactly the trained weights and BatchNorm statistics, and the SavedModel computes in
+  float32 whatever --precision trained it: it serves on any device, without bfloat16 or float16
+  kernels, and its probabilities do not depend on the training precision's rounding.
+
+  Args:
+    model: the trained Keras model (its variables may be mirrored).
+    build: () -> a new model of the same architecture.
+  """
+  plain = trajectory_lib.build_in_precision(build, "float32")
+  plain.set_weights(model.get_weights())
+  return plain
 
 
 def results_line(results):
