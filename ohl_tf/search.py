@@ -47,6 +47,10 @@ from ohl_tf import summaries
 from ohl_tf import trajectory as trajectory_lib
 
 # Settings that may change between a run and its resumption: where things are, how fast.
+# Not --jit_compile, although it is about speed: XLA fuses and orders the float operations
+# differently, so a resumed run that switched it would no longer replay the uninterrupted one
+# bit for bit under --deterministic. Nor --precision, which changes the arithmetic (and, for
+# mixed_float16, the optimizer's checkpointed variables).
 _RESUMABLE_CHANGES = ("data_dir", "model_dir", "eval_batch_size", "cpu_devices", "overwrite")
 _ARTEFACTS = ("checkpoints", "logs", "saved_model", "policy.json", "results.json", "config.json")
 
