@@ -197,8 +197,8 @@ def _stop_after_first_outer_step(whole, stopped):
   for name in os.listdir(checkpoints):
     if name.startswith("ckpt-") and not name.startswith("ckpt-1."):
       os.remove(checkpoints / name)
-  tf.train.update_checkpoint_state(str(checkpoints), "ckpt-1",
-                                   all_model_checkpoint_paths=["ckpt-1"])
+  tf.compat.v1.train.update_checkpoint_state(str(checkpoints), "ckpt-1",
+                                             all_model_checkpoint_paths=["ckpt-1"])
   for name in ("saved_model", "policy.json", "results.json"):
     path = stopped / name
     shutil.rmtree(path) if path.is_dir() else path.unlink()
