@@ -37,7 +37,7 @@ _BATCH = 32
 # (precision, jit_compile) -> the relative tolerance of its logits and loss against float32.
 _TOLERANCES = {("float32", True): 1e-5, ("mixed_bfloat16", False): 2e-2,
                ("mixed_float16", False): 5e-3}
-_LOW_PRECISION = {"float32": "float32", "mixed_bfloat16": "bfloat16",
+_COMPUTE_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16",
                   "mixed_float16": "float16"}
 
 
@@ -100,7 +100,7 @@ def test_variables_and_batchnorm_statistics_stay_float32(trained, configuration)
   assert {v.dtype for v in t.model.weights} == {"float32"}
   moving = [v for v in t.model.non_trainable_variables if "moving" in v.path]
   assert len(moving) == 2 * 7 and {v.dtype for v in moving} == {"float32"}
-  assert t.model.get_layer("stem_conv").compute_dtype == _LOW_PRECISION[precision]
+  assert t.model.get_layer("stem_conv").compute_dtype == _COMPUTE_DTYPE[precision]
   assert t.model.get_layer("stem_bn").variable_dtype == "float32"
   assert t.model.get_layer("logits").compute_dtype == "float32"
   assert t.step == 1 and not any(np.isnan(v.numpy()).any() for v in t.model.weights)
