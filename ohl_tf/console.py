@@ -225,12 +225,20 @@ def format_summary(config, *, resuming, schedule, trajectory_devices, learns_the
       f"{'Resuming the run in' if resuming else 'New run in'} {config.model_dir}",
       f"  data      {config.dataset}: {schedule.num_examples} training images, "
       f"{config.val_size} validation",
-      f"  model     {config.model}, batch {config.batch_size}, lr {config.lr:g}",
+      f"  model     {config.model}, batch {config.batch_size}, lr {config.lr:g}"
+      f"{_arithmetic(config)}",
       f"  policy    {policy}",
       f"  schedule  {_count(config.epochs, 'epoch')} of {_count(schedule.steps_per_epoch, 'step')}"
       f", {inner}: {_count(schedule.num_periods, 'outer step')}",
       f"  search    N={config.trajectories} on {_device_names(trajectory_devices)}",
   ])
+
+
+def _arithmetic(config):
+  """", mixed_bfloat16, XLA" for what differs from the default float32 without XLA."""
+  shown = ([config.precision] if config.precision != "float32" else []) + (
+      ["XLA"] if config.jit_compile else [])
+  return "".join(f", {item}" for item in shown)
 
 
 def _count(number, noun):

@@ -21,6 +21,7 @@ import models
 from ohl_tf import augmentation_policies
 from ohl_tf import datasets
 from ohl_tf import policy as policy_lib  # the θ module; `policy` is a field here
+from ohl_tf import trajectory
 
 
 def _setting(default, help_text):
@@ -73,6 +74,14 @@ class Config:
   seed: int = _setting(0, "Seed of every random choice of the run.")
   deterministic: bool = _setting(
       False, "Deterministic kernels (tf.config.experimental.enable_op_determinism).")
+  precision: str = _setting(
+      "float32", "Arithmetic of the trajectories' networks: " + " | ".join(trajectory.PRECISIONS)
+                 + ". The mixed ones (Keras dtype policies) compute in bfloat16 or float16 with "
+                 "float32 variables, logits and loss; mixed_float16 adds dynamic loss scaling. "
+                 "θ, BatchNorm statistics, checkpoints and the exported SavedModel stay float32.")
+  jit_compile: bool = _setting(
+      False, "Compile each replica's forward and backward pass with XLA "
+             "(tf.function(jit_compile=True)); the augmentation runs in tf.data either way.")
   cpu_devices: int = _setting(1, "Split the CPU into this many logical devices (tests, no GPU).")
   overwrite: bool = _setting(False,
                              "Delete a run with another configuration found in --model_dir.")
@@ -85,6 +94,7 @@ class Config:
     _check_choice("model", self.model, models.names())
     _check_choice("reward", self.reward, policy_lib.REWARDS)
     _check_choice("estimator", self.estimator, policy_lib.ESTIMATORS)
+    _check_choice("precision", self.precision, trajectory.PRECISIONS)
     for name in ("trajectories", "epochs", "batch_size", "eval_batch_size", "cpu_devices"):
       if getattr(self, name) < 1:
         raise ValueError(f"--{name} must be >= 1. Received: --{name}={getattr(self, name)}")

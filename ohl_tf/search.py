@@ -47,6 +47,10 @@ from ohl_tf import summaries
 from ohl_tf import trajectory as trajectory_lib
 
 # Settings that may change between a run and its resumption: where things are, how fast.
+# Not --jit_compile, although it is about speed: XLA fuses and orders the float operations
+# differently, so a resumed run that switched it would no longer replay the uninterrupted one
+# bit for bit under --deterministic. Nor --precision, which changes the arithmetic (and, for
+# mixed_float16, the optimizer's checkpointed variables).
 _RESUMABLE_CHANGES = ("data_dir", "model_dir", "eval_batch_size", "cpu_devices", "overwrite")
 _ARTEFACTS = ("checkpoints", "logs", "saved_model", "policy.json", "results.json", "config.json")
 
@@ -206,7 +210,8 @@ class OnlineSearch:
     return [
         trajectory_lib.Trajectory(n, devices, build_model, make_optimizer, config.weight_decay,
                                   config.batch_size,
-                                  count_operations=self.augmentation.samples_operations)
+                                  count_operations=self.augmentation.samples_operations,
+                                  precision=config.precision, jit_compile=config.jit_compile)
         for n, devices in enumerate(trajectory_devices)]
 
   # -------------------------------------------------------------------------------------------
@@ -440,8 +445,8 @@ class OnlineSearch:
         search_cost_iterations=(config.trajectories * self.schedule.total_steps *
                                 config.batch_size / 1024),
         wall_time_s=float(self.wall_time.numpy()))
-    plain = models.build(config.model, data.num_classes, data.image_shape)
-    plain.set_weights(final.model.get_weights())
+    plain = float32_copy(final.model, functools.partial(models.build, config.model,
+                                                        data.num_classes, data.image_shape))
     export.save_classifier(plain, os.path.join(config.model_dir, "saved_model"), data.mean,
                            data.std, data.image_shape, data.class_names)
     if self.augmentation.has_theta:
@@ -453,6 +458,23 @@ class OnlineSearch:
                                                   self.lineage))
     export.write_json(os.path.join(config.model_dir, "results.json"), results)
     return results
+
+
+def float32_copy(model, build):
+  """A float32 model with `model`'s weights, outside any strategy: what the run exports.
+
+  Under a mixed policy the variables are float32 already (only the computation is not), so the
+  copy holds exactly the trained weights and BatchNorm statistics, and the SavedModel computes in
+  float32 whatever --precision trained it: it serves on any device, without bfloat16 or float16
+  kernels, and its probabilities do not depend on the training precision's rounding.
+
+  Args:
+    model: the trained Keras model (its variables may be mirrored).
+    build: () -> a new model of the same architecture.
+  """
+  plain = trajectory_lib.build_in_precision(build, "float32")
+  plain.set_weights(model.get_weights())
+  return plain
 
 
 def results_line(results):

@@ -10,6 +10,13 @@ graphs in two threads at once (tracing a `tf.data` map or a `tf.function` concur
 the process): everything that builds a graph (distributing a dataset, making its iterator,
 tracing the steps) happens in `input_iterator` and `evaluation_iterator`, which the caller
 runs in one thread; `train` and `evaluate` then only execute.
+
+Precision (`--precision`) and XLA (`--jit_compile`): the model may compute in bfloat16 or float16
+(Keras mixed-precision policies: float32 variables, low-precision activations) while everything
+at the trajectory's interfaces stays float32: the logits, the loss, the variables and BatchNorm
+statistics the outer step copies, the checkpoint and the export. Under --jit_compile XLA compiles
+each replica's forward and backward pass, the bulk of a step's work; the all-reduce and the
+optimizer's update, the operation histogram and the accumulators stay outside it.
 """
 
 import collections
@@ -27,6 +34,11 @@ from ohl_tf import policy
 
 Evaluation = collections.namedtuple("Evaluation", ["accuracy", "top5_accuracy", "loss"])
 
+# --precision: Keras dtype policies. The mixed ones keep float32 variables and compute in the
+# lower precision; float16 needs loss scaling (its gradients underflow), bfloat16 has float32's
+# exponent range and does not.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
 
 def learning_rate_schedule(peak, total_steps, warmup_steps=0, warmup_start=0.0):
   """Cosine decay from `peak` to 0 over the run, after an optional linear warm-up."""
@@ -35,6 +47,43 @@ def learning_rate_schedule(peak, total_steps, warmup_steps=0, warmup_start=0.0):
         warmup_start, max(total_steps - warmup_steps, 1), warmup_target=peak,
         warmup_steps=warmup_steps)
   return keras.optimizers.schedules.CosineDecay(peak, max(total_steps, 1))
+
+
+def build_in_precision(build, precision="float32"):
+  """Returns `build()`'s model with its layers made under the Keras dtype policy `precision`.
+
+  Keras layers read the global dtype policy when they are constructed, so the policy is set for
+  the build only and the previous one restored: nothing else in the process (θ, the pipeline,
+  a float32 export model) is built under it. Keras keeps the policy per thread, and models are
+  built in the main thread. The builders (`models/`) make their logits layer float32 whatever
+  the policy.
+
+  Args:
+    build: () -> keras.Model.
+    precision: one of `PRECISIONS`.
+  """
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy(precision)
+  try:
+    return build()
+  finally:
+    keras.config.set_dtype_policy(previous)
+
+
+def optimizer_for_precision(make, precision="float32"):
+  """`make()`'s optimizer, wrapped in dynamic loss scaling under mixed_float16.
+
+  float16's smallest normal number is 6e-5, and small gradients of the float16 activations
+  would flush to zero; `keras.optimizers.LossScaleOptimizer` multiplies the loss by a scale
+  (2^15 to start), divides the gradients by it, skips a step whose gradients overflow (halving
+  the scale) and doubles it after 2000 good steps. Its scale and counter are optimizer variables,
+  so the outer step's copy and the checkpoint carry them (`Trajectory.state`). A skipped step
+  does not advance `iterations`, hence the learning-rate schedule.
+  """
+  optimizer = make()
+  if precision == "mixed_float16":
+    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+  return optimizer
 
 
 class Trajectory:
@@ -49,10 +98,14 @@ class Trajectory:
       which the paper's settings assume); applies to every trainable variable.
     batch_size: the global batch of one step (all replicas of this trajectory).
     count_operations: whether the batches carry sampled operations to count.
+    precision: one of `PRECISIONS`, the Keras dtype policy the model is built under (float16
+      also wraps the optimizer in loss scaling: `make_optimizer`).
+    jit_compile: whether XLA compiles each replica's forward and backward pass (training) and
+      forward pass (evaluation).
   """
 
   def __init__(self, index, devices, build_model, make_optimizer, weight_decay, batch_size,
-               count_operations=True):
+               count_operations=True, precision="float32", jit_compile=False):
     self.index = index
     self.devices = tuple(devices)
     self.strategy = devices_lib.make_strategy(list(devices))
@@ -63,10 +116,17 @@ class Trajectory:
     self._batch_size = batch_size
     self._weight_decay = weight_decay
     self._count_operations = count_operations
+    self.precision = precision
     with self.strategy.scope():
-      self.model = build_model()
-      self.optimizer = make_optimizer()
+      self.model = build_in_precision(build_model, precision)
+      self.optimizer = optimizer_for_precision(make_optimizer, precision)
       self.optimizer.build(self.model.trainable_variables)
+    # XLA sees only the model's passes (see _forward_backward); the per-replica tf.functions are
+    # called inside the strategy's replica functions.
+    self._forward_backward_fn = (tf.function(self._forward_backward, jit_compile=True)
+                                 if jit_compile else self._forward_backward)
+    self._predict_fn = (tf.function(self._predict, jit_compile=True)
+                        if jit_compile else self._predict)
     with tf.device(devices[0]):
       self.op_counts = tf.Variable(tf.zeros([augment.NUM_OPERATIONS], tf.int32), trainable=False)
       self.loss_sum = tf.Variable(0.0, trainable=False, dtype=tf.float64)
@@ -114,22 +174,57 @@ class Trajectory:
   # Training.
   # -------------------------------------------------------------------------------------------
 
-  def _replica_step(self, images, labels, ops):
+  def _forward_backward(self, images, labels):
+    """One replica's forward and backward pass: the logits (float32), the summed cross-entropy,
+    the loss and its gradients (of the loss times the loss scale under mixed_float16).
+
+    The only part of a step XLA compiles under --jit_compile: it is where the time goes, and it
+    holds neither the all-reduce nor the optimizer's update (their cross-replica logic stays in
+    TensorFlow's hands), nor the histogram of the operations.
+    """
     variables = self.model.trainable_variables
     with tf.GradientTape() as tape:
-      logits = self.model(images, training=True)
+      # float32 already from the builders' logits layer; the cast makes the loss float32 for any
+      # model (a softmax in float16 loses the small probabilities).
+      logits = tf.cast(self.model(images, training=True), tf.float32)
       cross_entropy = keras.losses.sparse_categorical_crossentropy(labels, logits,
                                                                   from_logits=True)
       # Divided by the global batch and the replica count, because the all-reduce sums.
       loss = (tf.reduce_sum(cross_entropy) / self._batch_size + self._weight_decay *
               tf.add_n([tf.nn.l2_loss(v) for v in variables]) /
               self.strategy.num_replicas_in_sync)
-    self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+      scaled_loss = self.optimizer.scale_loss(loss)  # the loss itself unless loss-scaled
+    return logits, tf.reduce_sum(cross_entropy), loss, tape.gradient(scaled_loss, variables)
+
+  def _agree_on_overflow(self, gradients):
+    """Makes every replica see an overflow if any replica's scaled gradients overflowed.
+
+    LossScaleOptimizer decides on each replica, from that replica's own gradients, whether to
+    apply the step (which all-reduces them) or to skip it. When the replicas decide differently
+    the step is not skipped: on two logical CPUs, one replica's NaN gradients went through the
+    all-reduce into every replica's weights and the scale stayed as it was
+    (tests/precision_test.py). One scalar all-reduce makes the decision common: a replica whose
+    gradients are finite while another's are not gets a NaN too, and all skip the step.
+    """
+    if self.strategy.num_replicas_in_sync == 1:
+      return gradients
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
+    overflows = tf.distribute.get_replica_context().all_reduce(
+        "SUM", 1.0 - tf.cast(finite, tf.float32))
+    poison = tf.where(overflows > 0, float("nan"), 0.0)
+    return [gradients[0] + tf.cast(poison, gradients[0].dtype), *gradients[1:]]
+
+  def _replica_step(self, images, labels, ops):
+    logits, cross_entropy, loss, gradients = self._forward_backward_fn(images, labels)
+    if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+      gradients = self._agree_on_overflow(gradients)
+    variables = self.model.trainable_variables
+    self.optimizer.apply_gradients(zip(gradients, variables))
     correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, tf.int32),
                                              tf.cast(labels, tf.int32)), tf.int64))
     counts = (policy.operation_histogram(ops) if self._count_operations
               else tf.zeros([augment.NUM_OPERATIONS], tf.int32))
-    return tf.reduce_sum(cross_entropy), loss, correct, counts
+    return cross_entropy, loss, correct, counts
 
   @tf.function
   def _train_steps(self, iterator, num_steps):
@@ -162,7 +257,7 @@ class Trajectory:
     return self.input_iterator(dataset)
 
   def train(self, iterator, num_steps):
-    """Trains for `num_steps` batches of a `start_period` iterator, then syncs the replicas'
+    """Trains for `num_steps` batches of an `input_iterator`, then syncs the replicas'
     BatchNorm statistics; returns the period's loss and accuracy."""
     self._train_function(iterator, tf.constant(num_steps, tf.int32))
     self.sync_replicas()
@@ -173,13 +268,17 @@ class Trajectory:
   # Evaluation.
   # -------------------------------------------------------------------------------------------
 
+  def _predict(self, images):
+    """One replica's evaluation forward pass: float32 logits (XLA-compiled under
+    --jit_compile; the metrics, e.g. in_top_k, stay outside)."""
+    return tf.cast(self.model(images, training=False), tf.float32)
+
   @tf.function
   def _eval_step(self, images, labels):
     def replica(images, labels):
-      logits = self.model(images, training=False)
+      logits = self._predict_fn(images)
       labels = tf.cast(labels, tf.int32)
       top1 = tf.equal(tf.argmax(logits, -1, tf.int32), labels)
-      logits = tf.cast(logits, tf.float32)
       top5 = tf.math.in_top_k(labels, logits, min(5, logits.shape[-1]))
       cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
       return (tf.reduce_sum(tf.cast(top1, tf.float64)), tf.reduce_sum(tf.cast(top5, tf.float64)),
