@@ -47,7 +47,9 @@ from ohl_tf import summaries
 from ohl_tf import trajectory as trajectory_lib
 
 # Settings that may change between a run and its resumption: where things are, how fast.
-_RESUMABLE_CHANGES = ("data_dir", "model_dir", "eval_batch_size", "cpu_devices", "overwrite")
+# Settings that change nothing a run computes (augment_path: the same bytes on both paths).
+_RESUMABLE_CHANGES = ("data_dir", "model_dir", "eval_batch_size", "cpu_devices", "overwrite",
+                      "augment_path")
 _ARTEFACTS = ("checkpoints", "logs", "saved_model", "policy.json", "results.json", "config.json")
 
 
@@ -159,7 +161,8 @@ class OnlineSearch:
     self.train_data = pipeline.TrainPipeline(
         source, self.schedule, data.mean, data.std, config.seed,
         config.cutout if self.augmentation.uses_cutout else 0, base=data.train_base,
-        augment_batch=self.augmentation.augment_batch(data.name))
+        augment_batch=self.augmentation.augment_batch(data.name),
+        augment_path=config.augment_path)
     self.val_data = pipeline.eval_dataset(data.eval_examples("val"), config.eval_batch_size,
                                           data.mean, data.std)
     self.trajectories = self._build_trajectories(trajectory_devices)
