@@ -7,7 +7,8 @@ is an ordered pair of elements (e1, e2), op index k = 36 * e1 + e2, applied as e
 
 Two execution paths share the same kernels (`pil_ops`), so they give identical bytes:
   * one image [H,W,3] with scalar indices: `tf.switch_case` over the 8 kernels (one per family of
-    Pillow routine, the magnitude a tensor), meant for the per-image `tf.data` map;
+    Pillow routine, the magnitude a tensor), each run on the image itself (no batch of one),
+    meant for the per-image `tf.data` map;
   * a batch [B,H,W,3] with per-image indices: `tf.dynamic_partition` by kernel, each kernel once
     on its share of the batch, `tf.dynamic_stitch` back.
 
@@ -122,7 +123,8 @@ _ENHANCE_FACTORS = np.array([[_enhance_factor(e, s) for s in _SIGNS] for e in EL
 
 
 # ---------------------------------------------------------------------------
-# Kernels: fn(images [B,H,W,3] uint8, elements [B], signs [B]) -> uint8 [B,H,W,3].
+# Kernels: fn(images [B,H,W,3] uint8, elements [B], signs [B]) -> uint8 [B,H,W,3], or the same
+# on one image [H,W,3] with scalar elements and signs.
 # ---------------------------------------------------------------------------
 
 def _sign_column(signs):
@@ -131,11 +133,11 @@ def _sign_column(signs):
 
 def _source_table(images):
   """`geometric_source_table` for the images' size, a constant when the size is static."""
-  height, width = images.shape[1], images.shape[2]
+  height, width = images.shape[-3], images.shape[-2]
   if height is not None and width is not None:
     return tf.constant(geometric_source_table(height, width))
   # Size known only at run time: the same numpy table, built (and cached) per size.
-  size = tf.shape(images)[1:3]
+  size = tf.shape(images)[-3:-1]
   table = tf.numpy_function(lambda h, w: geometric_source_table(int(h), int(w)),
                             [size[0], size[1]], tf.int32, stateful=False)
   return tf.ensure_shape(table, [2 * _NUM_GEOMETRIC, None])
@@ -148,7 +150,7 @@ def _geometric(images, elements, signs):
 
 def _point(images, elements, signs):
   del signs  # Posterize, Solarize and Invert have no direction.
-  masks, thresholds = tf.unstack(tf.gather(_POINT_PARAMETERS, elements), axis=1)
+  masks, thresholds = tf.unstack(tf.gather(_POINT_PARAMETERS, elements), axis=-1)
   return pil_ops.posterize_solarize(images, masks, thresholds)
 
 
@@ -187,10 +189,13 @@ _KERNEL_OF_ELEMENT = np.array([_KERNELS.index(_KERNEL_OF_FAMILY[e.name]) for e i
 
 
 def _switch_path(image, element, sign):
-  """One image: `tf.switch_case` over the kernels, run on a batch of one."""
-  batch, elements, signs = image[None], element[None], sign[None]
-  branches = [functools.partial(kernel, batch, elements, signs) for kernel in _KERNELS]
-  return tf.switch_case(tf.gather(_KERNEL_OF_ELEMENT, element), branches)[0]
+  """One image: `tf.switch_case` over the kernels, each run on the image with scalar parameters.
+
+  Only the selected branch runs, so an element costs its own kernel plus the switch (~2 us).
+  """
+  branches = [functools.partial(kernel, image, element, sign) for kernel in _KERNELS]
+  return tf.ensure_shape(tf.switch_case(tf.gather(_KERNEL_OF_ELEMENT, element), branches),
+                         image.shape)
 
 
 def _partition_path(images, elements, signs):

@@ -1,9 +1,15 @@
-"""Pillow-exact image kernels, batched, with per-image parameters.
+"""Pillow-exact image kernels, on a batch or on one image, with per-image parameters.
 
 Each function reproduces one of Pillow's C routines bit for bit on uint8 RGB images, and works on a
-batch [B,H,W,3] (B may be 0) with a parameter per image. Nothing here knows about OHL's elements:
-`augment` maps an element and sign to a kernel and its parameters. Every kernel treats each image
-independently, so a batch of one and a batch of many give identical bytes.
+batch [B,H,W,3] (B may be 0) with a parameter per image ([B]), or on one image [H,W,3] with scalar
+parameters (the per-image `tf.data` map). Nothing here knows about OHL's elements: `augment` maps
+an element and sign to a kernel and its parameters. Every kernel treats each image independently,
+so one image, a batch of one and a batch of many give identical bytes.
+
+On one 32x32 image the cost is the number of TensorFlow ops, not arithmetic, and a few ops are far
+slower than the rest on the CPU: `tf.where` on images (~15 us at 32x32, against ~1 us for an
+elementwise op), broadcasting along the channel axis, gathers with `batch_dims`. The kernels avoid
+them (see `python benchmarks/augment_throughput.py --profile`).
 
 Why our own graph code: `python benchmarks/library_fidelity.py` measures the closest tf.image,
 Keras and keras-cv functions against Pillow 13 on 256 real CIFAR-10 images (exact-equal values):
@@ -25,6 +31,26 @@ import numpy as np
 import tensorflow as tf
 
 _LEVELS = 256
+
+
+def _shape(images):
+  """The shape of `images` as a list: Python ints where static, scalar tensors elsewhere.
+
+  Static sizes keep reshapes and fills constant (folded once), which matters per image.
+  """
+  dynamic = tf.shape(images)
+  return [d if d is not None else dynamic[i] for i, d in enumerate(images.shape.as_list())]
+
+
+def per_image(values, images):
+  """Per-image parameters `values` ([B] or a scalar) shaped to broadcast against `images`.
+
+  A scalar (one image) stays a scalar: broadcasting a scalar is Eigen's fast path, a [1,1,1]
+  tensor is not.
+  """
+  if values.shape.rank == 0:
+    return values
+  return values[(...,) + (None,) * (images.shape.rank - values.shape.rank)]
 
 
 # ---------------------------------------------------------------------------
@@ -140,17 +166,19 @@ def remap(images, source_indices, fill):
   """Gathers every output pixel from its source pixel, or `fill` (the index H*W).
 
   Args:
-    images: uint8 [B,H,W,C].
-    source_indices: int32 [B, H*W], e.g. rows of `affine_source_indices` tables.
+    images: uint8 [B,H,W,C] or [H,W,C].
+    source_indices: int32 [B, H*W] (or [H*W]), e.g. rows of `affine_source_indices` tables.
     fill: the fill value (an int, one for all channels).
 
   Returns:
-    uint8 [B,H,W,C].
+    uint8 of the shape of `images`.
   """
-  shape = tf.shape(images)
-  flat = tf.reshape(images, [shape[0], shape[1] * shape[2], shape[3]])
-  fill_pixel = tf.fill([shape[0], 1, shape[3]], tf.constant(fill, tf.uint8))
-  pixels = tf.gather(tf.concat([flat, fill_pixel], axis=1), source_indices, batch_dims=1)
+  shape = _shape(images)
+  batch = shape[:-3]  # [] for one image: a plain gather, much cheaper than batch_dims=1
+  flat = tf.reshape(images, batch + [shape[-3] * shape[-2], shape[-1]])
+  fill_pixel = tf.fill(batch + [1, shape[-1]], tf.constant(fill, tf.uint8))
+  pixels = tf.gather(tf.concat([flat, fill_pixel], axis=-2), source_indices,
+                     batch_dims=len(batch))
   return tf.reshape(pixels, shape)
 
 
@@ -180,19 +208,20 @@ def posterize_solarize(images, masks, thresholds):
   out = x & mask, then 255 - that where it is >= threshold: ImageOps.posterize(b) is
   mask = ~(2**(8-b) - 1), threshold 256; ImageOps.solarize(t) is mask 255, threshold t;
   ImageOps.invert is mask 255, threshold 0. The same bytes as their 256-entry tables, without a
-  per-pixel gather (an order of magnitude slower on the CPU, see augment_throughput --profile).
+  per-pixel gather (an order of magnitude slower on the CPU, see augment_throughput --profile);
+  255 - v is written v XOR 255, which needs no `tf.where`.
 
   Args:
-    images: uint8 [B,H,W,C].
-    masks: int32 [B], bit masks in [0, 255].
-    thresholds: int32 [B], in [0, 256].
+    images: uint8 [B,H,W,C] or [H,W,C].
+    masks: int32 [B] (or a scalar), bit masks in [0, 255].
+    thresholds: int32 [B] (or a scalar), in [0, 256].
 
   Returns:
-    uint8 [B,H,W,C].
+    uint8 of the shape of `images`.
   """
-  posterized = tf.bitwise.bitwise_and(images, tf.cast(masks, tf.uint8)[:, None, None, None])
-  inverted = tf.cast(thresholds, tf.int32)[:, None, None, None] <= tf.cast(posterized, tf.int32)
-  return tf.where(inverted, 255 - posterized, posterized)
+  posterized = tf.bitwise.bitwise_and(images, per_image(tf.cast(masks, tf.uint8), images))
+  inverted = per_image(tf.cast(thresholds, tf.int32), images) <= tf.cast(posterized, tf.int32)
+  return tf.bitwise.bitwise_xor(posterized, tf.cast(inverted, tf.uint8) * 255)
 
 
 def posterize_mask(bits):
@@ -260,13 +289,25 @@ def equalize_luts(histograms, num_pixels):
   return tf.where((num_occupied <= 1) | (step == 0), levels, lut)
 
 
+def _one_image_as_batch(kernel):
+  """Lets a batch-only kernel take one image [H,W,3] too, as a batch of one."""
+  def wrapped(images):
+    if images.shape.rank == 3:
+      return kernel(images[None])[0]
+    return kernel(images)
+  wrapped.__doc__ = kernel.__doc__
+  return wrapped
+
+
+@_one_image_as_batch
 def autocontrast(images):
-  """`ImageOps.autocontrast(image)` per image."""
+  """`ImageOps.autocontrast(image)` per image ([B,H,W,3] or [H,W,3])."""
   return apply_luts(images, autocontrast_luts(channel_histograms(images)))
 
 
+@_one_image_as_batch
 def equalize(images):
-  """`ImageOps.equalize(image)` per image."""
+  """`ImageOps.equalize(image)` per image ([B,H,W,3] or [H,W,3])."""
   num_pixels = tf.shape(images)[1] * tf.shape(images)[2]
   return apply_luts(images, equalize_luts(channel_histograms(images), num_pixels))
 
@@ -282,54 +323,61 @@ def blend(degenerate, images, factors):
   [0, 255] and truncates (libImaging/Blend.c); the same float32 operations are used here.
 
   Args:
-    degenerate: uint8 [B,H,W,3].
-    images: uint8 [B,H,W,3].
-    factors: float32 [B] (Pillow passes the factor as a C float).
+    degenerate: uint8 [B,H,W,3] or [H,W,3], the shape of `images`.
+    images: uint8 [B,H,W,3] or [H,W,3].
+    factors: float32 [B] (or a scalar for one image; Pillow passes the factor as a C float).
 
   Returns:
-    uint8 [B,H,W,3].
+    uint8 of the shape of `images`.
   """
   difference = tf.cast(tf.cast(images, tf.int32) - tf.cast(degenerate, tf.int32), tf.float32)
-  blended = tf.cast(degenerate, tf.float32) + factors[:, None, None, None] * difference
+  blended = tf.cast(degenerate, tf.float32) + per_image(factors, images) * difference
   return tf.cast(tf.clip_by_value(blended, 0.0, 255.0), tf.uint8)
 
 
 def grayscale(images):
-  """int32 [B,H,W,1]: `convert('L')`, L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16."""
-  weighted = tf.cast(images, tf.int32) * tf.constant([19595, 38470, 7471])
-  return (tf.reduce_sum(weighted, axis=-1, keepdims=True) + 0x8000) // 65536
+  """int32 [...,H,W]: `convert('L')`, L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16.
+
+  The channels are unstacked rather than multiplied by a [3] vector and summed: broadcasting
+  along the channel axis is several times slower per image on the CPU.
+  """
+  red, green, blue = tf.unstack(tf.cast(images, tf.int32), axis=-1)
+  return (19595 * red + 38470 * green + 7471 * blue + 0x8000) // 65536
 
 
 def color_degenerate(images):
-  """uint8 [B,H,W,3]: ImageEnhance.Color's degenerate, `convert('L').convert('RGB')`."""
-  return tf.cast(tf.broadcast_to(grayscale(images), tf.shape(images)), tf.uint8)
+  """uint8 [B,H,W,3] or [H,W,3]: ImageEnhance.Color's degenerate, `convert('L').convert('RGB')`."""
+  luminance = tf.cast(grayscale(images), tf.uint8)
+  return tf.stack([luminance] * 3, axis=-1)
 
 
 def contrast_degenerate(images):
-  """uint8 [B,H,W,3]: ImageEnhance.Contrast's degenerate, a flat image of the rounded L mean.
+  """uint8 [B,H,W,3] or [H,W,3]: ImageEnhance.Contrast's degenerate, a flat image of the rounded
+  L mean.
 
   Pillow's int(mean + 0.5) equals (2 * sum + n) // (2 * n) exactly in integers.
   """
-  shape = tf.shape(images)
-  total = tf.reduce_sum(tf.cast(grayscale(images), tf.int64), axis=[1, 2, 3])
-  num_pixels = tf.cast(shape[1] * shape[2], tf.int64)
+  shape = _shape(images)
+  total = tf.reduce_sum(tf.cast(grayscale(images), tf.int64), axis=[-2, -1])
+  num_pixels = tf.cast(shape[-3] * shape[-2], tf.int64)
   mean = (2 * total + num_pixels) // (2 * num_pixels)
-  return tf.broadcast_to(tf.cast(mean, tf.uint8)[:, None, None, None], shape)
+  return tf.broadcast_to(per_image(tf.cast(mean, tf.uint8), images), shape)
 
 
 def sharpness_degenerate(images):
-  """uint8 [B,H,W,3]: ImageEnhance.Sharpness's degenerate, `filter(ImageFilter.SMOOTH)`.
+  """uint8 [B,H,W,3] or [H,W,3]: ImageEnhance.Sharpness's degenerate, `filter(ImageFilter.SMOOTH)`.
 
   SMOOTH is [[1,1,1],[1,5,1],[1,1,1]] / 13 with rounding, and leaves the border unchanged. Pillow
   sums in float32, but S/13 + 0.5 is never within float error of an integer (it is k/26 with k
   odd), so the integer (2 S + 13) // 26 gives the same bytes on any device.
   """
-  pixels = tf.cast(images, tf.int32)
-  rows = pixels[:, :, :-2] + pixels[:, :, 1:-1] + pixels[:, :, 2:]
-  box = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
-  smooth = (2 * (box + 4 * pixels[:, 1:-1, 1:-1]) + 13) // 26
-  middle_rows = tf.concat([pixels[:, 1:-1, :1], smooth, pixels[:, 1:-1, -1:]], axis=2)
-  return tf.cast(tf.concat([pixels[:, :1], middle_rows, pixels[:, -1:]], axis=1), tf.uint8)
+  pixels = tf.cast(images, tf.int32)  # [..., H, W, 3]: one image or a batch
+  rows = pixels[..., :-2, :] + pixels[..., 1:-1, :] + pixels[..., 2:, :]
+  box = rows[..., :-2, :, :] + rows[..., 1:-1, :, :] + rows[..., 2:, :, :]
+  smooth = (2 * (box + 4 * pixels[..., 1:-1, 1:-1, :]) + 13) // 26
+  middle_rows = tf.concat([pixels[..., 1:-1, :1, :], smooth, pixels[..., 1:-1, -1:, :]], axis=-2)
+  return tf.cast(tf.concat([pixels[..., :1, :, :], middle_rows, pixels[..., -1:, :, :]], axis=-3),
+                 tf.uint8)
 
 
 # ---------------------------------------------------------------------------

@@ -4,10 +4,12 @@ Training: for one trajectory and one period of the online loop, a `tf.data` pipe
 (image, label, op). The examples come from a source (`MemorySource` for arrays in memory,
 `StreamSource` for ImageNet's tfds records); each image gets its base preprocessing and, under an
 OHL policy, an operation (and signs) sampled per image from p (paper eq. 7; the op index travels
-with the image so the outer step counts exactly what was applied) in the per-image map; the
-operations (the batched path of `augment`, with per-image parameters) or a fixed batch
-augmentation (AutoAugment, RandAugment: `ohl_tf.augmentation_policies`), Cutout and standardisation then run
-on the batch.
+with the image so the outer step counts exactly what was applied) in the per-image map. The
+operation is applied either in that map (`augment_path="per_image"`: `tf.switch_case` over the
+kernels, the design's per-image path) or per batch (`"batched"`: `tf.dynamic_partition` by
+kernel); both run the same kernels with the same per-image parameters, so they give the same
+bytes. A fixed batch augmentation (AutoAugment, RandAugment: `ohl_tf.augmentation_policies`),
+Cutout and standardisation then run on the batch.
 
 Every random choice but keras-cv RandAugment's is a pure function of the run's seed and the
 example's position in the run, so a period can be replayed after a restart. Within a period all
@@ -31,6 +33,8 @@ from ohl_tf import preprocess
 # Independent random streams, folded into the run's seed.
 _SHUFFLE_STREAM, _BASE_STREAM, _AUGMENT_STREAM, _CUTOUT_STREAM = 1, 2, 3, 4
 NO_OPERATION = -1  # the op of an image that got no OHL operation (every policy but OHL's)
+# Where the sampled OHL operation is applied: in the per-image map, or per batch.
+AUGMENT_PATHS = ("batched", "per_image")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +187,10 @@ class TrainPipeline:
     augment_batch: optional fn(uint8 images [B,S,S,3], seed [2]) -> uint8 images, a fixed
       augmentation applied per batch (AutoAugment, RandAugment); the OHL operations instead come
       from the `log_probs` given to `dataset`.
+    augment_path: where the sampled OHL operations are applied, one of `AUGMENT_PATHS`:
+      "per_image" in the per-image map (`tf.switch_case`), "batched" after batching
+      (`tf.dynamic_partition`). The same bytes either way; which is faster depends on the
+      machine (README, *Augmentation throughput*).
   """
   source: MemorySource | StreamSource
   schedule: Schedule
@@ -192,8 +200,12 @@ class TrainPipeline:
   cutout_size: int = 16
   base: object = preprocess.cifar_train_base
   augment_batch: object = None
+  augment_path: str = "batched"
 
   def __post_init__(self):
+    if self.augment_path not in AUGMENT_PATHS:
+      raise ValueError(f"augment_path must be one of {', '.join(AUGMENT_PATHS)}. "
+                       f"Received: augment_path={self.augment_path!r}")
     # Traced once per pipeline, not once per (period, stream) dataset: each period's map
     # only calls these concrete functions.
     spec = [tf.TensorSpec([], tf.int64), self.source.image_spec, tf.TensorSpec([], tf.int32),
@@ -211,7 +223,11 @@ class TrainPipeline:
     return self.schedule.steps_per_epoch * self.schedule.batch_size
 
   def _example(self, example_id, image, label, log_probs, stream):
-    """One example before Cutout; `example_id` counts images since the start of the run."""
+    """One example before Cutout; `example_id` counts images since the start of the run.
+
+    The operation and signs are drawn here on both paths (so both draw the same ones); the
+    per-image path also applies the operation here.
+    """
     image = self.base(image, _seed(self.seed, _BASE_STREAM, example_id))
     if log_probs is None:
       op, signs = tf.constant(NO_OPERATION, tf.int32), tf.ones([2], tf.int32)
@@ -220,16 +236,17 @@ class TrainPipeline:
           _seed(self.seed, _AUGMENT_STREAM, stream, example_id), 2))
       op = policy.draw_operations(log_probs, 1, op_seed)[0]
       signs = augment.sample_signs([2], sign_seed)
+      if self.augment_path == "per_image":
+        image = augment.apply_operation(image, op, signs)
     return image, label, op, signs, example_id
 
   def _finish_batch(self, images, labels, ops, signs, example_ids, stream, sampled):
-    """The augmentation, Cutout (one square per image) and standardisation, per batch.
+    """The augmentation (batched path), Cutout (one square per image) and standardisation.
 
     Each image keeps its own op, signs and Cutout square: the batched path of `augment` gives
-    the bytes of the per-image path (tests/augment_test.py) at 2-3x its throughput on the CPU
-    (benchmarks/augment_throughput.py).
+    the bytes of the per-image path (tests/augment_test.py, tests/pipeline_test.py).
     """
-    if sampled:
+    if sampled and self.augment_path == "batched":
       images = augment.apply_operation(images, ops, signs)
     if self.augment_batch is not None:
       images = self.augment_batch(images, _seed(self.seed, _AUGMENT_STREAM, stream,

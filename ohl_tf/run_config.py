@@ -20,6 +20,7 @@ from absl import flags
 import models
 from ohl_tf import augmentation_policies
 from ohl_tf import datasets
+from ohl_tf import pipeline
 from ohl_tf import policy as policy_lib  # the θ module; `policy` is a field here
 from ohl_tf import trajectory
 
@@ -65,6 +66,11 @@ class Config:
   es_sigma: float = _setting(
       1.0, "element_es: scale σ of the element perturbations θ_n = θ + σAε_n; > 0.")
   cutout: int = _setting(16, "Cutout square side (0 = off).")
+  augment_path: str = _setting(
+      "batched", "Where the sampled OHL operations are applied: " + " | ".join(
+          pipeline.AUGMENT_PATHS) + ". batched: per batch (tf.dynamic_partition by kernel); "
+      "per_image: in the per-image tf.data map (tf.switch_case). The same bytes either way; "
+      "README, Augmentation throughput, says which is faster where.")
   val_size: int = _setting(500, "Validation images held out of the training split.")
   train_subset: int = _setting(
       0, "Use only this many training images (0 = all), e.g. reduced CIFAR-10.")
@@ -95,6 +101,7 @@ class Config:
     _check_choice("reward", self.reward, policy_lib.REWARDS)
     _check_choice("estimator", self.estimator, policy_lib.ESTIMATORS)
     _check_choice("precision", self.precision, trajectory.PRECISIONS)
+    _check_choice("augment_path", self.augment_path, pipeline.AUGMENT_PATHS)
     for name in ("trajectories", "epochs", "batch_size", "eval_batch_size", "cpu_devices"):
       if getattr(self, name) < 1:
         raise ValueError(f"--{name} must be >= 1. Received: --{name}={getattr(self, name)}")

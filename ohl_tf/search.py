@@ -50,8 +50,10 @@ from ohl_tf import trajectory as trajectory_lib
 # Not --jit_compile, although it is about speed: XLA fuses and orders the float operations
 # differently, so a resumed run that switched it would no longer replay the uninterrupted one
 # bit for bit under --deterministic. Nor --precision, which changes the arithmetic (and, for
-# mixed_float16, the optimizer's checkpointed variables).
-_RESUMABLE_CHANGES = ("data_dir", "model_dir", "eval_batch_size", "cpu_devices", "overwrite")
+# mixed_float16, the optimizer's checkpointed variables). --augment_path may: both paths give
+# the same bytes.
+_RESUMABLE_CHANGES = ("data_dir", "model_dir", "eval_batch_size", "cpu_devices", "overwrite",
+                      "augment_path")
 _ARTEFACTS = ("checkpoints", "logs", "saved_model", "policy.json", "results.json", "config.json")
 
 
@@ -163,7 +165,8 @@ class OnlineSearch:
     self.train_data = pipeline.TrainPipeline(
         source, self.schedule, data.mean, data.std, config.seed,
         config.cutout if self.augmentation.uses_cutout else 0, base=data.train_base,
-        augment_batch=self.augmentation.augment_batch(data.name))
+        augment_batch=self.augmentation.augment_batch(data.name),
+        augment_path=config.augment_path)
     self.val_data = pipeline.eval_dataset(data.eval_examples("val"), config.eval_batch_size,
                                           data.mean, data.std)
     self.val_batches = pipeline.num_batches(self.val_data)

@@ -93,11 +93,37 @@ def test_sampled_operations_follow_p_theta(train_pipeline):
   assert abs((ops == 37).mean() - 1 / (1 + 1295 * float(tf.sigmoid(-10.0)))) < 0.05
 
 
+def test_per_image_and_batched_paths_give_the_same_bytes_and_operations(train_pipeline):
+  # Real CIFAR-10 images, one whole period of 5 batches of 32, Cutout on: only where the
+  # operation runs differs (the per-image map or the batch), not what it computes.
+  per_image = pipeline.TrainPipeline(train_pipeline.source, train_pipeline.schedule, _MEAN, _STD,
+                                     seed=7, cutout_size=16, augment_path="per_image")
+  theta = tf.random.stateless_normal([augment.NUM_OPERATIONS], [5, 6])
+  log_probs = policy.log_operation_probabilities(theta)
+  batched_images, batched_labels, batched_ops = _collect(train_pipeline.dataset(1, 2, log_probs))
+  images, labels, ops = _collect(per_image.dataset(1, 2, log_probs))
+  assert images.shape == (5 * 32, 32, 32, 3)
+  np.testing.assert_array_equal(images, batched_images)
+  np.testing.assert_array_equal(labels, batched_labels)
+  np.testing.assert_array_equal(ops, batched_ops)  # so the op counts are equal too
+  assert len(np.unique(ops // augment.NUM_ELEMENTS)) > 20  # most elements were exercised
+
+
+def test_augment_path_is_checked(train_pipeline):
+  with pytest.raises(ValueError, match="augment_path must be one of batched, per_image"):
+    pipeline.TrainPipeline(train_pipeline.source, train_pipeline.schedule, _MEAN, _STD, seed=7,
+                           augment_path="per_batch")
+
+
 # ---------------------------------------------------------------------------------------------
 # The trajectory counts exactly the operations it trained on.
 # ---------------------------------------------------------------------------------------------
 
-def test_op_counts_equal_the_operations_applied(train_pipeline):
+@pytest.mark.parametrize("augment_path", pipeline.AUGMENT_PATHS)
+def test_op_counts_equal_the_operations_applied(train_pipeline, augment_path):
+  train_pipeline = pipeline.TrainPipeline(train_pipeline.source, train_pipeline.schedule, _MEAN,
+                                          _STD, seed=7, cutout_size=16,
+                                          augment_path=augment_path)
   model_fn = lambda: models.build("resnet8", 10, (32, 32, 3))
   t = trajectory.Trajectory(0, ["/cpu:0"], model_fn, lambda: keras.optimizers.SGD(0.01), 5e-4,
                             32)

@@ -221,12 +221,32 @@ def test_non_finite_loss_stops_naming_trajectory_and_step(tmp_path, small_data):
     assert latest.endswith(f"ckpt-{period}")  # the last good outer step, not the failed one
 
 
+def test_the_per_image_path_trains_like_the_batched_one(tmp_path, small_data):
+  runs = {}
+  for path in ("per_image", "batched"):
+    config = _config(tmp_path / path, trajectories=2, train_subset=64, augment_path=path)
+    ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
+    assert ohl.train_data.augment_path == path
+    applied = []
+    results = ohl.run(on_outer_step=lambda step, applied=applied: applied.append(
+        step["op_counts"]))
+    runs[path] = (np.sum(applied, axis=(0, 1)), ohl.theta.numpy(), results)
+  counts, theta, results = runs["per_image"]
+  assert counts.sum() == 4 * 16 * 2  # epochs x steps x batch x trajectories, one op per image
+  np.testing.assert_array_equal(counts, runs["batched"][0])  # the same operations were drawn
+  assert np.all(np.isfinite(theta)) and np.any(theta != 0)
+  assert 0 <= results["test_accuracy"] <= 1
+
+
 def test_config_rejects_bad_values():
   with pytest.raises(ValueError, match=r"--policy must be one of ohl, uniform, file:PATH, "
                      r"autoaugment, randaugment, cutout, none. Received: --policy=random"):
     run_config.Config(policy="random")
   with pytest.raises(ValueError, match=r"--trajectories must be >= 1. Received: --trajectories=0"):
     run_config.Config(trajectories=0)
+  with pytest.raises(ValueError, match=r"--augment_path must be one of batched, per_image. "
+                     r"Received: --augment_path=gpu"):
+    run_config.Config(augment_path="gpu")
 
 
 # ---------------------------------------------------------------------------------------------
