@@ -178,7 +178,8 @@ def test_policy_file_retrains_with_the_learned_policy_fixed(quick_run, tmp_path)
   spec = f"file:{model_dir / 'policy.json'}"
   result = _run(tmp_path / "transfer", "--epochs=1", "--inner_steps=4", f"--policy={spec}")
   assert result.returncode == 0, result.stderr[-3000:]
-  assert result.stdout.startswith(f"results: dataset=synthetic model=resnet8 policy={spec} ")
+  assert result.stdout.splitlines()[-1].startswith(
+      f"results: dataset=synthetic model=resnet8 policy={spec} ")
   results = json.loads((tmp_path / "transfer" / "results.json").read_text())
   assert results["policy"] == spec and 0 <= results["test_accuracy"] <= 1
   kept = json.loads((tmp_path / "transfer" / "policy.json").read_text())  # the p it trained with
