@@ -75,6 +75,10 @@ class Config:
   train_subset: int = _setting(
       0, "Use only this many training images (0 = all), e.g. reduced CIFAR-10.")
   eval_batch_size: int = _setting(500, "Evaluation batch size.")
+  figure_interval_secs: float = _setting(
+      60.0, "TensorBoard's figures (p_θ, element marginals, lineage: about a second of CPU "
+            "each outer step) at most this often, in seconds, and after the last outer step; 0: "
+            "after every outer step. Scalars, histograms and text: after every outer step.")
   model_dir: str = _setting("", "Where the run lives; rerun to resume. Empty: "
                                 "runs/<dataset>_<model>.")
   seed: int = _setting(0, "Seed of every random choice of the run.")
@@ -108,6 +112,9 @@ class Config:
     for name in ("inner_steps", "cutout", "train_subset", "warmup_epochs", "image_size"):
       if getattr(self, name) < 0:
         raise ValueError(f"--{name} must be >= 0. Received: --{name}={getattr(self, name)}")
+    if self.figure_interval_secs < 0:
+      raise ValueError("--figure_interval_secs must be >= 0. Received: "
+                       f"--figure_interval_secs={self.figure_interval_secs}")
     for name in ("theta_lr", "es_sigma"):
       if not getattr(self, name) > 0:  # a negative theta_lr would descend on the reward
         raise ValueError(f"--{name} must be > 0. Received: --{name}={getattr(self, name)}")

@@ -23,6 +23,7 @@ import concurrent.futures
 import dataclasses
 import functools
 import json
+import math
 import os
 import shutil
 import time
@@ -53,7 +54,7 @@ from ohl_tf import trajectory as trajectory_lib
 # mixed_float16, the optimizer's checkpointed variables). --augment_path may: both paths give
 # the same bytes.
 _RESUMABLE_CHANGES = ("data_dir", "model_dir", "eval_batch_size", "cpu_devices", "overwrite",
-                      "augment_path")
+                      "augment_path", "figure_interval_secs")
 _ARTEFACTS = ("checkpoints", "logs", "saved_model", "policy.json", "results.json", "config.json")
 
 
@@ -171,6 +172,7 @@ class OnlineSearch:
                                           data.mean, data.std)
     self.val_batches = pipeline.num_batches(self.val_data)
     self._persistent_inputs = []  # `_inputs`
+    self._figures_drawn = -math.inf  # when `_summarise` last drew TensorBoard's figures
     self.trajectories = self._build_trajectories(trajectory_devices)
     self._copy_from(0)  # one w_0 for all (Algorithm 1)
 
@@ -410,11 +412,15 @@ class OnlineSearch:
     learning_rate = self.trajectories[0].optimizer.learning_rate
     history = self.theta_history[:step + 1]
     marginals = policy.element_marginals(policy.operation_probabilities(history))
+    figures = (step == self.schedule.num_periods or
+               time.time() - self._figures_drawn >= self.config.figure_interval_secs)
+    if figures:
+      self._figures_drawn = time.time()
     with self.writer.as_default():
       if self.augmentation.has_theta:
-        summaries.write_policy(self.writer, step, self.theta, marginals.numpy())
+        summaries.write_policy(self.writer, step, self.theta, marginals.numpy(), figures)
       if self.augmentation.samples_operations:
-        summaries.write_lineage(self.writer, step, self.lineage.numpy())
+        summaries.write_lineage(self.writer, step, self.lineage.numpy(), figures)
       summaries.write_outer_step(
           self.writer, step, val_accuracies=np.array([r.validation.accuracy for r in results]),
           normalized_rewards=rewards, train_loss=np.array([r.train_loss for r in results]),

@@ -5,7 +5,8 @@ table, labels), testable without a TensorFlow graph, and thin writers that send 
 `tf.summary.SummaryWriter` passed in (no default writer, no global state). `ohl_tf.report`
 draws the same figures from a checkpoint into PNG files.
 
-Tags written by `write_policy` (once per outer step, after the θ update):
+Tags written by `write_policy` (once per outer step, after the θ update; the images only when
+asked, which the trainer does at an interval, --figure_interval_secs):
   policy/theta               histogram of θ [1296]
   policy/probabilities       image: p_θ as a 36×36 heatmap, row e1 (applied first), column e2,
                              colour bar in multiples of uniform (1/1296)
@@ -293,7 +294,7 @@ def _check_eager(function_name):
                        "call it after the tf.function outer step returns, not inside it.")
 
 
-def write_policy(writer, step, theta, marginal_history):
+def write_policy(writer, step, theta, marginal_history, figures=True):
   """Writes the policy's state after an outer step (tags policy/*, see the module docstring).
 
   Args:
@@ -303,6 +304,8 @@ def write_policy(writer, step, theta, marginal_history):
     marginal_history: float array [T, 36], the element marginals of every outer step recorded so
       far *including this one* (the trainer keeps it; its last row should be
       `policy.element_marginals(policy.operation_probabilities(theta))`).
+    figures: whether to render and write the two images (about a second of CPU per outer step:
+      the trainer draws them at an interval); the other tags are written either way.
 
   Raises:
     ValueError: wrong shapes or non-finite values (nothing is written then).
@@ -318,18 +321,24 @@ def write_policy(writer, step, theta, marginal_history):
   probs = policy.operation_probabilities(tf.cast(theta, tf.float64))
   entropy = float(policy.entropy(probs))
   # Rendered before anything is written, so a bad input leaves no half-written step.
-  heatmap = probability_figure(policy.probability_matrix(probs).numpy(),
-                               f"p_θ after outer step {step}")
-  marginals = marginals_figure(marginal_history)
+  images = {}
+  if figures:
+    images = {
+        "policy/probabilities": (
+            probability_figure(policy.probability_matrix(probs).numpy(),
+                               f"p_θ after outer step {step}"),
+            "p_θ(e1, e2) in multiples of uniform: row e1 (applied first), column e2; colours "
+            "span this step's min .. max (see the colour bar)."),
+        "policy/element_marginals": (
+            marginals_figure(marginal_history),
+            "Element marginals (rows, ShearX(0.1) at the top) over outer steps (columns); "
+            "fixed scale 0 .. 1/36 (uniform) .. 3/36+."),
+    }
   table = top_operations_markdown(probs.numpy())
   with writer.as_default():
     tf.summary.histogram("policy/theta", theta, step=step)
-    tf.summary.image("policy/probabilities", heatmap[np.newaxis], step=step,
-                     description="p_θ(e1, e2) in multiples of uniform: row e1 (applied first), "
-                     "column e2; colours span this step's min .. max (see the colour bar).")
-    tf.summary.image("policy/element_marginals", marginals[np.newaxis], step=step,
-                     description="Element marginals (rows, ShearX(0.1) at the top) over outer "
-                     "steps (columns); fixed scale 0 .. 1/36 (uniform) .. 3/36+.")
+    for tag, (image, description) in images.items():
+      tf.summary.image(tag, image[np.newaxis], step=step, description=description)
     tf.summary.scalar("policy/entropy", entropy, step=step)
     tf.summary.scalar("policy/normalized_entropy", entropy / math.log(NUM_OPERATIONS), step=step)
     tf.summary.text("policy/top_operations", table, step=step)
@@ -338,7 +347,7 @@ def write_policy(writer, step, theta, marginal_history):
   writer.flush()
 
 
-def write_lineage(writer, step, lineage_counts):
+def write_lineage(writer, step, lineage_counts, figures=True):
   """Writes what the surviving network trained on: policy/lineage and policy/lineage_operations.
 
   After every outer step the best trajectory's weights are copied to all the others, so the
@@ -351,6 +360,7 @@ def write_lineage(writer, step, lineage_counts):
     step: int, the outer step.
     lineage_counts: int or float array [1296], the running sum of the best trajectory's op
       counts over the outer steps so far.
+    figures: whether to render and write the image (see `write_policy`).
 
   Raises:
     ValueError: see `policy_file.lineage_probabilities` (nothing is written then).
@@ -359,14 +369,16 @@ def write_lineage(writer, step, lineage_counts):
   _check_eager("write_lineage")
   probs = policy_file.lineage_probabilities(lineage_counts)
   total = float(np.sum(np.asarray(lineage_counts, np.float64)))
-  image = probability_figure(policy.probability_matrix(probs).numpy(),
-                             f"Lineage after outer step {step}: the ops the surviving network "
-                             "trained on")
+  if figures:
+    image = probability_figure(policy.probability_matrix(probs).numpy(),
+                               f"Lineage after outer step {step}: the ops the surviving network "
+                               "trained on")
   with writer.as_default():
-    tf.summary.image("policy/lineage", image[np.newaxis], step=step,
-                     description="The distribution of the ops the surviving network trained on "
-                     "(each period's best trajectory), in multiples of uniform: row e1 (applied "
-                     "first), column e2.")
+    if figures:
+      tf.summary.image("policy/lineage", image[np.newaxis], step=step,
+                       description="The distribution of the ops the surviving network trained "
+                       "on (each period's best trajectory), in multiples of uniform: row e1 "
+                       "(applied first), column e2.")
     tf.summary.scalar("policy/lineage_operations", total, step=step)
   writer.flush()
 

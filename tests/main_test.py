@@ -125,6 +125,9 @@ def test_tensorboard_reads_the_logs(quick_run):
   plugins = events.PluginTagToContent
   assert "policy/probabilities" in plugins("images") and "policy/theta" in plugins("histograms")
   assert [e.step for e in events.Tensors("policy/entropy")] == [1, 2, 3, 4]
+  # Figures at most every --figure_interval_secs (60 s: the first and the last outer step here).
+  for tag in ("policy/probabilities", "policy/element_marginals", "policy/lineage"):
+    assert [e.step for e in events.Tensors(tag)] == [1, 4], tag
   width, height, png = tf.make_ndarray(events.Tensors("policy/probabilities")[-1].tensor_proto)
   heatmap = tf.io.decode_png(png)
   assert heatmap.shape == (int(height), int(width), 3)

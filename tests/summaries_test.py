@@ -489,3 +489,17 @@ def test_writers_refuse_to_run_inside_tf_function(log_dir_and_writer):
     traced(tf.zeros([K]))
   with pytest.raises(RuntimeError, match=r"write_lineage .*must run eagerly"):
     traced_lineage(tf.ones([K]))
+
+
+def test_without_figures_the_writers_skip_only_the_images(log_dir_and_writer):
+  log_dir, writer = log_dir_and_writer
+  theta = np.zeros(K, np.float32)
+  summaries.write_policy(writer, 1, theta, np.full((1, 36), 1 / 36), figures=False)
+  summaries.write_lineage(writer, 1, np.ones(K), figures=False)
+  events = event_accumulator.EventAccumulator(
+      str(log_dir), size_guidance={event_accumulator.TENSORS: 0})
+  events.Reload()
+  tags = set(events.Tags()["tensors"])
+  assert {"policy/theta", "policy/entropy", "policy/top_operations",
+          "policy/lineage_operations"} <= tags
+  assert not tags & {"policy/probabilities", "policy/element_marginals", "policy/lineage"}
