@@ -218,7 +218,7 @@ class Cluster:
     who = (f"worker {worker}" if worker is not None and worker != self.index else
            "another worker")
     raise WorkerLostError(
-        f"Lost contact with {who} {self.where()} "
+        f"Lost {who} {self.where()}: a collective failed "
         f"({type(error).__name__}: {_first_line(error)}). This worker "
         f"({self.index}) stops; relaunch every worker with the same command to resume from the "
         "last checkpoint.") from None

@@ -150,9 +150,6 @@ class OnlineSearch:
     self.cluster = cluster
     self.local_indices = (cluster.local_trajectories(config.trajectories) if cluster else
                           list(range(config.trajectories)))
-    if len(trajectory_devices) != len(self.local_indices):
-      raise ValueError(f"{len(trajectory_devices)} device groups for the "
-                       f"{len(self.local_indices)} trajectories of this process.")
     self.augmentation = augmentation_policies.parse(config.policy)
     self.fixed_probabilities = self.augmentation.fixed_probabilities()
     # Only a learned θ explores: the fixed policies sample from their own p unperturbed.
