@@ -17,20 +17,24 @@ device per worker:
 
 The outer `tf.distribute.MultiWorkerMirroredStrategy` is built over a `SimpleClusterResolver`
 with no accelerators (one CPU device per worker; built from the TF_CONFIG or Slurm resolver
-directly it would take every local GPU), and is only used for its server, its collectives and
-`gather`. It must exist before any local MirroredStrategy: group keys are cluster-wide, which is
+directly it would take every local GPU). It starts the server and the collective executor; the
+collectives themselves are the raw ops (`all_gather_v2`, `broadcast_send`/`broadcast_recv`) on
+the workers' CPUs with a private group key, far from the strategy's, and a timeout (the
+strategy's `broadcast_to` does not cross workers, and its eager `gather` retraces at every
+call). It must exist before any local MirroredStrategy: group keys are cluster-wide, which is
 also why the local strategies reduce through one device (`devices.make_strategy`), never with
-collective ops. `broadcast` uses the raw collective broadcast ops with a private group key, far
-from the strategy's (its `broadcast_to` does not cross workers).
+collective ops.
 
-Failures. The coordination service (configured here before the strategy, with a heartbeat
-timeout of `HEARTBEAT_TIMEOUT_S`) notices a worker that died or stopped (SIGKILL, SIGSTOP, a lost
-machine) and fails every other worker's pending or next collective with UnavailableError; a
-worker that is alive but never reaches the outer step is caught by the collectives' own timeout
-(--cluster_timeout). Either way the collective raises `WorkerLostError`, which names the lost
-worker when TensorFlow's message does and the outer step, and the process exits non-zero:
-after a failed collective a TensorFlow process cannot run collectives again. Relaunching every
-worker with the same command resumes from the chief's last checkpoint.
+Failures. The coordination service is configured here, before the strategy, with a heartbeat
+timeout of `HEARTBEAT_TIMEOUT_S`. A watchdog thread (`start_watchdog`) asks every other worker's
+server every `WATCH_INTERVAL_S` whether it is alive: a worker that died or stopped (SIGKILL,
+SIGSTOP, a lost machine) ends every other one within seconds, wherever it is (training, not only
+in a collective), with a message naming it and the outer step. A collective that fails first
+(the peer vanished just then) or times out (--cluster_timeout: a worker alive but stuck) raises
+`WorkerLostError`, naming the lost worker when TensorFlow's message names its task or address.
+Either way the process exits non-zero: after a failed collective a TensorFlow process cannot run
+collectives again. Relaunching every worker with the same command resumes from the chief's last
+checkpoint.
 """
 
 import dataclasses
@@ -118,8 +122,12 @@ def resolver(cluster_kind, port_base=8888):
   if cluster_kind == "tf_config":
     base = tf.distribute.cluster_resolver.TFConfigClusterResolver()
   else:
+    tasks = _slurm_tasks(os.environ)
+    # auto_set_gpu=False: a worker keeps every GPU it sees. The resolver still allocates GPUs
+    # to tasks on paper (and asks nvidia-smi how many there are): one each, never used.
     base = tf.distribute.cluster_resolver.SlurmClusterResolver(
-        jobs={"worker": _slurm_tasks(os.environ)}, port_base=port_base, auto_set_gpu=False)
+        jobs={"worker": tasks}, port_base=port_base, gpus_per_node=tasks, gpus_per_task=1,
+        auto_set_gpu=False)
   return tf.distribute.cluster_resolver.SimpleClusterResolver(
       base.cluster_spec(), task_type=base.task_type, task_id=base.task_id,
       num_accelerators={"GPU": 0}, rpc_layer=base.rpc_layer or "grpc")
@@ -148,10 +156,14 @@ def _first_line(error):
   return (lines[0] if lines else type(error).__name__)[:300]
 
 
-def lost_worker(message):
-  """The task a TensorFlow collective error names ("/job:worker/replica:0/task:1"), or None."""
-  found = re.findall(r"/job:(?:worker|chief)/replica:\d+/task:(\d+)", message)
-  return int(found[0]) if found else None
+def lost_worker(message, addresses=(), me=None):
+  """The worker other than `me` that a TensorFlow collective error names, by task
+  ("/job:worker/replica:0/task:1") or by address (one of `addresses`, the workers' host:port in
+  order); None if it names none."""
+  tasks = [int(t) for t in re.findall(r"/job:(?:worker|chief)/replica:\d+/task:(\d+)", message)]
+  tasks += [w for w, address in enumerate(addresses)
+            if re.search(re.escape(address) + r"(?!\d)", message)]
+  return next((t for t in tasks if t != me), None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,6 +191,7 @@ class Cluster:
     self.index = tasks.index(self.task)
     self.is_chief = self.index == 0
     self._task_names = [f"/job:{j}/replica:0/task:{i}" for j, i in tasks]
+    self._addresses = [spec.task_address(j, i) for j, i in tasks]
     # Our own coordination service first: a bounded heartbeat and registration time (the
     # strategy leaves an existing configuration alone).
     leader = self._task_names[0]
@@ -186,8 +199,9 @@ class Cluster:
         service_type="standalone", service_leader=leader,
         heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_S * 1000,
         cluster_register_timeout_in_ms=REGISTER_TIMEOUT_S * 1000,
-        coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=j, num_tasks=spec.num_tasks(j))
-                          for j in jobs])
+        coordinated_jobs=[
+            coordination_config_pb2.CoordinatedJob(name=j, num_tasks=spec.num_tasks(j))
+            for j in jobs])
     self.strategy = tf.distribute.MultiWorkerMirroredStrategy(
         cluster_resolver=cluster_resolver,
         communication_options=tf.distribute.experimental.CommunicationOptions(
@@ -214,9 +228,8 @@ class Cluster:
   # -------------------------------------------------------------------------------------------
 
   def _lost(self, error):
-    worker = lost_worker(str(error))
-    who = (f"worker {worker}" if worker is not None and worker != self.index else
-           "another worker")
+    worker = lost_worker(str(error), self._addresses, self.index)
+    who = "another worker" if worker is None else f"worker {worker}"
     raise WorkerLostError(
         f"Lost {who} {self.where()}: a collective failed "
         f"({type(error).__name__}: {_first_line(error)}). This worker "

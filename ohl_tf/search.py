@@ -383,9 +383,12 @@ class OnlineSearch:
       # A run checkpointed by another layout of workers may lack some trajectories here: after
       # an outer step all are equal, so they take the first one's state.
       missing = [t for t in self.trajectories[1:] if f"trajectory_{t.index}" not in saved]
-      checkpoint = tf.train.Checkpoint(**{k: v for k, v in self._checkpointed.items()
-                                          if k in saved})
+      checkpoint = self.checkpoint
+      if not saved.issuperset(self._checkpointed):
+        checkpoint = tf.train.Checkpoint(**{k: v for k, v in self._checkpointed.items()
+                                            if k in saved})
       checkpoint.restore(path).assert_existing_objects_matched()
+      self.checkpoint.save_counter.assign(checkpoint.save_counter)
       if missing:
         self._copy_from(0)
       logging.info("Resuming %s at outer step %d.", path, int(self.outer_step.numpy()))

@@ -87,6 +87,12 @@ def test_the_lost_worker_is_read_from_tensorflows_message():
   assert cluster.lost_worker("Additional GRPC error information from remote target "
                              "/job:worker/replica:0/task:1 while calling RecvBuf") == 1
   assert cluster.lost_worker("Socket closed") is None
+  addresses = ["127.0.0.1:5123", "127.0.0.1:51233"]
+  assert cluster.lost_worker("ipv4:127.0.0.1:51233: Failed to connect to remote host",
+                             addresses) == 1
+  assert cluster.lost_worker("ipv4:127.0.0.1:512330: Failed", addresses) is None
+  assert cluster.lost_worker("device_/job:worker/replica:0/task:0/device:CPU:0 aborted by: "
+                             "ipv4:127.0.0.1:51233: Connection refused", addresses, me=0) == 1
 
 
 def test_launcher_gives_every_worker_its_tf_config():
@@ -228,9 +234,41 @@ def test_a_worker_with_another_configuration_is_refused(tmp_path):
 @pytest.mark.slow
 def test_the_launcher_fails_when_a_worker_fails(tmp_path):
   out = io.StringIO()
-  status = launch.launch(2, [*_FLAGS, f"--model_dir={tmp_path / 'run'}", "--trajectories=1"],
+  status = launch.launch(2, [*_FLAGS, f"--model_dir={tmp_path / 'run'}", "--trajectories=0"],
                          out=out)
   assert status == 1
   text = out.getvalue()
-  assert "[worker 0] error: --trajectories=1 is fewer than the 2 workers" in text, text[-2000:]
+  assert "[worker 1] error: --trajectories must be >= 1" in text, text[-2000:]
   assert "[launch] failed: worker 0 (exit 1), worker 1 (exit 1)" in text
+
+
+def test_a_slurm_step_of_two_tasks_resolves_to_two_workers_without_gpus(monkeypatch):
+  for name, value in {"SLURM_JOB_ID": "7", "SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "2",
+                      "SLURM_STEP_NODELIST": "node[1-2]",
+                      "SLURM_STEP_TASKS_PER_NODE": "1(x2)"}.items():
+    monkeypatch.setenv(name, value)
+  resolver = cluster.resolver(cluster.kind("auto"))
+  assert resolver.cluster_spec().as_dict() == {"worker": ["node1:8888", "node2:8888"]}
+  assert (resolver.task_type, resolver.task_id) == ("worker", 1)
+  assert resolver.num_accelerators() == {"GPU": 0}
+
+
+def test_a_checkpoint_of_fewer_trajectories_resumes_with_their_state(tmp_path):
+  # A chief's checkpoint holds its own trajectories; resumed by a process that holds more (one
+  # machine, or another layout of workers), the missing ones take the first one's state.
+  from ohl_tf import datasets  # pylint: disable=g-import-not-at-top
+  from ohl_tf import search  # pylint: disable=g-import-not-at-top
+  config = run_config.Config(model="resnet8", trajectories=2, epochs=1, batch_size=16,
+                             train_subset=32, val_size=32, eval_batch_size=32,
+                             model_dir=str(tmp_path / "run"))
+  data = datasets.load("synthetic", val_size=32)
+  chief = search.OnlineSearch(config, data, [["/device:CPU:0"]])  # trajectory 0 only
+  kernel = chief.trajectories[0].model.weights[0]
+  kernel.assign_add(tf.ones_like(kernel))
+  chief.outer_step.assign(1)
+  tf.train.Checkpoint(**chief._checkpointed).save(str(tmp_path / "run" / "checkpoints" / "ckpt"))
+  resumed = search.OnlineSearch(config, data, [["/device:CPU:0"], ["/device:CPU:1"]])
+  assert resumed.restore() == 1
+  for t in resumed.trajectories:
+    for value, expected in zip(t.state, chief.trajectories[0].state):
+      np.testing.assert_array_equal(value.numpy(), expected.numpy())
