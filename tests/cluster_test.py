@@ -183,6 +183,17 @@ def test_two_workers_give_the_answer_of_one_process(one_process, two_workers):
 
 
 @pytest.mark.slow
+def test_three_workers_of_uneven_shares_give_the_answer_of_one_process(one_process, tmp_path):
+  model_dir = tmp_path / "run"  # trajectories [0], [1], [2, 3]
+  processes, logs = _start_workers(tmp_path, "three", [_main(model_dir)] * 3)
+  assert _wait(processes) == [0, 0, 0], [log.read_text()[-3000:] for log in logs]
+  np.testing.assert_allclose(_theta(model_dir), _theta(one_process), atol=1e-6)
+  results = [json.loads((d / "results.json").read_text()) for d in (one_process, model_dir)]
+  assert results[0]["test_accuracy"] == results[1]["test_accuracy"]
+  assert "worker 2 has trajectories 2-3" in logs[2].read_text()
+
+
+@pytest.mark.slow
 def test_a_killed_worker_stops_the_others_and_a_relaunch_resumes(two_workers, tmp_path):
   uninterrupted, _ = two_workers
   model_dir = tmp_path / "run"
