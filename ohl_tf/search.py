@@ -260,10 +260,6 @@ class OnlineSearch:
     self.theta_history[self.outer_step].assign(self.theta)
     return rewards, best
 
-  # -------------------------------------------------------------------------------------------
-  # The inner loop.
-  # -------------------------------------------------------------------------------------------
-
   def _copy_best(self, best):
     """A cluster's copy of the outer step: the worker holding trajectory `best` broadcasts its
     state (one flat vector: weights, BatchNorm statistics, optimizer slots; the step counters
@@ -278,6 +274,10 @@ class OnlineSearch:
       if t.index != best:
         for target, value in zip(t.state, values):
           target.assign(value)
+
+  # -------------------------------------------------------------------------------------------
+  # The inner loop.
+  # -------------------------------------------------------------------------------------------
 
   def perturbations(self, period):
     """ε_n [N, 36] of element_es in `period` (a function of the seed and period), else 0."""
