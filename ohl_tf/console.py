@@ -202,7 +202,8 @@ def _device_names(trajectory_devices):
   return " | ".join(",".join(short(d) for d in group) for group in trajectory_devices)
 
 
-def format_summary(config, *, resuming, schedule, trajectory_devices, learns_theta):
+def format_summary(config, *, resuming, schedule, trajectory_devices, learns_theta,
+                   cluster=None):
   """The few lines a run starts with: what it trains, how it searches, where it lives.
 
   Args:
@@ -211,6 +212,7 @@ def format_summary(config, *, resuming, schedule, trajectory_devices, learns_the
     schedule: its `pipeline.Schedule`.
     trajectory_devices: one list of device names per trajectory.
     learns_theta: whether the policy learns θ (--policy=ohl).
+    cluster: this worker's `cluster.Cluster`, or None for one process.
   """
   reward = "validation accuracy" if config.reward == "accuracy" else "validation loss"
   if learns_theta:
@@ -221,6 +223,13 @@ def format_summary(config, *, resuming, schedule, trajectory_devices, learns_the
     policy = f"{config.policy} (fixed); n* by {reward}"
   inner = (f"I={_count(config.inner_steps, 'step')}" if config.inner_steps else
            "I=1 epoch")
+  if cluster:
+    local = cluster.local_trajectories(config.trajectories)
+    where = (f"  search    N={config.trajectories} on {cluster.num_workers} workers; worker "
+             f"{cluster.index}{' (chief)' if cluster.is_chief else ''} has trajectories "
+             f"{local[0]}-{local[-1]} on {_device_names(trajectory_devices)}")
+  else:
+    where = f"  search    N={config.trajectories} on {_device_names(trajectory_devices)}"
   return "\n".join([
       f"{'Resuming the run in' if resuming else 'New run in'} {config.model_dir}",
       f"  data      {config.dataset}: {schedule.num_examples} training images, "
@@ -230,7 +239,7 @@ def format_summary(config, *, resuming, schedule, trajectory_devices, learns_the
       f"  policy    {policy}",
       f"  schedule  {_count(config.epochs, 'epoch')} of {_count(schedule.steps_per_epoch, 'step')}"
       f", {inner}: {_count(schedule.num_periods, 'outer step')}",
-      f"  search    N={config.trajectories} on {_device_names(trajectory_devices)}",
+      where,
   ])
 
 

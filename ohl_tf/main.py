@@ -22,6 +22,7 @@ import sys
 
 from absl import app
 
+from ohl_tf import cluster
 from ohl_tf import run_config
 from ohl_tf import search
 
@@ -44,10 +45,11 @@ def main(argv):
   console.show_terminal()
   try:
     results = search.run(run_config.from_flags())
-  except (ValueError, OSError, search.NonFiniteLossError) as error:
+  except (ValueError, OSError, search.NonFiniteLossError, cluster.WorkerLostError) as error:
     print(f"error: {error}", file=sys.stderr)  # one line, whatever the --verbosity
     sys.exit(1)
-  print(search.results_line(results))
+  if results is not None:  # None: a worker of a cluster but the chief, which reports
+    print(search.results_line(results))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from absl import flags
 
 import models
 from ohl_tf import augmentation_policies
+from ohl_tf import cluster as cluster_lib
 from ohl_tf import datasets
 from ohl_tf import pipeline
 from ohl_tf import policy as policy_lib  # the θ module; `policy` is a field here
@@ -95,6 +96,13 @@ class Config:
   cpu_devices: int = _setting(1, "Split the CPU into this many logical devices (tests, no GPU).")
   overwrite: bool = _setting(False,
                              "Delete a run with another configuration found in --model_dir.")
+  cluster: str = _setting(
+      "auto", "Several machines (README): " + " | ".join(cluster_lib.CLUSTERS) + ". auto: "
+              "TF_CONFIG if it names several tasks, else a Slurm step of several tasks, else "
+              "none (one process).")
+  cluster_timeout: int = _setting(
+      3600, "Seconds a worker waits at an outer step for the others (or for the start and the "
+            "end) before it gives up; dead or stopped workers are noticed within seconds.")
 
   def __post_init__(self):
     if not self.model_dir:
@@ -106,7 +114,9 @@ class Config:
     _check_choice("estimator", self.estimator, policy_lib.ESTIMATORS)
     _check_choice("precision", self.precision, trajectory.PRECISIONS)
     _check_choice("augment_path", self.augment_path, pipeline.AUGMENT_PATHS)
-    for name in ("trajectories", "epochs", "batch_size", "eval_batch_size", "cpu_devices"):
+    _check_choice("cluster", self.cluster, cluster_lib.CLUSTERS)
+    for name in ("trajectories", "epochs", "batch_size", "eval_batch_size", "cpu_devices",
+                 "cluster_timeout"):
       if getattr(self, name) < 1:
         raise ValueError(f"--{name} must be >= 1. Received: --{name}={getattr(self, name)}")
     for name in ("inner_steps", "cutout", "train_subset", "warmup_epochs", "image_size"):

@@ -36,6 +36,7 @@ import tensorflow as tf
 import models
 from ohl_tf import augment
 from ohl_tf import augmentation_policies
+from ohl_tf import cluster as cluster_lib
 from ohl_tf import console
 from ohl_tf import datasets
 from ohl_tf import devices as devices_lib
@@ -54,7 +55,7 @@ from ohl_tf import trajectory as trajectory_lib
 # mixed_float16, the optimizer's checkpointed variables). --augment_path may: both paths give
 # the same bytes.
 _RESUMABLE_CHANGES = ("data_dir", "model_dir", "eval_batch_size", "cpu_devices", "overwrite",
-                      "augment_path", "figure_interval_secs")
+                      "augment_path", "figure_interval_secs", "cluster", "cluster_timeout")
 _ARTEFACTS = ("checkpoints", "logs", "saved_model", "policy.json", "results.json", "config.json")
 
 
@@ -142,12 +143,19 @@ class OnlineSearch:
   Args:
     config: the run's `run_config.Config`.
     data: a `datasets.ImageDataset` or `datasets.StreamingDataset`.
-    trajectory_devices: one list of device names per trajectory (`devices.split_devices`).
+    trajectory_devices: one list of device names per trajectory of this process
+      (`devices.split_devices`).
+    cluster: None for one process (all N trajectories here), else this worker's
+      `cluster.Cluster`: the trajectories here are `cluster.local_trajectories(N)`, the outer step
+      gathers every worker's results and broadcasts the best state, and only the chief writes.
   """
 
-  def __init__(self, config, data, trajectory_devices):
+  def __init__(self, config, data, trajectory_devices, cluster=None):
     self.config = config
     self.data = data
+    self.cluster = cluster
+    self.local_indices = (cluster.local_trajectories(config.trajectories) if cluster else
+                          list(range(config.trajectories)))
     self.augmentation = augmentation_policies.parse(config.policy)
     self.fixed_probabilities = self.augmentation.fixed_probabilities()
     # Only a learned θ explores: the fixed policies sample from their own p unperturbed.
@@ -171,10 +179,10 @@ class OnlineSearch:
     self.val_data = pipeline.eval_dataset(data.eval_examples("val"), config.eval_batch_size,
                                           data.mean, data.std)
     self.val_batches = pipeline.num_batches(self.val_data)
-    self._persistent_inputs = []  # `_inputs`
+    self._persistent_inputs = {}  # trajectory index: its inputs (`_inputs`)
     self._figures_drawn = -math.inf  # when `_summarise` last drew TensorBoard's figures
     self.trajectories = self._build_trajectories(trajectory_devices)
-    self._copy_from(0)  # one w_0 for all (Algorithm 1)
+    self._copy_from(0)  # one w_0 for all (Algorithm 1); a cluster's: the chief's (`_start`)
 
     num_periods = self.schedule.num_periods
     with tf.device("/cpu:0"):  # θ is the outer loop's own plain variable, not a mirrored one
@@ -195,7 +203,8 @@ class OnlineSearch:
         theta_history=self.theta_history, val_history=self.val_history,
         wall_time=self.wall_time, lineage=self.lineage,
         **{f"trajectory_{t.index}": tf.train.Checkpoint(model=t.model, optimizer=t.optimizer)
-           for t in self.trajectories})
+           for t in self.trajectories})  # in a cluster, the chief's
+
     self.checkpoint = tf.train.Checkpoint(**self._checkpointed)
     # Nothing is written to model_dir before `run`, so a run that fails to build loses nothing.
     self.checkpoints = None
@@ -217,7 +226,7 @@ class OnlineSearch:
                                   config.batch_size,
                                   count_operations=self.augmentation.samples_operations,
                                   precision=config.precision, jit_compile=config.jit_compile)
-        for n, devices in enumerate(trajectory_devices)]
+        for n, devices in zip(self.local_indices, trajectory_devices)]
 
   # -------------------------------------------------------------------------------------------
   # The outer step.
@@ -232,9 +241,9 @@ class OnlineSearch:
       return tf.constant(source)
 
   @tf.function
-  def _outer_update(self, accuracies, scores, perturbations, best):
+  def _outer_update(self, accuracies, scores, perturbations, best, counts=None):
     """θ's Adam step on the estimated gradient, then the best trajectory's state to all
-    (Algorithm 1).
+    (Algorithm 1; in a cluster the copy is `_copy_best`'s, after this).
 
     Args:
       accuracies: float32 [N], validation accuracies (recorded).
@@ -242,8 +251,11 @@ class OnlineSearch:
         the best trajectory is the one with the highest score.
       perturbations: float32 [N, 36], the ε_n the trajectories sampled with (element_es).
       best: int32 scalar, the trajectory to copy (`best_trajectory`).
+      counts: int32 [N, 1296], every trajectory's op counts (gathered from the workers); None:
+        read from the trajectories here (all N in one process).
     """
-    counts = tf.stack([tf.convert_to_tensor(t.op_counts) for t in self.trajectories])
+    if counts is None:
+      counts = tf.stack([tf.convert_to_tensor(t.op_counts) for t in self.trajectories])
     if self.augmentation.learns_theta:
       rewards = policy.reinforce_step(self.theta, self.theta_optimizer, counts, scores,
                                       self.estimator, perturbations,
@@ -251,13 +263,28 @@ class OnlineSearch:
     else:  # a fixed policy: θ stays as it is
       rewards = policy.normalized_rewards(scores)
     self.lineage.assign_add(tf.cast(tf.gather(counts, best), tf.float64))
-    if len(self.trajectories) > 1:
+    if self.cluster is None and len(self.trajectories) > 1:
       best = tf.switch_case(best, [functools.partial(self._copy_from, n)
                                    for n in range(len(self.trajectories))])
     self.val_history[self.outer_step].assign(accuracies)
     self.outer_step.assign_add(1)
     self.theta_history[self.outer_step].assign(self.theta)
     return rewards, best
+
+  def _copy_best(self, best):
+    """A cluster's copy of the outer step: the worker holding trajectory `best` broadcasts its
+    state (one flat vector: weights, BatchNorm statistics, optimizer slots; the step counters
+    apart, exactly) and every worker assigns it to its other trajectories."""
+    owner = next(w for w, indices in enumerate(
+        cluster_lib.split_trajectories(self.config.trajectories, self.cluster.num_workers))
+                 if best in indices)
+    local = {t.index: t for t in self.trajectories}
+    source = local.get(best, self.trajectories[0])
+    values = self.cluster.broadcast([v.numpy() for v in source.state], owner)
+    for t in self.trajectories:
+      if t.index != best:
+        for target, value in zip(t.state, values):
+          target.assign(value)
 
   # -------------------------------------------------------------------------------------------
   # The inner loop.
@@ -266,8 +293,8 @@ class OnlineSearch:
   def perturbations(self, period):
     """ε_n [N, 36] of element_es in `period` (a function of the seed and period), else 0."""
     if self.estimator == "element_es":
-      return policy.element_perturbations(self.config.seed, period, len(self.trajectories))
-    return tf.zeros([len(self.trajectories), augment.NUM_ELEMENTS])
+      return policy.element_perturbations(self.config.seed, period, self.config.trajectories)
+    return tf.zeros([self.config.trajectories, augment.NUM_ELEMENTS])
 
   def random_stream(self, trajectory):
     """The random streams (ops, signs, Cutout) of a trajectory: its own, except under
@@ -282,31 +309,31 @@ class OnlineSearch:
     if not self.augmentation.samples_operations:
       return None
     if self.fixed_probabilities is not None:
-      return [policy_file.log_probabilities(self.fixed_probabilities)] * len(self.trajectories)
+      return [policy_file.log_probabilities(self.fixed_probabilities)] * self.config.trajectories
     theta = self.theta.read_value()
     if self.estimator == "element_es":
       return tf.unstack(policy.log_operation_probabilities(policy.perturbed_theta(
           theta, self.perturbations(period), self.config.es_sigma)))
-    return [policy.log_operation_probabilities(theta)] * len(self.trajectories)
+    return [policy.log_operation_probabilities(theta)] * self.config.trajectories
 
   def _inputs(self, period):
-    """Per trajectory, its persistent input: (training iterator, `SamplingFeed` or None,
+    """Per (local) trajectory index, its persistent input: (training iterator, `SamplingFeed` or None,
     validation iterator), built at the run's first period (or where it resumes) and kept for
     every later one, so no period restarts a pipeline (`TrainPipeline.run_dataset`)."""
     if not self._persistent_inputs:
       for t in self.trajectories:  # all in this thread, before any trains (`_inner_loop`)
         feed = pipeline.SamplingFeed() if self.augmentation.samples_operations else None
         dataset = self.train_data.run_dataset(period, self.random_stream(t.index), feed)
-        self._persistent_inputs.append(
-            (t.input_iterator(dataset), feed, t.evaluation_iterator(self.val_data.repeat())))
+        self._persistent_inputs[t.index] = (
+            t.input_iterator(dataset), feed, t.evaluation_iterator(self.val_data.repeat()))
     return self._persistent_inputs
 
   def _close_inputs(self):
     """Ends the persistent pipelines (one waiting for a period's log p stops waiting)."""
-    for _, feed, _ in self._persistent_inputs:
+    for _, feed, _ in self._persistent_inputs.values():
       if feed is not None:
         feed.close()
-    self._persistent_inputs = []
+    self._persistent_inputs = {}
 
   def _inner_loop(self, period):
     """Trains every trajectory for one period; trajectories on distinct devices in parallel
@@ -335,16 +362,28 @@ class OnlineSearch:
     with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
       results = [r for group in pool.map(run_group, groups.values()) for r in group]
     by_index = dict(zip([t.index for g in groups.values() for t in g], results))
-    return [by_index[n] for n in range(len(self.trajectories))]
+    return [by_index[t.index] for t in self.trajectories]
 
-  def _check_finite(self, period):
-    for t in self.trajectories:
-      bad_step = int(t.first_bad_step.numpy())
+  def _gather(self, results):
+    """Every trajectory's `PeriodResult`, op counts [N, 1296] and first non-finite step [N]
+    from this process's: in a cluster, gathered from every worker (in trajectory order)."""
+    rows = np.array([[r.train_loss, r.train_accuracy, r.validation.accuracy,
+                      r.validation.top5_accuracy, r.validation.loss, t.first_bad_step.numpy()]
+                     for r, t in zip(results, self.trajectories)], np.float64)
+    counts = np.stack([t.op_counts.numpy() for t in self.trajectories])
+    if self.cluster:
+      rows, counts = self.cluster.gather(rows), self.cluster.gather(counts)
+    results = [PeriodResult(row[0], row[1], trajectory_lib.Evaluation(*row[2:5])) for row in rows]
+    return results, counts, rows[:, 5].astype(np.int64)
+
+  def _check_finite(self, period, bad_steps):
+    for n, bad_step in enumerate(bad_steps):
       if bad_step >= 0:
         kept = (f"the last good checkpoint (outer step {period}) is kept in "
-                f"{self.checkpoints.directory}" if period else "no outer step had completed")
+                f"{os.path.join(self.config.model_dir, 'checkpoints')}" if period else
+                "no outer step had completed")
         raise NonFiniteLossError(
-            f"Trajectory {t.index} produced a non-finite training loss at step {bad_step} "
+            f"Trajectory {n} produced a non-finite training loss at step {bad_step} "
             f"(period {period}). Stopped; {kept}. Lower --lr or check the data.")
 
   # -------------------------------------------------------------------------------------------
@@ -352,25 +391,58 @@ class OnlineSearch:
   # -------------------------------------------------------------------------------------------
 
   def restore(self):
-    """Restores the latest checkpoint; returns the outer step to continue from."""
+    """Restores the latest checkpoint; returns the outer step to continue from.
+
+    In a cluster only the chief reads (and later writes) the checkpoints; `_start` then sends
+    its state to the other workers.
+    """
+    if self.cluster and not self.cluster.is_chief:
+      return int(self.outer_step.numpy())
     self.checkpoints = tf.train.CheckpointManager(
         self.checkpoint, os.path.join(self.config.model_dir, "checkpoints"), max_to_keep=2)
     self.writer = tf.summary.create_file_writer(os.path.join(self.config.model_dir, "logs"))
     path = self.checkpoints.latest_checkpoint
     if path:
-      checkpoint = self.checkpoint
-      if "lineage/.ATTRIBUTES/VARIABLE_VALUE" not in dict(tf.train.list_variables(path)):
+      saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+      if "lineage" not in saved:
         logging.warning("%s predates the lineage record: it counts from outer step %d on.",
                         path, int(tf.train.load_checkpoint(path).get_tensor(
                             "outer_step/.ATTRIBUTES/VARIABLE_VALUE")))
-        checkpoint = tf.train.Checkpoint(
-            **{k: v for k, v in self._checkpointed.items() if k != "lineage"})
+      # A run checkpointed by another layout of workers may lack some trajectories here: after
+      # an outer step all are equal, so they take the first one's state.
+      missing = [t for t in self.trajectories[1:] if f"trajectory_{t.index}" not in saved]
+      checkpoint = self.checkpoint
+      if not saved.issuperset(self._checkpointed):
+        checkpoint = tf.train.Checkpoint(**{k: v for k, v in self._checkpointed.items()
+                                            if k in saved})
       checkpoint.restore(path).assert_existing_objects_matched()
+      self.checkpoint.save_counter.assign(checkpoint.save_counter)
+      if missing:
+        self._copy_from(0)
       logging.info("Resuming %s at outer step %d.", path, int(self.outer_step.numpy()))
     return int(self.outer_step.numpy())
 
+  def _start(self):
+    """A cluster's start: the chief's state (θ, its Adam state, the counters and histories, and
+    its first trajectory: w_0, or the restored w_n*) to every trajectory of every worker."""
+    outer = self.checkpoint_variables()
+    source = self.trajectories[0]
+    values = self.cluster.broadcast([v.numpy() for v in outer + source.state], 0)
+    for variable, value in zip(outer, values):
+      variable.assign(value)
+    for t in self.trajectories:
+      for target, value in zip(t.state, values[len(outer):]):
+        target.assign(value)
+    return int(self.outer_step.numpy())
+
+  def checkpoint_variables(self):
+    """The outer loop's own variables (θ and its Adam state, counters, histories, lineage)."""
+    return ([self.theta] + list(self.theta_optimizer.variables) +
+            [self.outer_step, self.theta_history, self.val_history, self.wall_time, self.lineage])
+
   def run(self, on_outer_step=None):
-    """Runs the remaining periods, then exports; returns the results dict.
+    """Runs the remaining periods, then exports; returns the results dict (in a cluster: the
+    chief's; None on the other workers, which write nothing).
 
     Args:
       on_outer_step: optional callable, given after every outer step a dict with "period",
@@ -379,33 +451,46 @@ class OnlineSearch:
         zeros for the other estimators).
     """
     first = self.restore()
+    if self.cluster:
+      first = self._start()
+      self.cluster.start_watchdog()
+    chief = not self.cluster or self.cluster.is_chief
     num_periods = self.schedule.num_periods
     started = time.time()
     try:
       for period in range(first, num_periods):
+        if self.cluster:
+          self.cluster.step = period + 1
         period_start = time.time()
-        results = self._inner_loop(period)
-        self._check_finite(period)
+        results, counts, bad_steps = self._gather(self._inner_loop(period))
+        self._check_finite(period, bad_steps)
         accuracies = np.array([r.validation.accuracy for r in results], np.float32)
         scores = (accuracies if self.config.reward == "accuracy" else
                   -np.array([r.validation.loss for r in results], np.float32))
-        counts = np.stack([t.op_counts.numpy() for t in self.trajectories])  # before the update
         perturbations = self.perturbations(period)
         best = best_trajectory(scores, [r.validation.loss for r in results])
-        rewards, best = self._outer_update(tf.constant(accuracies), tf.constant(scores),
-                                           perturbations, tf.constant(best, tf.int32))
+        rewards, best = self._outer_update(
+            tf.constant(accuracies), tf.constant(scores), perturbations, tf.constant(best, tf.int32),
+            **({"counts": tf.constant(counts)} if self.cluster else {}))
+        if self.cluster and self.config.trajectories > 1:
+          self._copy_best(int(best))
         if on_outer_step:
           on_outer_step({"period": period, "op_counts": counts, "accuracies": accuracies,
                          "scores": scores, "rewards": rewards.numpy(), "best": int(best),
                          "perturbations": perturbations.numpy()})
         self.wall_time.assign_add(time.time() - period_start)
-        self.checkpoints.save(checkpoint_number=period + 1)
-        self._summarise(period, results, rewards.numpy(), int(best))
+        if chief:
+          self.checkpoints.save(checkpoint_number=period + 1)
+          self._summarise(period, results, rewards.numpy(), int(best))
         self._log_progress(period, accuracies, int(best), time.time() - period_start,
                            (time.time() - started) / (period + 1 - first))
     finally:
       self._close_inputs()
-    return self._finish()
+    results = self._finish() if chief else None
+    if self.cluster:  # no worker leaves before all are done (an early exit looks like a crash)
+      self.cluster.stop_watchdog()
+      self.cluster.barrier("end")
+    return results
 
   def _summarise(self, period, results, rewards, best):
     step = period + 1
@@ -429,7 +514,7 @@ class OnlineSearch:
 
   def _log_progress(self, period, accuracies, best, seconds, seconds_per_period):
     start, end = self.schedule.period(period)
-    images = (end - start) * self.config.batch_size * len(self.trajectories)
+    images = (end - start) * self.config.batch_size * self.config.trajectories
     remaining = (self.schedule.num_periods - period - 1) * seconds_per_period
     console.TERMINAL.info(console.format_outer_step(
         period + 1, self.schedule.num_periods, end, self.schedule.total_steps,
@@ -501,6 +586,9 @@ def results_line(results):
 def run(config, on_outer_step=None):
   """Sets up devices and data, then runs (or resumes) the search in `config.model_dir`.
 
+  In a cluster (--cluster, `ohl_tf.cluster`) every worker calls this with the same settings; it
+  returns the results on the chief and None on the other workers.
+
   Args:
     config: a `run_config.Config`.
     on_outer_step: optional callable, see `OnlineSearch.run`.
@@ -508,15 +596,31 @@ def run(config, on_outer_step=None):
   devices_lib.split_cpu(config.cpu_devices)  # before anything touches a device
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
-  resuming = check_model_dir(config)
-  augmentation_policies.parse(config.policy).fixed_probabilities()  # fails before data loads
-  data = datasets.load(config.dataset, data_dir=config.data_dir, val_size=config.val_size,
-                       seed=config.seed, image_size=config.image_size or None)
-  trajectory_devices = devices_lib.split_devices(devices_lib.visible_devices(),
-                                                 config.trajectories)
-  ohl = OnlineSearch(config, data, trajectory_devices)  # every check passed: now write
-  start_model_dir(config, resuming)
+  # Before any local MirroredStrategy: the cluster's collectives come first.
+  cluster = cluster_lib.connect(config)
+  if cluster:
+    cluster.check_same_config(config)
+  try:
+    # In a cluster only the chief reads and writes model_dir.
+    resuming = check_model_dir(config) if not cluster or cluster.is_chief else False
+    augmentation_policies.parse(config.policy).fixed_probabilities()  # fails before data loads
+    data = datasets.load(config.dataset, data_dir=config.data_dir, val_size=config.val_size,
+                         seed=config.seed, image_size=config.image_size or None)
+    visible, here = devices_lib.visible_devices(), config.trajectories
+    if cluster:  # this worker's devices (TensorFlow lists all) and trajectories
+      visible = cluster.local_devices(visible)
+      here = len(cluster.local_trajectories(config.trajectories))
+    trajectory_devices = devices_lib.split_devices(visible, here)
+    ohl = OnlineSearch(config, data, trajectory_devices, cluster)
+  except (ValueError, OSError) as error:
+    if not cluster:
+      raise
+    cluster.agree(error, False)
+  if cluster:
+    resuming = cluster.agree(None, resuming)
+  if not cluster or cluster.is_chief:  # every check passed: now write
+    start_model_dir(config, resuming)
   console.TERMINAL.info(console.format_summary(
       config, resuming=resuming, schedule=ohl.schedule, trajectory_devices=trajectory_devices,
-      learns_theta=ohl.augmentation.learns_theta))
+      learns_theta=ohl.augmentation.learns_theta, cluster=cluster))
   return ohl.run(on_outer_step)
