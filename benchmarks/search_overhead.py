@@ -4,8 +4,10 @@ In one process, on the same data, model and steps:
   (a) an OHL run (`ohl_tf.search`) with N trajectories: training, then every period the
       validation of each trajectory, the REINFORCE step, the broadcast, a checkpoint and the
       TensorBoard summaries;
-  (b) one trajectory trained for the same steps on the same pipeline (operations sampled from
-      the same p_θ) with none of the outer-step work, timed and multiplied by N.
+  (b) one trajectory trained for the same steps on the same persistent pipeline (operations
+      sampled from the uniform p) with none of the outer-step work, timed and multiplied by N;
+  (c) Keras `model.fit` of the same model on the same input, the loop a user would otherwise
+      write: (c) / (b) is the trainer's throughput against it.
 It prints (a) / (N x b); the target is <= 1.10. Trajectories share the CPU here, so N plain runs
 are what the N trajectories replace.
 
@@ -31,6 +33,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import models  # pylint: disable=g-import-not-at-top
 from ohl_tf import augment  # pylint: disable=g-import-not-at-top
 from ohl_tf import datasets  # pylint: disable=g-import-not-at-top
+from ohl_tf import pipeline  # pylint: disable=g-import-not-at-top
 from ohl_tf import policy  # pylint: disable=g-import-not-at-top
 from ohl_tf import run_config  # pylint: disable=g-import-not-at-top
 from ohl_tf import search  # pylint: disable=g-import-not-at-top
@@ -61,20 +64,50 @@ def time_ohl(config, data):
   return outer_steps_done[-1] - start, time.perf_counter() - start, ohl
 
 
-def time_plain_training(config, data, ohl):
-  """One trajectory through every period of the same pipeline, without outer steps."""
-  schedule = ohl.schedule
+def _plain_trajectory(config, data, schedule):
   learning_rate = trajectory.learning_rate_schedule(config.lr, schedule.total_steps)
-  plain = trajectory.Trajectory(
+  return trajectory.Trajectory(
       0, ["/cpu:0"], lambda: models.build(config.model, data.num_classes, data.image_shape),
       lambda: keras.optimizers.SGD(learning_rate, momentum=config.momentum),
       config.weight_decay, config.batch_size)
-  theta = tf.zeros([augment.NUM_OPERATIONS])
+
+
+def _uniform_feed(num_periods):
+  """A feed holding the uniform log p of every period (plain training: θ never moves)."""
+  feed = pipeline.SamplingFeed(capacity=num_periods)
+  for _ in range(num_periods):
+    feed.put(policy.log_operation_probabilities(tf.zeros([augment.NUM_OPERATIONS])))
+  return feed
+
+
+def time_plain_training(config, data, ohl):
+  """One trajectory through every period of the same persistent pipeline, without outer steps
+  (the trainer's own training loop)."""
+  schedule = ohl.schedule
+  plain = _plain_trajectory(config, data, schedule)
+  feed = _uniform_feed(schedule.num_periods)
   start = time.perf_counter()
+  iterator = plain.input_iterator(ohl.train_data.run_dataset(0, 0, feed))
   for period in range(schedule.num_periods):
     first, end = schedule.period(period)
-    log_probs = policy.log_operation_probabilities(theta)
-    plain.train(plain.start_period(ohl.train_data.dataset(period, 0, log_probs)), end - first)
+    plain.train(iterator, end - first)
+  return time.perf_counter() - start
+
+
+def time_keras_fit(config, data, ohl):
+  """The loop a user would otherwise write: Keras `model.fit` of the same model on the same
+  `tf.data` input (its ops dropped), with the same SGD; seconds for the same steps."""
+  schedule = ohl.schedule
+  model = models.build(config.model, data.num_classes, data.image_shape)
+  model.compile(optimizer=keras.optimizers.SGD(
+      trajectory.learning_rate_schedule(config.lr, schedule.total_steps),
+      momentum=config.momentum),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"])
+  dataset = ohl.train_data.run_dataset(0, 0, _uniform_feed(schedule.num_periods))
+  dataset = dataset.map(lambda images, labels, ops: (images, labels))
+  start = time.perf_counter()
+  model.fit(dataset, epochs=1, steps_per_epoch=schedule.total_steps, verbose=0)
   return time.perf_counter() - start
 
 
@@ -85,6 +118,7 @@ def main(argv):
     data = datasets.load("synthetic", val_size=config.val_size, seed=config.seed)
     ohl_seconds, with_exports, ohl = time_ohl(config, data)
     plain_seconds = time_plain_training(config, data, ohl)
+    fit_seconds = time_keras_fit(config, data, ohl)
   ratio = ohl_seconds / (config.trajectories * plain_seconds)
   print(f"\nsearch_overhead, {datetime.date.today()}, {platform.processor() or platform.machine()}"
         f", {os.cpu_count()} cores, TensorFlow {tf.__version__}")
@@ -94,7 +128,9 @@ def main(argv):
   print(f"  (a) OHL run to its last outer step: {ohl_seconds:8.1f} s "
         f"(with the final test evaluation and exports: {with_exports:.1f} s)")
   print(f"  (b) one plain trajectory:           {plain_seconds:8.1f} s")
+  print(f"  (c) Keras model.fit, same input:   {fit_seconds:8.1f} s")
   print(f"  (a) / (N x b) = {ratio:.3f}   target <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'}")
+  print(f"  one trajectory's training throughput / model.fit's = {fit_seconds / plain_seconds:.3f}")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,13 @@ Watch it with `tensorboard --logdir=<model_dir>/logs`. The terminal shows the co
 one line per outer step and the results; --verbosity=1 brings TensorFlow's logs back.
 """
 
+import time
+
+_STARTED = time.monotonic()  # the terminal reports the time from here to the first training step
+
 # First, before anything imports TensorFlow: its C++ libraries log as they load, at the level
 # TF_CPP_MIN_LOG_LEVEL held then (ohl_tf/console.py).
-from ohl_tf import console
+from ohl_tf import console  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 console.silence_tensorflow()
 
@@ -44,7 +48,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   console.show_terminal()
   try:
-    results = search.run(run_config.from_flags())
+    results = search.run(run_config.from_flags(), started_at=_STARTED)
   except (ValueError, OSError, search.NonFiniteLossError, cluster.WorkerLostError) as error:
     print(f"error: {error}", file=sys.stderr)  # one line, whatever the --verbosity
     sys.exit(1)

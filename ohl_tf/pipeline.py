@@ -336,9 +336,12 @@ class SamplingFeed:
   the run ends or fails (a pipeline waiting for a log p then ends instead of waiting forever).
   """
 
-  def __init__(self):
+  def __init__(self, capacity=2):
+    """`capacity`: how many log p may wait (`put` blocks beyond it); the trainer puts one per
+    period, after the pipeline has taken the last."""
     with tf.device("/cpu:0"):
-      self._queue = tf.queue.FIFOQueue(2, [tf.float32], shapes=[[augment.NUM_OPERATIONS]])
+      self._queue = tf.queue.FIFOQueue(capacity, [tf.float32],
+                                       shapes=[[augment.NUM_OPERATIONS]])
 
   def put(self, log_probs):
     self._queue.enqueue(tf.convert_to_tensor(log_probs, tf.float32))

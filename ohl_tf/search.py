@@ -440,7 +440,7 @@ class OnlineSearch:
     return ([self.theta] + list(self.theta_optimizer.variables) +
             [self.outer_step, self.theta_history, self.val_history, self.wall_time, self.lineage])
 
-  def run(self, on_outer_step=None):
+  def run(self, on_outer_step=None, started_at=None):
     """Runs the remaining periods, then exports; returns the results dict (in a cluster: the
     chief's; None on the other workers, which write nothing).
 
@@ -449,7 +449,10 @@ class OnlineSearch:
         "op_counts" (int [N, 1296], what each trajectory applied), "accuracies", "scores",
         "rewards" (normalised, [N]), "best" and "perturbations" ([N, 36], element_es's ε_n;
         zeros for the other estimators).
+      started_at: `time.monotonic()` when the command started, from which the terminal reports
+        the time to the first training step; None: from this call.
     """
+    started_at = time.monotonic() if started_at is None else started_at
     first = self.restore()
     if self.cluster:
       first = self._start()
@@ -458,6 +461,10 @@ class OnlineSearch:
     num_periods = self.schedule.num_periods
     started = time.time()
     try:
+      if first < num_periods:
+        self._inputs(first)  # every pipeline and traced step: all that precedes the first step
+        console.TERMINAL.info("first training step %.1f s after the start",
+                              time.monotonic() - started_at)
       for period in range(first, num_periods):
         if self.cluster:
           self.cluster.step = period + 1
@@ -583,7 +590,7 @@ def results_line(results):
           f"wall_time_s={results['wall_time_s']:.0f}")
 
 
-def run(config, on_outer_step=None):
+def run(config, on_outer_step=None, started_at=None):
   """Sets up devices and data, then runs (or resumes) the search in `config.model_dir`.
 
   In a cluster (--cluster, `ohl_tf.cluster`) every worker calls this with the same settings; it
@@ -592,6 +599,7 @@ def run(config, on_outer_step=None):
   Args:
     config: a `run_config.Config`.
     on_outer_step: optional callable, see `OnlineSearch.run`.
+    started_at: see `OnlineSearch.run`.
   """
   devices_lib.split_cpu(config.cpu_devices)  # before anything touches a device
   if config.deterministic:
@@ -623,4 +631,4 @@ def run(config, on_outer_step=None):
   console.TERMINAL.info(console.format_summary(
       config, resuming=resuming, schedule=ohl.schedule, trajectory_devices=trajectory_devices,
       learns_theta=ohl.augmentation.learns_theta, cluster=cluster))
-  return ohl.run(on_outer_step)
+  return ohl.run(on_outer_step, started_at)

@@ -53,7 +53,8 @@ def quick_run(tmp_path_factory):
 
 def test_quick_run_terminal(quick_run):
   model_dir, result = quick_run
-  # None of TensorFlow's logs: the configuration, one line per outer step, the results.
+  # None of TensorFlow's logs: the configuration, the time to the first training step, one line
+  # per outer step, the results.
   assert not terminal_testing.native_lines(result.stdout + result.stderr), result.stderr[-3000:]
   lines = result.stdout.splitlines()
   assert lines[:2] == [f"New run in {model_dir}",
@@ -63,8 +64,10 @@ def test_quick_run_terminal(quick_run):
   assert [line.split(":")[0] for line in steps] == [
       f"outer step {k}/4 (step {4 * k}/16)" for k in range(1, 5)]
   assert all(", val accuracy [" in line and ", ETA " in line for line in steps)
-  assert lines[6:10] == steps
-  assert lines[10:] == [lines[-1]]
+  first_step = lines[6].split()
+  assert first_step[:3] == ["first", "training", "step"] and float(first_step[3]) < 120
+  assert lines[7:11] == steps
+  assert lines[11:] == [lines[-1]]
   assert lines[-1].startswith("results: dataset=synthetic model=resnet8 policy=ohl ")
 
 

@@ -79,7 +79,7 @@ def test_the_exported_model_scores_what_the_run_reported_on_two_replicas(tmp_pat
   assert set(outputs["class_name"].numpy()) <= {b"red", b"green", b"blue"}
 
 
-@pytest.mark.parametrize("trajectories,cpu_devices,periods", [(3, 2, 100), (4, 4, 20)])
+@pytest.mark.parametrize("trajectories,cpu_devices,periods", [(3, 2, 200), (4, 4, 20)])
 def test_concurrent_trajectories_survive_many_short_periods(tmp_path, small_data, trajectories,
                                                             cpu_devices, periods):
   """Each period starts every trajectory's pipeline and steps; built in two threads at once,
