@@ -353,14 +353,6 @@ class SamplingFeed:
     self._queue.close(cancel_pending_enqueues=True)
 
 
-def num_batches(dataset):
-  """The batches of a finite dataset: its cardinality where tf.data knows it, else counted."""
-  cardinality = int(dataset.cardinality())
-  if cardinality >= 0:
-    return cardinality
-  return int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
-
-
 def eval_dataset(examples, batch_size, mean, std):
   """Unaugmented, standardised batches of (uint8 image, label) examples, in order (the last
   batch may be smaller)."""

@@ -178,7 +178,6 @@ class OnlineSearch:
         augment_path=config.augment_path)
     self.val_data = pipeline.eval_dataset(data.eval_examples("val"), config.eval_batch_size,
                                           data.mean, data.std)
-    self.val_batches = pipeline.num_batches(self.val_data)
     self._persistent_inputs = {}  # trajectory index: its inputs (`_inputs`)
     self._figures_drawn = -math.inf  # when `_summarise` last drew TensorBoard's figures
     self.trajectories = self._build_trajectories(trajectory_devices)
@@ -317,20 +316,19 @@ class OnlineSearch:
     return [policy.log_operation_probabilities(theta)] * self.config.trajectories
 
   def _inputs(self, period):
-    """Per (local) trajectory index, its persistent input: (training iterator, `SamplingFeed` or None,
-    validation iterator), built at the run's first period (or where it resumes) and kept for
-    every later one, so no period restarts a pipeline (`TrainPipeline.run_dataset`)."""
+    """Per (local) trajectory index, its persistent training input: (iterator, `SamplingFeed`
+    or None), built at the run's first period (or where it resumes) and kept for every later
+    one, so no period restarts a training pipeline (`TrainPipeline.run_dataset`)."""
     if not self._persistent_inputs:
       for t in self.trajectories:  # all in this thread, before any trains (`_inner_loop`)
         feed = pipeline.SamplingFeed() if self.augmentation.samples_operations else None
         dataset = self.train_data.run_dataset(period, self.random_stream(t.index), feed)
-        self._persistent_inputs[t.index] = (
-            t.input_iterator(dataset), feed, t.evaluation_iterator(self.val_data.repeat()))
+        self._persistent_inputs[t.index] = (t.input_iterator(dataset), feed)
     return self._persistent_inputs
 
   def _close_inputs(self):
     """Ends the persistent pipelines (one waiting for a period's log p stops waiting)."""
-    for _, feed, _ in self._persistent_inputs.values():
+    for _, feed in self._persistent_inputs.values():
       if feed is not None:
         feed.close()
     self._persistent_inputs = {}
@@ -344,17 +342,20 @@ class OnlineSearch:
     start, end = self.schedule.period(period)
     log_probs = self.sampling_log_probs(period)
     inputs = self._inputs(period)
+    # A validation iterator per period, run to its end: one kept across periods, over the
+    # repeated split, could take seconds to minutes to destroy (its prefetch thread).
+    val_iterators = {t.index: t.evaluation_iterator(self.val_data) for t in self.trajectories}
     groups = {}
     for t in self.trajectories:
       groups.setdefault(t.devices, []).append(t)
 
     def run_trajectory(t):
-      train_iterator, feed, val_iterator = inputs[t.index]
+      train_iterator, feed = inputs[t.index]
       if feed is not None:  # the period's θ: its pipeline samples from here on
         feed.put(log_probs[t.index])
       t.reset_period()
       loss, accuracy = t.train(train_iterator, end - start)
-      return PeriodResult(loss, accuracy, t.evaluate(val_iterator, self.val_batches))
+      return PeriodResult(loss, accuracy, t.evaluate(val_iterators[t.index]))
 
     if len(groups) == 1:
       return [run_trajectory(t) for t in self.trajectories]

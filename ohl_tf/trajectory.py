@@ -21,7 +21,6 @@ optimizer's update, the operation histogram and the accumulators stay outside it
 
 import collections
 import collections.abc
-import itertools
 
 import keras
 import numpy as np
@@ -298,13 +297,12 @@ class Trajectory:
       self._eval_function = self._eval_step.get_concrete_function(*distributed.element_spec)
     return iter(distributed)
 
-  def evaluate(self, dataset_or_iterator, num_batches=None):
+  def evaluate(self, dataset_or_iterator):
     """Mean top-1 accuracy, top-5 accuracy and cross-entropy over a `pipeline.eval_dataset` (or
-    an `evaluation_iterator` over one): all its batches, or the next `num_batches` (for an
-    iterator over a repeated dataset that persists across periods)."""
+    an `evaluation_iterator` over one)."""
     iterator = (dataset_or_iterator if isinstance(dataset_or_iterator, collections.abc.Iterator)
                 else self.evaluation_iterator(dataset_or_iterator))
     totals = np.zeros(4)
-    for images, labels in itertools.islice(iterator, num_batches):
+    for images, labels in iterator:
       totals += [float(v) for v in self._eval_function(images, labels)]
     return Evaluation(*(totals[:3] / totals[3]))
