@@ -357,5 +357,9 @@ def eval_dataset(examples, batch_size, mean, std):
   """Unaugmented, standardised batches of (uint8 image, label) examples, in order (the last
   batch may be smaller)."""
   dataset = examples.batch(batch_size)
+  options = tf.data.Options()
+  # Fixed parallelism, no autotuning: destroying an autotuned iterator waits for its model's
+  # optimisation round, which took 1-17 s per period (once ~100 s) beside the training pipelines.
+  options.autotune.enabled = False
   return dataset.map(lambda x, y: (preprocess.normalize(x, mean, std), y),
-                     num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+                     num_parallel_calls=2).prefetch(1).with_options(options)
