@@ -119,12 +119,10 @@ class Config:
                  "cluster_timeout"):
       if getattr(self, name) < 1:
         raise ValueError(f"--{name} must be >= 1. Received: --{name}={getattr(self, name)}")
-    for name in ("inner_steps", "cutout", "train_subset", "warmup_epochs", "image_size"):
+    for name in ("inner_steps", "cutout", "train_subset", "warmup_epochs", "image_size",
+                 "figure_interval_secs"):
       if getattr(self, name) < 0:
         raise ValueError(f"--{name} must be >= 0. Received: --{name}={getattr(self, name)}")
-    if self.figure_interval_secs < 0:
-      raise ValueError("--figure_interval_secs must be >= 0. Received: "
-                       f"--figure_interval_secs={self.figure_interval_secs}")
     for name in ("theta_lr", "es_sigma"):
       if not getattr(self, name) > 0:  # a negative theta_lr would descend on the reward
         raise ValueError(f"--{name} must be > 0. Received: --{name}={getattr(self, name)}")
