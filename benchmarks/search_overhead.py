@@ -11,7 +11,7 @@ In one process, on the same data, model and steps:
 It prints (a) / (N x b); the target is <= 1.10. Trajectories share the CPU here, so N plain runs
 are what the N trajectories replace.
 
-  python benchmarks/search_overhead.py                        # synthetic data, ~4 min on 2 cores
+  python benchmarks/search_overhead.py                        # synthetic data, ~6 min on 2 cores
   python benchmarks/search_overhead.py --inner_steps=10       # ten times more outer steps
 """
 
@@ -42,7 +42,11 @@ from ohl_tf import trajectory  # pylint: disable=g-import-not-at-top
 _TRAJECTORIES = flags.DEFINE_integer("trajectories", 4, "N.")
 _EPOCHS = flags.DEFINE_integer("epochs", 10, "Epochs of each run.")
 _INNER_STEPS = flags.DEFINE_integer("inner_steps", 0, "I (0 = one epoch, the paper's default).")
-_TRAIN_SUBSET = flags.DEFINE_integer("train_subset", 2048, "Training images (0 = all).")
+_TRAIN_SUBSET = flags.DEFINE_integer(
+    "train_subset", 0, "Training images (0 = all 4,500 synthetic ones beside the 500 of "
+    "--val_size: 9 per validation image, the proportion of the paper's CIFAR-10 split, 45,000 "
+    "and 5,000, which sets what validating every outer step costs against training).")
+_VAL_SIZE = flags.DEFINE_integer("val_size", 500, "Validation images.")
 _MODEL = flags.DEFINE_string("model", "resnet8", "Model.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size of a trajectory.")
 
@@ -50,7 +54,7 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size of a trajectory
 def _config(model_dir):
   return run_config.Config(dataset="synthetic", model=_MODEL.value, trajectories=_TRAJECTORIES.value,
                        epochs=_EPOCHS.value, inner_steps=_INNER_STEPS.value,
-                       batch_size=_BATCH_SIZE.value, lr=0.05, cutout=8, val_size=500,
+                       batch_size=_BATCH_SIZE.value, lr=0.05, cutout=8, val_size=_VAL_SIZE.value,
                        train_subset=_TRAIN_SUBSET.value, model_dir=model_dir)
 
 

@@ -363,3 +363,14 @@ def eval_dataset(examples, batch_size, mean, std):
   options.autotune.enabled = False
   return dataset.map(lambda x, y: (preprocess.normalize(x, mean, std), y),
                      num_parallel_calls=2).prefetch(1).with_options(options)
+
+
+def dataset_bytes(dataset, batch_size):
+  """At most the bytes of all the elements of a finite `dataset` of batches of `batch_size`
+  (its last batch may be smaller), from its cardinality and element spec; infinity when its
+  length is unknown (e.g. records streamed from tfds)."""
+  batches = int(dataset.cardinality())
+  if batches < 0:  # tf.data.INFINITE_CARDINALITY or UNKNOWN_CARDINALITY
+    return math.inf
+  return batches * batch_size * sum(math.prod(spec.shape[1:]) * spec.dtype.size
+                                    for spec in tf.nest.flatten(dataset.element_spec))

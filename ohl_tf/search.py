@@ -57,6 +57,10 @@ from ohl_tf import trajectory as trajectory_lib
 _RESUMABLE_CHANGES = ("data_dir", "model_dir", "eval_batch_size", "cpu_devices", "overwrite",
                       "augment_path", "figure_interval_secs", "cluster", "cluster_timeout")
 _ARTEFACTS = ("checkpoints", "logs", "saved_model", "policy.json", "results.json", "config.json")
+# The validation split is kept on the trajectories' devices, standardised, when all the copies of
+# this process fit in this many bytes (CIFAR's 5,000 images: 61 MB a copy); a larger split
+# (ImageNet's) is read through an input pipeline every outer step.
+_VALIDATION_CACHE_BYTES = 2 << 30
 
 
 def best_trajectory(scores, val_losses):
@@ -178,6 +182,8 @@ class OnlineSearch:
         augment_path=config.augment_path)
     self.val_data = pipeline.eval_dataset(data.eval_examples("val"), config.eval_batch_size,
                                           data.mean, data.std)
+    validation_bytes = pipeline.dataset_bytes(self.val_data, config.eval_batch_size)
+    self._cache_validation = validation_bytes * len(self.local_indices) <= _VALIDATION_CACHE_BYTES
     self._persistent_inputs = {}  # trajectory index: its inputs (`_inputs`)
     self._figures_drawn = -math.inf  # when `_summarise` last drew TensorBoard's figures
     self.trajectories = self._build_trajectories(trajectory_devices)
@@ -342,9 +348,8 @@ class OnlineSearch:
     start, end = self.schedule.period(period)
     log_probs = self.sampling_log_probs(period)
     inputs = self._inputs(period)
-    # A validation iterator per period, run to its end: one kept across periods, over the
-    # repeated split, could take seconds to minutes to destroy (its prefetch thread).
-    val_iterators = {t.index: t.evaluation_iterator(self.val_data) for t in self.trajectories}
+    validation = {t.index: t.evaluation_batches(self.val_data, self._cache_validation)
+                  for t in self.trajectories}
     groups = {}
     for t in self.trajectories:
       groups.setdefault(t.devices, []).append(t)
@@ -355,7 +360,7 @@ class OnlineSearch:
         feed.put(log_probs[t.index])
       t.reset_period()
       loss, accuracy = t.train(train_iterator, end - start)
-      return PeriodResult(loss, accuracy, t.evaluate(val_iterators[t.index]))
+      return PeriodResult(loss, accuracy, t.evaluate(validation[t.index]))
 
     if len(groups) == 1:
       return [run_trajectory(t) for t in self.trajectories]

@@ -20,7 +20,6 @@ optimizer's update, the operation histogram and the accumulators stay outside it
 """
 
 import collections
-import collections.abc
 
 import keras
 import numpy as np
@@ -132,7 +131,13 @@ class Trajectory:
       self.correct = tf.Variable(0, trainable=False, dtype=tf.int64)
       self.seen = tf.Variable(0, trainable=False, dtype=tf.int64)
       self.first_bad_step = tf.Variable(-1, trainable=False, dtype=tf.int64)
+    # Batches stay on the host when the replicas are CPUs: there is nothing to prefetch them
+    # to, and the multi-device prefetcher that would do it took 0-60 s to destroy (at every
+    # period's end for a validation iterator, at the run's end for a training one).
+    on_cpus = all(tf.DeviceSpec.from_string(d).device_type == "CPU" for d in self.devices)
+    self._input_options = tf.distribute.InputOptions(experimental_fetch_to_device=not on_cpus)
     self._eval_datasets = {}
+    self._eval_caches = {}
     self._train_function = None
     self._eval_function = None
 
@@ -239,12 +244,15 @@ class Trajectory:
       if self.first_bad_step < 0 and not tf.math.is_finite(loss):
         self.first_bad_step.assign(step)
 
+  def _distribute(self, dataset):
+    return self.strategy.experimental_distribute_dataset(dataset, self._input_options)
+
   def input_iterator(self, dataset):
     """`dataset` distributed over the replicas, its iterator and (once per run) the traced
     training steps: the graph-building half of training. Call it from one thread at a time
     (module docstring); pass the iterator to `train`, for one period or, over a persistent
     `pipeline.TrainPipeline.run_dataset`, for every period of the run."""
-    iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+    iterator = iter(self._distribute(dataset))
     if self._train_function is None:
       self._train_function = self._train_steps.get_concrete_function(
           iterator, tf.TensorSpec([], tf.int32))
@@ -291,18 +299,28 @@ class Trajectory:
     evaluation step traced for it: the graph-building half of `evaluate` (one thread at a
     time)."""
     if id(dataset) not in self._eval_datasets:
-      self._eval_datasets[id(dataset)] = self.strategy.experimental_distribute_dataset(dataset)
+      self._eval_datasets[id(dataset)] = self._distribute(dataset)
     distributed = self._eval_datasets[id(dataset)]
     if self._eval_function is None:  # one trace: the batch dimension is unknown (None)
       self._eval_function = self._eval_step.get_concrete_function(*distributed.element_spec)
     return iter(distributed)
 
-  def evaluate(self, dataset_or_iterator):
-    """Mean top-1 accuracy, top-5 accuracy and cross-entropy over a `pipeline.eval_dataset` (or
-    an `evaluation_iterator` over one)."""
-    iterator = (dataset_or_iterator if isinstance(dataset_or_iterator, collections.abc.Iterator)
-                else self.evaluation_iterator(dataset_or_iterator))
+  def evaluation_batches(self, dataset, cache=False):
+    """The batches of a `pipeline.eval_dataset` on the replicas, for one `evaluate`: with
+    `cache`, read once and kept on the trajectory's devices (the validation split, evaluated
+    every outer step: no input pipeline per period); otherwise an `evaluation_iterator`.
+    Graph-building on first use (one thread at a time)."""
+    if not cache:
+      return self.evaluation_iterator(dataset)
+    if id(dataset) not in self._eval_caches:
+      self._eval_caches[id(dataset)] = tuple(self.evaluation_iterator(dataset))
+    return self._eval_caches[id(dataset)]
+
+  def evaluate(self, data):
+    """Mean top-1 accuracy, top-5 accuracy and cross-entropy over a `pipeline.eval_dataset`, or
+    its `evaluation_batches`."""
+    batches = self.evaluation_iterator(data) if isinstance(data, tf.data.Dataset) else data
     totals = np.zeros(4)
-    for images, labels in iterator:
+    for images, labels in batches:
       totals += [float(v) for v in self._eval_function(images, labels)]
     return Evaluation(*(totals[:3] / totals[3]))

@@ -11,6 +11,7 @@ import tensorflow as tf
 import models
 from ohl_tf import datasets
 from ohl_tf import devices
+from ohl_tf import pipeline
 from ohl_tf import run_config
 from ohl_tf import search
 from ohl_tf import trajectory
@@ -93,3 +94,20 @@ def test_concurrent_trajectories_survive_many_short_periods(tmp_path, small_data
   results = ohl.run()
   assert int(ohl.outer_step.numpy()) == periods == ohl.schedule.num_periods
   assert 0 <= results["test_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("num_devices", [1, 2])
+def test_cached_validation_scores_what_a_fresh_pipeline_scores(small_data, num_devices):
+  t = trajectory.Trajectory(
+      0, _CPUS[:num_devices], lambda: models.build("resnet8", 3, (32, 32, 3)),
+      lambda: keras.optimizers.SGD(0.05), 5e-4, 16, count_operations=False)
+  # 32 images in batches of 12: a short last batch, split unevenly over two replicas.
+  val = pipeline.eval_dataset(small_data.eval_examples("val"), 12, small_data.mean,
+                              small_data.std)
+  fresh = t.evaluate(val)
+  cached = t.evaluation_batches(val, cache=True)
+  assert t.evaluation_batches(val, cache=True) is cached  # read once, kept
+  assert len(cached) == 3
+  for _ in range(2):  # and scored again at every outer step
+    assert t.evaluate(cached) == fresh
+  assert t.evaluate(t.evaluation_batches(val, cache=False)) == fresh

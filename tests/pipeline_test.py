@@ -249,3 +249,13 @@ def test_a_run_pipeline_without_operations_spans_the_run(train_pipeline):
   np.testing.assert_array_equal(batches[0][0].numpy(),
                                 next(iter(train_pipeline.dataset(2, 0)))[0].numpy())
   assert (np.concatenate([b[2].numpy() for b in batches]) == pipeline.NO_OPERATION).all()
+
+
+def test_dataset_bytes_bounds_a_finite_dataset_and_is_infinite_when_unknown():
+  examples = tf.data.Dataset.from_tensor_slices(
+      (np.zeros([50, 8, 8, 3], np.uint8), np.zeros([50], np.int32)))
+  batches = pipeline.eval_dataset(examples, 16, _MEAN, _STD)  # float32 images, int32 labels
+  assert pipeline.dataset_bytes(batches, 16) == 4 * 16 * (8 * 8 * 3 * 4 + 4)
+  assert sum(x.numpy().nbytes + y.numpy().nbytes for x, y in batches) <= 4 * 16 * (8 * 8 * 3 * 4 + 4)
+  unknown_length = batches.filter(lambda x, y: True)
+  assert pipeline.dataset_bytes(unknown_length, 16) == float("inf")
