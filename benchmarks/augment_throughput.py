@@ -170,12 +170,12 @@ def build_pipelines(images, batch_size, size):
   def ohl_per_image(x, seed):
     base_seed, op_seed, tail_seed = _split(seed, 3)
     op, signs = _sample_ops([], op_seed)
-    return tail(augment.apply_operation(base(x, base_seed), op, signs), tail_seed)
+    return tail(augment.apply_drawn_operation(base(x, base_seed), op, signs), tail_seed)
 
   def base_and_op(x, seed):
     base_seed, op_seed = _split(seed, 2)
     op, signs = _sample_ops([], op_seed)
-    return augment.apply_operation(base(x, base_seed), op, signs)
+    return augment.apply_drawn_operation(base(x, base_seed), op, signs)
 
   def ohl_batch(x, seed):
     op_seed, tail_seed = _split(seed, 2)
@@ -404,7 +404,7 @@ def profile(images, repeats=5):
                  tf.function(lambda e=elements: augment.apply_element(batch, e, signs),
                              autograph=False)))
   ops, op_signs = _sample_ops([num_images], seed)
-  rows.append(("operation", per_image(augment.apply_operation, ops, op_signs),
+  rows.append(("operation", per_image(augment.apply_drawn_operation, ops, op_signs),
                tf.function(lambda: augment.apply_operation(batch, ops, op_signs),
                            autograph=False)))
 

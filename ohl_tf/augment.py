@@ -24,6 +24,8 @@ import functools
 
 import numpy as np
 import tensorflow as tf
+# Only for `switch_case` below: tf.switch_case does not expose whether its Case op is lowered.
+from tensorflow.python.ops import control_flow_switch_case  # pylint: disable=g-direct-tensorflow-import
 
 from ohl_tf import pil_ops
 
@@ -188,13 +190,25 @@ _KERNEL_OF_ELEMENT = np.array([_KERNELS.index(_KERNEL_OF_FAMILY[e.name]) for e i
                               np.int32)
 
 
-def _switch_path(image, element, sign):
-  """One image: `tf.switch_case` over the kernels, each run on the image with scalar parameters.
+def _switch_case(branch_index, branch_fns):
+  """`tf.switch_case` whose Case op stays a function call when the graph runs.
 
-  Only the selected branch runs, so an element costs its own kernel plus the switch (~2 us).
+  By default TensorFlow lowers a Case op to Switch/Merge nodes before running the graph, and the
+  executor then carries a dead tensor through every node of every branch not taken: inside a
+  `tf.data` map at 32x32 that made an operation (two switches over the 8 kernels) cost ~30 us
+  more per image than the unlowered Case, which runs only the selected branch's function.
+  """
+  return control_flow_switch_case._indexed_case_helper(  # pylint: disable=protected-access
+      branch_fns, None, branch_index, "switch_case", lower_using_switch_merge=False)
+
+
+def _switch_path(image, element, sign):
+  """One image: a switch over the kernels, each run on the image with scalar parameters.
+
+  Only the selected branch runs, so an element costs its own kernel plus the switch.
   """
   branches = [functools.partial(kernel, image, element, sign) for kernel in _KERNELS]
-  return tf.ensure_shape(tf.switch_case(tf.gather(_KERNEL_OF_ELEMENT, element), branches),
+  return tf.ensure_shape(_switch_case(tf.gather(_KERNEL_OF_ELEMENT, element), branches),
                          image.shape)
 
 
@@ -312,5 +326,30 @@ def apply_operation(images, op, signs=None, seed=None):
   if signs is None:
     signs = sample_signs(tf.concat([tf.shape(op), [2]], 0), seed)
   signs = _check_signs(_check_indices(signs, "signs", images, trailing=(2,)), "signs")
+  return _apply_operation(images, op, signs)
+
+
+def apply_drawn_operation(images, op, signs):
+  """`apply_operation` for an `op` and `signs` drawn in range, without the run-time checks.
+
+  For the input pipeline, whose ops (`policy.draw_operations`) and signs (`sample_signs`) are
+  valid by construction: the range checks add a dozen small ops per image to the per-image map.
+  The dtype and shape checks remain (per image they run once, when the map is traced). Out-of-
+  range values give undefined results here instead of an error.
+
+  Args:
+    images: uint8 [B,H,W,3] or [H,W,3].
+    op: int [B] (or a scalar), in [0, 1296).
+    signs: int [B,2] (or [2]), each -1 or +1.
+
+  Returns:
+    uint8 of the shape of `images`, the bytes of `apply_operation(images, op, signs)`.
+  """
+  images = _check_images(images)
+  return _apply_operation(images, _check_indices(op, "op", images),
+                          _check_indices(signs, "signs", images, trailing=(2,)))
+
+
+def _apply_operation(images, op, signs):
   first = _apply_element(images, op // NUM_ELEMENTS, signs[..., 0])
   return _apply_element(first, op % NUM_ELEMENTS, signs[..., 1])

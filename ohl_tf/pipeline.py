@@ -237,7 +237,7 @@ class TrainPipeline:
       op = policy.draw_operations(log_probs, 1, op_seed)[0]
       signs = augment.sample_signs([2], sign_seed)
       if self.augment_path == "per_image":
-        image = augment.apply_operation(image, op, signs)
+        image = augment.apply_drawn_operation(image, op, signs)  # drawn in range
     return image, label, op, signs, example_id
 
   def _finish_batch(self, images, labels, ops, signs, example_ids, stream, sampled):

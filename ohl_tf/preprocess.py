@@ -23,6 +23,7 @@ Example, one CIFAR training image (`op_and_signs` stands for the augmentation st
 
 import numbers
 
+import numpy as np
 import tensorflow as tf
 
 # Per-channel RGB statistics of the training sets in [0, 255] units. CIFAR: the pixel mean and
@@ -233,13 +234,45 @@ def cutout(images, seed, size=16, *, fill):
   shape = tf.shape(images)
   height, width = shape[-3], shape[-2]
   rows, cols = sample_cutout_centres(shape[0] if batched else 1, height, width, seed)
-  top, left = (rows - size // 2)[:, None], (cols - size // 2)[:, None]
+  top, left = (rows - size // 2), (cols - size // 2)
+  if batched:
+    top, left = top[:, None, None, None], left[:, None, None, None]
+  else:
+    top, left = top[0], left[0]  # scalars: Eigen's fast path
   # Comparisons against the unclipped square do the clipping at the border for free.
-  ys, xs = tf.range(height), tf.range(width)
-  in_rows = (ys >= top) & (ys < top + size)  # [B, H]
-  in_cols = (xs >= left) & (xs < left + size)  # [B, W]
-  mask = in_rows[:, :, None, None] & in_cols[:, None, :, None]  # [B, H, W, 1]
-  return tf.where(mask if batched else mask[0], tf.constant(fill, tf.uint8), images)
+  ys, xs = _pixel_grid(images, 0), _pixel_grid(images, 1)
+  inside = (ys >= top) & (ys < top + size) & (xs >= left) & (xs < left + size)
+  # x + inside * (fill - x) wraps modulo 256 to `fill` inside and `x` outside: on one image this
+  # is ~10 us cheaper than tf.where (measured in a tf.data map at 32x32).
+  fill_image = _per_pixel(fill, images, tf.uint8)
+  return images + tf.cast(inside, tf.uint8) * (fill_image - images)
+
+
+def _static_image_shape(images):
+  """The [H, W, C] of `images` as Python ints when all are known, else None."""
+  image_shape = images.shape[-3:]
+  return image_shape.as_list() if image_shape.is_fully_defined() else None
+
+
+def _pixel_grid(images, axis):
+  """int32 [H, W, C]: each pixel's row (axis 0) or column (axis 1), a constant when the size is
+  static; else [H, 1, 1] or [W, 1], broadcast when used.
+
+  Full-size operands keep the per-image arithmetic off TensorFlow's broadcasting path, which on
+  one 32x32 image costs several times an elementwise op.
+  """
+  image_shape = _static_image_shape(images)
+  if image_shape is not None:
+    return tf.constant(np.indices(image_shape, np.int32)[axis])
+  return tf.range(tf.shape(images)[axis - 3])[(slice(None),) + (None,) * (2 - axis)]
+
+
+def _per_pixel(values, images, dtype):
+  """One value per channel as a constant [H, W, C] when the size is static, else [C]: see
+  `_pixel_grid`."""
+  values = np.asarray(values, dtype.as_numpy_dtype)
+  image_shape = _static_image_shape(images) if (images.shape.rank or 0) >= 3 else None
+  return tf.constant(values if image_shape is None else np.broadcast_to(values, image_shape))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,12 +295,12 @@ def normalize(images, mean, std=None):
   images = tf.convert_to_tensor(images)
   channels = images.shape[-1] if images.shape.rank else None
   mean = _check_channel_values("mean", mean, channels, 0, 255)
-  centred = tf.cast(images, tf.float32) - tf.constant(mean, tf.float32)
+  centred = tf.cast(images, tf.float32) - _per_pixel(mean, images, tf.float32)
   if std is None:
     return centred
   std = _check_channel_values("std", std, channels, 1e-3, 255)
   # Multiplying by the reciprocal would be faster but differs from numpy by an ulp.
-  return centred / tf.constant(std, tf.float32)
+  return centred / _per_pixel(std, images, tf.float32)
 
 
 # ---------------------------------------------------------------------------------------------

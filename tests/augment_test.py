@@ -108,6 +108,18 @@ def test_operation_is_first_element_then_second(cifar_images):
   np.testing.assert_array_equal(augment.apply_operation(images, ops, signs), expected)
 
 
+def test_drawn_operation_gives_the_checked_bytes_on_every_operation(cifar_images):
+  # The pipeline's unchecked entry point, on all 1296 ops with random signs, on both paths.
+  ops = np.arange(augment.NUM_OPERATIONS, dtype=np.int32)
+  images = cifar_images[ops % len(cifar_images)]
+  signs = augment.sample_signs([len(ops), 2], seed=[8, 1]).numpy()
+  checked = augment.apply_operation(images, ops, signs).numpy()
+  np.testing.assert_array_equal(augment.apply_drawn_operation(images, ops, signs), checked)
+  dataset = tf.data.Dataset.from_tensor_slices((images, ops, signs))
+  per_image = dataset.map(augment.apply_drawn_operation).batch(len(ops))
+  np.testing.assert_array_equal(next(iter(per_image)), checked)
+
+
 # ---------------------------------------------------------------------------
 # Contexts: eager, tf.function, tf.data, 224x224, unknown sizes, empty batches.
 # ---------------------------------------------------------------------------

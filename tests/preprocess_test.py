@@ -217,6 +217,17 @@ def test_cutout_batch_gets_one_independent_square_per_image(cifar_images):
   np.testing.assert_array_equal(outs[~masks], images[~masks])
 
 
+@pytest.mark.parametrize("spec", [[None, None, 3], [None, 32, 32, 3], [None, None, None, 3]])
+def test_cutout_and_normalize_with_unknown_sizes_match_static_sizes(spec, cifar_images):
+  # Static sizes use full-size constants, unknown ones broadcast at run time: the same bytes.
+  images = cifar_images[5] if len(spec) == 3 else cifar_images[:16]
+  fn = lambda x: preprocess.normalize(preprocess.cutout(x, tf.constant([2, 9]), 16, fill=FILL),
+                                      preprocess.CIFAR10_MEAN, preprocess.CIFAR10_STD)
+  dynamic = tf.function(fn, input_signature=[tf.TensorSpec(spec, tf.uint8)])
+  static = tf.function(fn, input_signature=[tf.TensorSpec(images.shape, tf.uint8)])
+  np.testing.assert_array_equal(dynamic(images), static(images))
+
+
 def test_cutout_with_the_mean_colour_is_zero_after_normalisation(cifar_images):
   images = cifar_images[:32]
   outs = preprocess.cutout(images, tf.constant([1, 1]), 16, fill=FILL)
