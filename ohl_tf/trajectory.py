@@ -131,9 +131,8 @@ class Trajectory:
       self.correct = tf.Variable(0, trainable=False, dtype=tf.int64)
       self.seen = tf.Variable(0, trainable=False, dtype=tf.int64)
       self.first_bad_step = tf.Variable(-1, trainable=False, dtype=tf.int64)
-    # Batches stay on the host when the replicas are CPUs: there is nothing to prefetch them
-    # to, and the multi-device prefetcher that would do it took 0-60 s to destroy (at every
-    # period's end for a validation iterator, at the run's end for a training one).
+    # Several replicas' batches stay on the host when the replicas are CPUs: there is nothing to
+    # prefetch them to (see `_distribute`).
     on_cpus = all(tf.DeviceSpec.from_string(d).device_type == "CPU" for d in self.devices)
     self._input_options = tf.distribute.InputOptions(experimental_fetch_to_device=not on_cpus)
     self._eval_datasets = {}
@@ -245,6 +244,15 @@ class Trajectory:
         self.first_bad_step.assign(step)
 
   def _distribute(self, dataset):
+    """`dataset` for `strategy.run`: split over the replicas, or as it is for one replica.
+
+    One replica reads the dataset itself: a distributed dataset adds an autotuned tf.data root
+    whatever the dataset's options, and destroying its iterator waits for the autotuning round
+    (a TensorFlow 2.21 wait of up to a minute: 12-37 s at the end of runs here, 9 s per period
+    for validation iterators). Several replicas still pay it once per iterator.
+    """
+    if self.strategy.num_replicas_in_sync == 1:
+      return dataset
     return self.strategy.experimental_distribute_dataset(dataset, self._input_options)
 
   def input_iterator(self, dataset):
@@ -313,7 +321,11 @@ class Trajectory:
     if not cache:
       return self.evaluation_iterator(dataset)
     if id(dataset) not in self._eval_caches:
-      self._eval_caches[id(dataset)] = tuple(self.evaluation_iterator(dataset))
+      batches = tuple(self.evaluation_iterator(dataset))
+      if self.strategy.num_replicas_in_sync == 1:  # read on the host: copied to the device
+        with tf.device(self.devices[0]):
+          batches = tuple(tuple(tf.identity(x) for x in batch) for batch in batches)
+      self._eval_caches[id(dataset)] = batches
     return self._eval_caches[id(dataset)]
 
   def evaluate(self, data):
