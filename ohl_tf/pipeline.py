@@ -323,8 +323,8 @@ class TrainPipeline:
       return None
 
     def finish(images, labels, ops, parameters):
-      if sampled:
-        images = augment.apply_operation(images, ops, parameters["signs"])
+      if sampled:  # drawn here in range: no run-time checks (Assert ops run on the host)
+        images = augment.apply_drawn_operation(images, ops, parameters["signs"])
       return self._cutout_and_normalize(images, parameters), labels, ops
     return finish
 

@@ -159,11 +159,18 @@ def on_device(train_pipeline):
 
 
 def _small_trajectory(devices_of_replicas, finish_batch=None):
-  """A trajectory of a small convolutional network with BatchNorm (quicker than resnet8)."""
+  """A trajectory of a small convolutional network with BatchNorm (quicker than resnet8).
+
+  Its convolution has no bias, as before BatchNorm in the project's ResNets: BatchNorm cancels
+  such a bias, whose gradient is then rounding noise, and oneDNN's graph rewrite sums it in
+  another order when the step's graph differs (here: the augmentation in it, two replicas whose
+  batches stay on the host): ulps apart after one step (TF_ENABLE_ONEDNN_OPTS=0: none), while
+  every meaningful gradient, and resnet8's whole state, stay bit-identical.
+  """
   def build():
     keras.utils.set_random_seed(3)  # the same initial weights for every trajectory built here
     return keras.Sequential([
-        keras.Input((32, 32, 3)), keras.layers.Conv2D(8, 3, strides=2),
+        keras.Input((32, 32, 3)), keras.layers.Conv2D(8, 3, strides=2, use_bias=False),
         keras.layers.BatchNormalization(), keras.layers.ReLU(),
         keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
   return trajectory.Trajectory(0, devices_of_replicas, build,
