@@ -11,6 +11,12 @@ kernel); both run the same kernels with the same per-image parameters, so they g
 bytes. A fixed batch augmentation (AutoAugment, RandAugment: `ohl_tf.augmentation_policies`),
 Cutout and standardisation then run on the batch.
 
+Where the batch's sampled operation, Cutout and standardisation run is `augment_on`: "host", in
+this `tf.data` pipeline, which then yields float32 batches; or "device", in each replica's
+training step on its own device (`TrainPipeline.device_augmentation`, called by
+`trajectory.Trajectory`), the pipeline then yielding uint8 images with the per-image parameters
+(op, signs, Cutout centre) drawn here from the same seeds: the same bytes reach the network.
+
 Every random choice but keras-cv RandAugment's is a pure function of the run's seed and the
 example's position in the run, so a period can be replayed after a restart. Within a period all
 trajectories see the same images in the same order with the same flip and crop (one shuffle per
@@ -35,6 +41,9 @@ _SHUFFLE_STREAM, _BASE_STREAM, _AUGMENT_STREAM, _CUTOUT_STREAM = 1, 2, 3, 4
 NO_OPERATION = -1  # the op of an image that got no OHL operation (every policy but OHL's)
 # Where the sampled OHL operation is applied: in the per-image map, or per batch.
 AUGMENT_PATHS = ("batched", "per_image")
+# Where the batch's sampled operation, Cutout and standardisation run: in the host's tf.data
+# pipeline, or in each replica's training step on its own device.
+AUGMENT_ON = ("host", "device")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +200,13 @@ class TrainPipeline:
       "per_image" in the per-image map (`tf.switch_case`), "batched" after batching
       (`tf.dynamic_partition`). The same bytes either way; which is faster depends on the
       machine (README, *Augmentation throughput*).
+    augment_on: where the batch's sampled operation (batched path), Cutout and standardisation
+      run, one of `AUGMENT_ON`: "host", in this pipeline, which yields float32 images; "device",
+      in each replica's training step (`device_augmentation`), the pipeline yielding uint8
+      images (a quarter of float32's host-to-device traffic) with the per-image op, signs and
+      Cutout centre drawn here from the same seeds, so the network sees the same bytes. The base
+      preprocessing, the drawing and a fixed `augment_batch` stay on the host. "device" needs
+      the batched path: the per-image path applies the operation in the host's map.
   """
   source: MemorySource | StreamSource
   schedule: Schedule
@@ -201,11 +217,19 @@ class TrainPipeline:
   base: object = preprocess.cifar_train_base
   augment_batch: object = None
   augment_path: str = "batched"
+  augment_on: str = "host"
 
   def __post_init__(self):
     if self.augment_path not in AUGMENT_PATHS:
       raise ValueError(f"augment_path must be one of {', '.join(AUGMENT_PATHS)}. "
                        f"Received: augment_path={self.augment_path!r}")
+    if self.augment_on not in AUGMENT_ON:
+      raise ValueError(f"augment_on must be one of {', '.join(AUGMENT_ON)}. "
+                       f"Received: augment_on={self.augment_on!r}")
+    if self.augment_on == "device" and self.augment_path == "per_image":
+      raise ValueError("augment_on='device' applies the operation to the batch in the training "
+                       "step, augment_path='per_image' in the host's per-image map: use "
+                       "augment_path='batched' with augment_on='device'.")
     # Traced once per pipeline, not once per (period, stream) dataset: each period's map
     # only calls these concrete functions.
     spec = [tf.TensorSpec([], tf.int64), self.source.image_spec, tf.TensorSpec([], tf.int32),
@@ -241,21 +265,68 @@ class TrainPipeline:
     return image, label, op, signs, example_id
 
   def _finish_batch(self, images, labels, ops, signs, example_ids, stream, sampled):
-    """The augmentation (batched path), Cutout (one square per image) and standardisation.
+    """The host's part of a batch: under "host" the augmentation (batched path), Cutout (one
+    square per image) and standardisation, giving (float32 images, labels, ops); under "device"
+    only the fixed `augment_batch` and the drawing of the Cutout centres, giving
+    (uint8 images, labels, ops, per-image parameters) for `device_augmentation`.
 
     Each image keeps its own op, signs and Cutout square: the batched path of `augment` gives
-    the bytes of the per-image path (tests/augment_test.py, tests/pipeline_test.py).
+    the bytes of the per-image path (tests/augment_test.py, tests/pipeline_test.py), and a
+    replica's shard of a batch gets the bytes of the same images of the whole batch.
     """
-    if sampled and self.augment_path == "batched":
+    if sampled and self.augment_path == "batched" and self.augment_on == "host":
       images = augment.apply_operation(images, ops, signs)
     if self.augment_batch is not None:
       images = self.augment_batch(images, _seed(self.seed, _AUGMENT_STREAM, stream,
                                                 example_ids[0], -1))
+    parameters = {"signs": signs}
     if self.cutout_size:
-      seed = _seed(self.seed, _CUTOUT_STREAM, stream, example_ids[0])
-      images = preprocess.cutout(images, seed, self.cutout_size,
-                                 fill=preprocess.mean_colour(self.mean))
-    return preprocess.normalize(images, self.mean, self.std), labels, ops
+      # One draw per batch, from the batch's seed, on either side: the same squares.
+      shape = tf.shape(images)
+      rows, cols = preprocess.sample_cutout_centres(
+          shape[0], shape[1], shape[2], _seed(self.seed, _CUTOUT_STREAM, stream, example_ids[0]))
+      parameters["cutout_centres"] = tf.stack([rows, cols], axis=-1)
+    if self.augment_on == "device":
+      return images, labels, ops, parameters
+    return self._cutout_and_normalize(images, parameters), labels, ops
+
+  def _cutout_and_normalize(self, images, parameters):
+    """Paints each image's Cutout square (if any) and standardises: uint8 in, float32 out."""
+    if self.cutout_size:
+      rows, cols = tf.unstack(parameters["cutout_centres"], axis=-1)
+      images = preprocess.paint_cutout(images, rows, cols, self.cutout_size,
+                                       fill=preprocess.mean_colour(self.mean))
+    return preprocess.normalize(images, self.mean, self.std)
+
+  def device_augmentation(self, sampled):
+    """What a replica's training step does to its shard of a batch under augment_on="device".
+
+    The step runs the returned function on the replica's own device, before its forward pass
+    and outside XLA (`trajectory.Trajectory`, `finish_batch`): XLA would reorder the float
+    arithmetic of the blends and the standardisation, so the bytes would no longer be the host's,
+    and `tf.dynamic_partition`'s data-dependent shapes do not compile. Each replica gets its
+    shard of every per-image tensor, so its images get their own op, signs and Cutout square.
+    Ops without a kernel for that device (on a GPU, possibly some of the kernels' integer ops)
+    run on the host CPU under TensorFlow's soft placement; this was tested on logical CPU
+    devices only, never on a GPU.
+
+    Args:
+      sampled: whether the batches carry sampled OHL operations to apply (the policy samples
+        them); without, the ops are `NO_OPERATION` and only Cutout and standardisation run.
+
+    Returns:
+      None under augment_on="host" (the batches arrive finished), else
+      fn(uint8 images [b,S,S,3], labels [b], ops [b], per-image parameters) ->
+      (float32 images, labels, ops), for a shard of b images of a batch of this pipeline.
+    """
+    if self.augment_on == "host":
+      return None
+
+    def finish(images, labels, ops, parameters):
+      if sampled:  # drawn here in range: no run-time checks (Assert ops run on the host)
+        images = augment.apply_drawn_operation(images, ops, parameters["signs"])
+      return self._cutout_and_normalize(images, parameters), labels, ops
+    return finish
 
   def dataset(self, period, stream, log_probs=None):
     """The batches of one trajectory in one period, sampled from a fixed `log_probs`.
@@ -269,7 +340,9 @@ class TrainPipeline:
         no OHL operation.
 
     Returns:
-      A dataset of (float32 images [B,S,S,3], int32 labels [B], int32 ops [B]).
+      A dataset of (float32 images [B,S,S,3], int32 labels [B], int32 ops [B]); under
+      augment_on="device", of (uint8 images, labels, ops, per-image parameters) for
+      `device_augmentation`.
     """
     start, end = self.schedule.period(period)
     batch = self.schedule.batch_size
@@ -295,7 +368,7 @@ class TrainPipeline:
       feed: a `SamplingFeed`, or None for no OHL operation.
 
     Returns:
-      A dataset of (float32 images [B,S,S,3], int32 labels [B], int32 ops [B]).
+      As `dataset`.
     """
     batch = self.schedule.batch_size
     periods = range(first_period, self.schedule.num_periods)
@@ -315,7 +388,13 @@ class TrainPipeline:
 
   def _batches(self, examples, stream, sampled):
     """Per-image base preprocessing and sampling, batching, then the batch's augmentation,
-    Cutout and standardisation, of (id, image, label[, log p]) examples."""
+    Cutout and standardisation (or, under augment_on="device", what precedes them), of
+    (id, image, label[, log p]) examples."""
+    if sampled and self.augment_batch is not None and self.augment_on == "device":
+      # The host applies the sampled operation before augment_batch; the device could only
+      # apply it after. No policy has both (`ohl_tf.augmentation_policies`).
+      raise ValueError("augment_on='device' cannot apply sampled operations under a fixed "
+                       "augment_batch, which must follow them.")
     stream = tf.constant(stream, tf.int32)
     example = functools.partial(self._sampled if sampled else self._plain, stream=stream)
     examples = examples.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -188,7 +188,8 @@ def mean_colour(mean):
 def sample_cutout_centres(batch_size, height, width, seed):
   """Draws one Cutout centre per image, uniform over the pixels of the image.
 
-  Kept apart from `cutout` so that tests and callers can see what was sampled.
+  Kept apart from `paint_cutout` so that tests and callers can see what was sampled, and so that
+  the centres can be drawn where the images are not painted (`ohl_tf.pipeline`).
 
   Args:
     batch_size, height, width: int32 scalars (Python ints or tensors).
@@ -207,16 +208,9 @@ def sample_cutout_centres(batch_size, height, width, seed):
 def cutout(images, seed, size=16, *, fill):
   """Cutout (DeVries & Taylor, 2017): paints one size x size square per image with `fill`.
 
-  The centre is uniform over the image and the square is clipped at the border, so squares
-  near an edge are smaller: rows [cy - size//2, cy - size//2 + size), the paper's code for an
-  even size (theirs loses a row and a column for an odd size). A batch gets an independent
-  square per image.
-
-  DeVries & Taylor zero the *normalised* tensor, i.e. paint the dataset mean. Here Cutout runs
-  on uint8 images, before `normalize`, so `fill` must be the dataset mean colour,
-  `mean_colour(CIFAR10_MEAN)` for CIFAR-10: after `normalize` the square is then within
-  0.5 / std (< 0.01) of zero instead of exactly zero. There is deliberately no default: a zero
-  fill would be a black square, 2 standard deviations away from what the paper trained with.
+  The centre is uniform over the image (`sample_cutout_centres`) and the square is painted by
+  `paint_cutout`, which says how it is clipped and why `fill` has no default. A batch gets an
+  independent square per image.
 
   Args:
     images: uint8 [H, W, C] or [B, H, W, C].
@@ -227,18 +221,46 @@ def cutout(images, seed, size=16, *, fill):
   Returns:
     uint8, same shape as `images`.
   """
+  images = _check_images(images, ranks=(3, 4))
+  batched = images.shape.rank == 4
+  shape = tf.shape(images)
+  rows, cols = sample_cutout_centres(shape[0] if batched else 1, shape[-3], shape[-2], seed)
+  if not batched:
+    rows, cols = rows[0], cols[0]
+  return paint_cutout(images, rows, cols, size, fill=fill)
+
+
+def paint_cutout(images, rows, cols, size=16, *, fill):
+  """Paints the size x size Cutout square centred at (rows, cols) of each image with `fill`.
+
+  The square is clipped at the border, so squares near an edge are smaller: rows
+  [cy - size//2, cy - size//2 + size), the paper's code for an even size (theirs loses a row and
+  a column for an odd size). Kept apart from the sampling (`cutout`) so that the centres can be
+  drawn in one place and the square painted in another: the training pipeline draws them on the
+  host and, under --augment_on=device, paints them in the training step (`ohl_tf.pipeline`).
+
+  DeVries & Taylor zero the *normalised* tensor, i.e. paint the dataset mean. Here Cutout runs
+  on uint8 images, before `normalize`, so `fill` must be the dataset mean colour,
+  `mean_colour(CIFAR10_MEAN)` for CIFAR-10: after `normalize` the square is then within
+  0.5 / std (< 0.01) of zero instead of exactly zero. There is deliberately no default: a zero
+  fill would be a black square, 2 standard deviations away from what the paper trained with.
+
+  Args:
+    images: uint8 [H, W, C] or [B, H, W, C].
+    rows, cols: int32, the centre of each image's square: [B] each for a batch, scalars for one
+      image (`sample_cutout_centres` draws them).
+    size: int >= 0, the side of the square; 0 leaves the images unchanged.
+    fill: C integers in [0, 255], the colour of the square.
+
+  Returns:
+    uint8, same shape as `images`.
+  """
   size = _check_int("size", size, 0)
   images = _check_images(images, ranks=(3, 4))
   fill = _check_channel_values("fill", fill, images.shape[-1], 0, 255, integer=True)
-  batched = images.shape.rank == 4
-  shape = tf.shape(images)
-  height, width = shape[-3], shape[-2]
-  rows, cols = sample_cutout_centres(shape[0] if batched else 1, height, width, seed)
-  top, left = (rows - size // 2), (cols - size // 2)
-  if batched:
+  top, left = (tf.cast(rows, tf.int32) - size // 2), (tf.cast(cols, tf.int32) - size // 2)
+  if images.shape.rank == 4:  # one image's stay scalars: Eigen's fast path
     top, left = top[:, None, None, None], left[:, None, None, None]
-  else:
-    top, left = top[0], left[0]  # scalars: Eigen's fast path
   # Comparisons against the unclipped square do the clipping at the border for free.
   ys, xs = _pixel_grid(images, 0), _pixel_grid(images, 1)
   inside = (ys >= top) & (ys < top + size) & (xs >= left) & (xs < left + size)
@@ -299,8 +321,13 @@ def normalize(images, mean, std=None):
   if std is None:
     return centred
   std = _check_channel_values("std", std, channels, 1e-3, 255)
-  # Multiplying by the reciprocal would be faster but differs from numpy by an ulp.
-  return centred / _per_pixel(std, images, tf.float32)
+  # Multiplying by the reciprocal would be faster but differs from numpy by an ulp. So would
+  # `centred / std` inside a tf.function: Grappler's constant folding rewrites a division by a
+  # constant into that multiplication (not in a tf.data map, nor eagerly), and the training step
+  # standardises under --augment_on=device. DivNoNan is the same IEEE division for std > 0 (and
+  # as fast: 2.8-3.0 us per 32x32 image either way), and Grappler leaves it alone: the same bytes
+  # eagerly, in tf.data and in a tf.function (not under XLA, which the augmentation stays out of).
+  return tf.math.divide_no_nan(centred, _per_pixel(std, images, tf.float32))
 
 
 # ---------------------------------------------------------------------------------------------

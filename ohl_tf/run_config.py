@@ -72,6 +72,12 @@ class Config:
           pipeline.AUGMENT_PATHS) + ". batched: per batch (tf.dynamic_partition by kernel); "
       "per_image: in the per-image tf.data map (tf.switch_case). The same bytes either way; "
       "README, Augmentation throughput, says which is faster where.")
+  augment_on: str = _setting(
+      "host", "Where each batch's sampled OHL operations, Cutout and standardisation run: " +
+      " | ".join(pipeline.AUGMENT_ON) + ". host: in the tf.data pipeline; device: in each "
+      "replica's training step on its own device, the host only decoding, cropping, flipping and "
+      "drawing (uint8 to the device). The same bytes either way; device needs "
+      "--augment_path=batched. README, Augmentation on the device, says which to pick.")
   val_size: int = _setting(500, "Validation images held out of the training split.")
   train_subset: int = _setting(
       0, "Use only this many training images (0 = all), e.g. reduced CIFAR-10.")
@@ -92,7 +98,7 @@ class Config:
                  "θ, BatchNorm statistics, checkpoints and the exported SavedModel stay float32.")
   jit_compile: bool = _setting(
       False, "Compile each replica's forward and backward pass with XLA "
-             "(tf.function(jit_compile=True)); the augmentation runs in tf.data either way.")
+             "(tf.function(jit_compile=True)); the augmentation stays outside XLA either way.")
   cpu_devices: int = _setting(1, "Split the CPU into this many logical devices (tests, no GPU).")
   overwrite: bool = _setting(False,
                              "Delete a run with another configuration found in --model_dir.")
@@ -114,6 +120,13 @@ class Config:
     _check_choice("estimator", self.estimator, policy_lib.ESTIMATORS)
     _check_choice("precision", self.precision, trajectory.PRECISIONS)
     _check_choice("augment_path", self.augment_path, pipeline.AUGMENT_PATHS)
+    _check_choice("augment_on", self.augment_on, pipeline.AUGMENT_ON)
+    if self.augment_on == "device" and self.augment_path == "per_image":
+      raise ValueError(
+          "--augment_on=device applies the sampled operations to each replica's batch in the "
+          "training step, --augment_path=per_image to each image in the host's tf.data map: "
+          "they cannot both hold. Use --augment_on=device with --augment_path=batched (the "
+          "default), or --augment_path=per_image with --augment_on=host (the default).")
     _check_choice("cluster", self.cluster, cluster_lib.CLUSTERS)
     for name in ("trajectories", "epochs", "batch_size", "eval_batch_size", "cpu_devices",
                  "cluster_timeout"):

@@ -52,10 +52,11 @@ from ohl_tf import trajectory as trajectory_lib
 # Not --jit_compile, although it is about speed: XLA fuses and orders the float operations
 # differently, so a resumed run that switched it would no longer replay the uninterrupted one
 # bit for bit under --deterministic. Nor --precision, which changes the arithmetic (and, for
-# mixed_float16, the optimizer's checkpointed variables). --augment_path may: both paths give
-# the same bytes.
+# mixed_float16, the optimizer's checkpointed variables). --augment_path and --augment_on may:
+# each choice gives the same bytes.
 _RESUMABLE_CHANGES = ("data_dir", "model_dir", "eval_batch_size", "cpu_devices", "overwrite",
-                      "augment_path", "figure_interval_secs", "cluster", "cluster_timeout")
+                      "augment_path", "augment_on", "figure_interval_secs", "cluster",
+                      "cluster_timeout")
 _ARTEFACTS = ("checkpoints", "logs", "saved_model", "policy.json", "results.json", "config.json")
 # The validation split is kept on the trajectories' devices, standardised, when all the copies of
 # this process fit in this many bytes (CIFAR's 5,000 images: 61 MB a copy); a larger split
@@ -179,7 +180,7 @@ class OnlineSearch:
         source, self.schedule, data.mean, data.std, config.seed,
         config.cutout if self.augmentation.uses_cutout else 0, base=data.train_base,
         augment_batch=self.augmentation.augment_batch(data.name),
-        augment_path=config.augment_path)
+        augment_path=config.augment_path, augment_on=config.augment_on)
     self.val_data = pipeline.eval_dataset(data.eval_examples("val"), config.eval_batch_size,
                                           data.mean, data.std)
     validation_bytes = pipeline.dataset_bytes(self.val_data, config.eval_batch_size)
@@ -230,7 +231,9 @@ class OnlineSearch:
         trajectory_lib.Trajectory(n, devices, build_model, make_optimizer, config.weight_decay,
                                   config.batch_size,
                                   count_operations=self.augmentation.samples_operations,
-                                  precision=config.precision, jit_compile=config.jit_compile)
+                                  precision=config.precision, jit_compile=config.jit_compile,
+                                  finish_batch=self.train_data.device_augmentation(
+                                      self.augmentation.samples_operations))
         for n, devices in zip(self.local_indices, trajectory_devices)]
 
   # -------------------------------------------------------------------------------------------

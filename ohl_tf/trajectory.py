@@ -16,7 +16,8 @@ Precision (`--precision`) and XLA (`--jit_compile`): the model may compute in bf
 at the trajectory's interfaces stays float32: the logits, the loss, the variables and BatchNorm
 statistics the outer step copies, the checkpoint and the export. Under --jit_compile XLA compiles
 each replica's forward and backward pass, the bulk of a step's work; the all-reduce and the
-optimizer's update, the operation histogram and the accumulators stay outside it.
+optimizer's update, the operation histogram and the accumulators stay outside it, and so does the
+augmentation a replica runs under --augment_on=device (`finish_batch`).
 """
 
 import collections
@@ -100,10 +101,15 @@ class Trajectory:
       also wraps the optimizer in loss scaling: `make_optimizer`).
     jit_compile: whether XLA compiles each replica's forward and backward pass (training) and
       forward pass (evaluation).
+    finish_batch: None when the training batches arrive as (float32 images, labels, ops); else
+      fn(*shard) -> (float32 images, labels, ops), run in each replica's step on its own device,
+      before the forward pass and outside XLA, on the replica's shard of every per-image tensor
+      of a batch (`pipeline.TrainPipeline.device_augmentation`: the augmentation on the device).
   """
 
   def __init__(self, index, devices, build_model, make_optimizer, weight_decay, batch_size,
-               count_operations=True, precision="float32", jit_compile=False):
+               count_operations=True, precision="float32", jit_compile=False,
+               finish_batch=None):
     self.index = index
     self.devices = tuple(devices)
     self.strategy = devices_lib.make_strategy(list(devices))
@@ -114,6 +120,7 @@ class Trajectory:
     self._batch_size = batch_size
     self._weight_decay = weight_decay
     self._count_operations = count_operations
+    self._finish_batch = finish_batch
     self.precision = precision
     with self.strategy.scope():
       self.model = build_in_precision(build_model, precision)
@@ -217,7 +224,13 @@ class Trajectory:
     poison = tf.where(overflows > 0, float("nan"), 0.0)
     return [gradients[0] + tf.cast(poison, gradients[0].dtype), *gradients[1:]]
 
-  def _replica_step(self, images, labels, ops):
+  def replica_inputs(self, *shard):
+    """The (float32 images, labels, ops) a replica trains on, from its shard of a batch: the
+    shard itself, or `finish_batch`'s result. Call it in a replica context (`strategy.run`)."""
+    return self._finish_batch(*shard) if self._finish_batch else shard
+
+  def _replica_step(self, *shard):
+    images, labels, ops = self.replica_inputs(*shard)
     logits, cross_entropy, loss, gradients = self._forward_backward_fn(images, labels)
     if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
       gradients = self._agree_on_overflow(gradients)

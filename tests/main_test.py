@@ -259,6 +259,26 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path, estimator):
 
 
 # ---------------------------------------------------------------------------------------------
+# --augment_on=device: the augmentation in the training step, the same run.
+# ---------------------------------------------------------------------------------------------
+
+def test_augmenting_on_the_device_gives_the_run_augmenting_on_the_host(quick_run, tmp_path):
+  host_dir, _ = quick_run
+  result = _run(tmp_path / "device", "--epochs=2", "--inner_steps=4", "--augment_on=device")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert json.loads((tmp_path / "device" / "config.json").read_text())["augment_on"] == "device"
+  # θ, its Adam state, every trajectory's weights and optimizer, the lineage of op counts.
+  expected, actual = _final_checkpoint(host_dir), _final_checkpoint(tmp_path / "device")
+  assert expected.keys() == actual.keys()
+  for name in expected:
+    np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+  host_policy, device_policy = (json.loads((d / "policy.json").read_text())
+                                for d in (host_dir, tmp_path / "device"))
+  assert device_policy["lineage"] == host_policy["lineage"]
+  assert device_policy["lineage"]["operations"] == 16 * 32
+
+
+# ---------------------------------------------------------------------------------------------
 # Bad input: a clear message, a non-zero exit, nothing lost.
 # ---------------------------------------------------------------------------------------------
 

@@ -109,10 +109,16 @@ def test_per_image_and_batched_paths_give_the_same_bytes_and_operations(train_pi
   assert len(np.unique(ops // augment.NUM_ELEMENTS)) > 20  # most elements were exercised
 
 
-def test_augment_path_is_checked(train_pipeline):
-  with pytest.raises(ValueError, match="augment_path must be one of batched, per_image"):
+@pytest.mark.parametrize("setting,message", [
+    (dict(augment_path="per_batch"), "augment_path must be one of batched, per_image"),
+    (dict(augment_on="gpu"), "augment_on must be one of host, device"),
+    (dict(augment_on="device", augment_path="per_image"),
+     "use augment_path='batched' with augment_on='device'"),
+])
+def test_where_augmentation_runs_is_checked(train_pipeline, setting, message):
+  with pytest.raises(ValueError, match=message):
     pipeline.TrainPipeline(train_pipeline.source, train_pipeline.schedule, _MEAN, _STD, seed=7,
-                           augment_path="per_batch")
+                           **setting)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,6 +142,92 @@ def test_op_counts_equal_the_operations_applied(train_pipeline, augment_path):
   assert int(t.seen.numpy()) == 160 and t.step == 5
   t.reset_period()
   assert int(tf.reduce_sum(t.op_counts)) == 0 and int(t.seen.numpy()) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# --augment_on=device: the replicas augment their own shards, with the host's bytes.
+# ---------------------------------------------------------------------------------------------
+
+_REPLICA_DEVICES = {1: ["/device:CPU:0"], 2: ["/device:CPU:0", "/device:CPU:1"]}
+
+
+@pytest.fixture(scope="module")
+def on_device(train_pipeline):
+  """`train_pipeline` with augment_on="device" (traced once for the tests that use it)."""
+  return pipeline.TrainPipeline(train_pipeline.source, train_pipeline.schedule, _MEAN, _STD,
+                                seed=7, cutout_size=16, augment_on="device")
+
+
+def _small_trajectory(devices_of_replicas, finish_batch=None):
+  """A trajectory of a small convolutional network with BatchNorm (quicker than resnet8).
+
+  Its convolution has no bias, as before BatchNorm in the project's ResNets: BatchNorm cancels
+  such a bias, whose gradient is then rounding noise, and oneDNN's graph rewrite sums it in
+  another order when the step's graph differs (here: the augmentation in it, two replicas whose
+  batches stay on the host): ulps apart after one step (TF_ENABLE_ONEDNN_OPTS=0: none), while
+  every meaningful gradient, and resnet8's whole state, stay bit-identical.
+  """
+  def build():
+    keras.utils.set_random_seed(3)  # the same initial weights for every trajectory built here
+    return keras.Sequential([
+        keras.Input((32, 32, 3)), keras.layers.Conv2D(8, 3, strides=2, use_bias=False),
+        keras.layers.BatchNormalization(), keras.layers.ReLU(),
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
+  return trajectory.Trajectory(0, devices_of_replicas, build,
+                               lambda: keras.optimizers.SGD(0.05, momentum=0.9), 5e-4, 32,
+                               finish_batch=finish_batch)
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_each_replica_trains_on_the_host_pipelines_bytes(train_pipeline, on_device, replicas):
+  # One period of 5 batches of real CIFAR-10 images, OHL operations and Cutout 16: what each
+  # replica's step trains on under "device" is its shard of the host pipeline's batch, exactly.
+  t = _small_trajectory(_REPLICA_DEVICES[replicas], on_device.device_augmentation(True))
+  log_probs = policy.log_operation_probabilities(
+      tf.random.stateless_normal([augment.NUM_OPERATIONS], [5, 6]))
+  traced_on = []
+
+  def replica_inputs(*shard):
+    inputs = t.replica_inputs(*shard)  # what `_replica_step` trains on
+    traced_on.append(inputs[0].device)
+    return inputs
+
+  step = tf.function(lambda batch: t.strategy.run(replica_inputs, args=batch))
+  uint8_batches = on_device.dataset(1, 2, log_probs)
+  assert uint8_batches.element_spec[0].dtype == tf.uint8
+  iterator = t.input_iterator(uint8_batches)
+  ops_seen = []
+  for host_batch in train_pipeline.dataset(1, 2, log_probs):
+    shards = [t.strategy.experimental_local_results(value) for value in step(next(iterator))]
+    for want, got in zip(host_batch, shards):
+      assert len(got) == replicas
+      np.testing.assert_array_equal(np.concatenate([shard.numpy() for shard in got]),
+                                    want.numpy())
+    ops_seen.append(host_batch[2].numpy())
+  assert len(ops_seen) == 5 and next(iterator, None) is None
+  assert len(np.unique(np.concatenate(ops_seen) // augment.NUM_ELEMENTS)) > 20
+  where = lambda name: (tf.DeviceSpec.from_string(name).device_type,
+                        tf.DeviceSpec.from_string(name).device_index)
+  assert [where(d) for d in traced_on] == [where(d) for d in _REPLICA_DEVICES[replicas]]
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_host_and_device_augmentation_train_the_same_weights_and_counts(train_pipeline,
+                                                                        on_device, replicas):
+  log_probs = policy.log_operation_probabilities(
+      tf.random.stateless_normal([augment.NUM_OPERATIONS], [3, 4]))
+  trained = []
+  for data, finish_batch in ((train_pipeline, None),
+                             (on_device, on_device.device_augmentation(True))):
+    t = _small_trajectory(_REPLICA_DEVICES[replicas], finish_batch)
+    t.train(t.start_period(data.dataset(0, 1, log_probs)), 3)
+    trained.append(t)
+  host, device = trained
+  assert int(tf.reduce_sum(device.op_counts)) == 3 * 32 and device.step == 3
+  np.testing.assert_array_equal(device.op_counts.numpy(), host.op_counts.numpy())
+  for a, b in zip(host.model.get_weights(), device.model.get_weights()):
+    np.testing.assert_array_equal(b, a)
+  assert float(device.loss_sum.numpy()) == float(host.loss_sum.numpy())
 
 
 def test_trajectory_rejects_a_batch_not_divisible_by_its_replicas():

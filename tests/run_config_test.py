@@ -46,6 +46,11 @@ def test_parsed_flags_become_the_config(flag_values):
     (dict(batch_size=0), "--batch_size must be >= 1. Received: --batch_size=0"),
     (dict(cutout=-1), "--cutout must be >= 0"),
     (dict(theta_lr=-0.05), "--theta_lr must be > 0. Received: --theta_lr=-0.05"),
+    (dict(augment_on="gpu"), "--augment_on must be one of host, device. Received: "
+                             "--augment_on=gpu"),
+    (dict(augment_on="device", augment_path="per_image"),
+     "--augment_on=device .* --augment_path=per_image .* Use --augment_on=device with "
+     "--augment_path=batched .* or --augment_path=per_image with --augment_on=host"),
 ])
 def test_an_invalid_setting_is_refused_naming_it(setting, message):
   with pytest.raises(ValueError, match=message):
