@@ -443,11 +443,12 @@ def eval_dataset(examples, batch_size, mean, std):
 def _options():
   """Options of every pipeline of a run: no autotuning.
 
-  Destroying an autotuned iterator waits for its model's optimisation round, whose period grows
-  to a minute: 0-60 s at the end of every period for a validation iterator and 20-40 s at the
-  end of a run for the training ones, against 0.03 s without. Without it, a map with
-  `num_parallel_calls=AUTOTUNE` runs min(16, cores) calls at once and `prefetch(AUTOTUNE)`
-  sizes its buffer by tf.data's own prefetch autotuner (training images/s unchanged here).
+  Destroying an autotuned iterator waits for its autotuning thread's next round, up to a minute
+  later (TensorFlow 2.21): 9 s per outer step for validation iterators and 12-37 s at the end of
+  a run for the training ones were measured. Without autotuning, a map with
+  `num_parallel_calls=AUTOTUNE` runs min(16, cores) calls at once and `prefetch(AUTOTUNE)` sizes
+  its buffer by tf.data's own prefetch autotuner (training images/s unchanged within the noise
+  here). A distributed dataset adds an autotuned root anyway: `Trajectory._distribute`.
   """
   options = tf.data.Options()
   options.autotune.enabled = False

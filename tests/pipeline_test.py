@@ -351,3 +351,17 @@ def test_dataset_bytes_bounds_a_finite_dataset_and_is_infinite_when_unknown():
   assert sum(x.numpy().nbytes + y.numpy().nbytes for x, y in batches) <= 4 * 16 * (8 * 8 * 3 * 4 + 4)
   unknown_length = batches.filter(lambda x, y: True)
   assert pipeline.dataset_bytes(unknown_length, 16) == float("inf")
+
+
+def test_no_pipeline_of_a_run_is_autotuned_and_one_replica_reads_it_undistributed(
+    train_pipeline):
+  # Destroying an autotuned iterator waits for the autotuning thread's next round (up to a
+  # minute): no pipeline of a run may be autotuned, nor wrapped in a distributed dataset (which
+  # adds an autotuned root) when one replica reads it.
+  train = train_pipeline.run_dataset(0, 0, pipeline.SamplingFeed())
+  val = pipeline.eval_dataset(tf.data.Dataset.from_tensor_slices(
+      (np.zeros([4, 8, 8, 3], np.uint8), np.zeros([4], np.int32))), 2, _MEAN, _STD)
+  assert not train.options().autotune.enabled and not val.options().autotune.enabled
+  t = trajectory.Trajectory(0, ["/cpu:0"], lambda: models.build("resnet8", 10, (32, 32, 3)),
+                            lambda: keras.optimizers.SGD(0.1), 0.0, 32)
+  assert t._distribute(train) is train  # pylint: disable=protected-access
