@@ -46,6 +46,32 @@ AUGMENT_PATHS = ("batched", "per_image")
 AUGMENT_ON = ("host", "device")
 
 
+def check_augmentation_placement(augment_path, augment_on, as_flags=False):
+  """Raises ValueError unless `augment_path` is one of `AUGMENT_PATHS`, `augment_on` one of
+  `AUGMENT_ON`, and they can hold together: augment_on="device" applies the operations to each
+  replica's batch, so it needs the batched path.
+
+  The message names the settings as arguments (augment_on='device'), or as flags
+  (--augment_on=device) with `as_flags` (`run_config.Config`).
+  """
+  name = (lambda key: f"--{key}") if as_flags else (lambda key: key)
+  setting = ((lambda key, value: f"--{key}={value}") if as_flags else
+             (lambda key, value: f"{key}={value!r}"))
+  for key, value, choices in (("augment_path", augment_path, AUGMENT_PATHS),
+                              ("augment_on", augment_on, AUGMENT_ON)):
+    if value not in choices:
+      raise ValueError(f"{name(key)} must be one of {', '.join(choices)}. "
+                       f"Received: {setting(key, value)}")
+  if augment_on == "device" and augment_path == "per_image":
+    raise ValueError(
+        f"{setting('augment_on', 'device')} applies the sampled operations to each replica's "
+        f"batch in the training step, {setting('augment_path', 'per_image')} to each image in "
+        f"the host's tf.data map: they cannot both hold. Use {setting('augment_on', 'device')} "
+        f"with {setting('augment_path', 'batched')} (the default), or "
+        f"{setting('augment_path', 'per_image')} with {setting('augment_on', 'host')} (the "
+        "default).")
+
+
 @dataclasses.dataclass(frozen=True)
 class Schedule:
   """How the run's training steps divide into epochs and periods of I inner steps.
@@ -220,16 +246,7 @@ class TrainPipeline:
   augment_on: str = "host"
 
   def __post_init__(self):
-    if self.augment_path not in AUGMENT_PATHS:
-      raise ValueError(f"augment_path must be one of {', '.join(AUGMENT_PATHS)}. "
-                       f"Received: augment_path={self.augment_path!r}")
-    if self.augment_on not in AUGMENT_ON:
-      raise ValueError(f"augment_on must be one of {', '.join(AUGMENT_ON)}. "
-                       f"Received: augment_on={self.augment_on!r}")
-    if self.augment_on == "device" and self.augment_path == "per_image":
-      raise ValueError("augment_on='device' applies the operation to the batch in the training "
-                       "step, augment_path='per_image' in the host's per-image map: use "
-                       "augment_path='batched' with augment_on='device'.")
+    check_augmentation_placement(self.augment_path, self.augment_on)
     # Traced once per pipeline, not once per (period, stream) dataset: each period's map
     # only calls these concrete functions.
     spec = [tf.TensorSpec([], tf.int64), self.source.image_spec, tf.TensorSpec([], tf.int32),

@@ -119,14 +119,7 @@ class Config:
     _check_choice("reward", self.reward, policy_lib.REWARDS)
     _check_choice("estimator", self.estimator, policy_lib.ESTIMATORS)
     _check_choice("precision", self.precision, trajectory.PRECISIONS)
-    _check_choice("augment_path", self.augment_path, pipeline.AUGMENT_PATHS)
-    _check_choice("augment_on", self.augment_on, pipeline.AUGMENT_ON)
-    if self.augment_on == "device" and self.augment_path == "per_image":
-      raise ValueError(
-          "--augment_on=device applies the sampled operations to each replica's batch in the "
-          "training step, --augment_path=per_image to each image in the host's tf.data map: "
-          "they cannot both hold. Use --augment_on=device with --augment_path=batched (the "
-          "default), or --augment_path=per_image with --augment_on=host (the default).")
+    pipeline.check_augmentation_placement(self.augment_path, self.augment_on, as_flags=True)
     _check_choice("cluster", self.cluster, cluster_lib.CLUSTERS)
     for name in ("trajectories", "epochs", "batch_size", "eval_batch_size", "cpu_devices",
                  "cluster_timeout"):

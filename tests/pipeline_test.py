@@ -113,7 +113,7 @@ def test_per_image_and_batched_paths_give_the_same_bytes_and_operations(train_pi
     (dict(augment_path="per_batch"), "augment_path must be one of batched, per_image"),
     (dict(augment_on="gpu"), "augment_on must be one of host, device"),
     (dict(augment_on="device", augment_path="per_image"),
-     "use augment_path='batched' with augment_on='device'"),
+     "Use augment_on='device' with augment_path='batched'"),
 ])
 def test_where_augmentation_runs_is_checked(train_pipeline, setting, message):
   with pytest.raises(ValueError, match=message):
