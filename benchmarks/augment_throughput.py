@@ -29,7 +29,6 @@ Commands (from the repository root):
 import datetime
 import functools
 import gc
-import os
 import pathlib
 import platform
 import statistics
@@ -50,6 +49,7 @@ sys.path.insert(0, str(_REPO_ROOT))
 from ohl_tf import augment  # pylint: disable=g-import-not-at-top
 from ohl_tf import randaugment  # pylint: disable=g-import-not-at-top
 from ohl_tf import preprocess  # pylint: disable=g-import-not-at-top
+import reporting  # pylint: disable=g-import-not-at-top
 
 _SIZE = flags.DEFINE_integer("size", 32, "Image side: 32 (CIFAR pipeline) or larger, e.g. 224 "
                              "(ImageNet pipeline on the CIFAR images upscaled once).")
@@ -264,25 +264,6 @@ def measure(dataset, batch_size, repeats, seconds, warmup):
 # ---------------------------------------------------------------------------------------------
 
 
-def machine_description():
-  model = platform.processor() or "unknown CPU"
-  try:
-    with open("/proc/cpuinfo") as f:
-      model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
-  usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  return f"{model}, {usable} usable cores ({os.cpu_count()} online)"
-
-
-def load_average():
-  try:
-    with open("/proc/loadavg") as f:
-      return " ".join(f.read().split()[:3])
-  except OSError:
-    return "n/a"
-
-
 def _row(key, label, rates, cpu_costs):
   median, cpu = statistics.median(rates), statistics.median(cpu_costs)
   return (f"  ({key:>2}) {label:<38} {median:>9.0f}   {min(rates):>7.0f} .. {max(rates):<7.0f}"
@@ -305,7 +286,7 @@ def main(argv):
   header = [
       f"Augmentation throughput, {size}x{size}x3 uint8, batch {batch_size}, "
       f"{len(images)} images cached in memory, repeated",
-      f"Machine: {machine_description()}",
+      f"Machine: {reporting.machine()}",
       f"TensorFlow {tf.__version__}, Keras {keras.__version__}, keras-cv {keras_cv.__version__}, "
       f"Python {platform.python_version()}; {datetime.datetime.now():%Y-%m-%d %H:%M}",
       "Base: " + ("flip, pad 4 + crop, [op], Cutout 16 (mean colour), standardise" if small
@@ -315,7 +296,7 @@ def main(argv):
       f"Each figure: median of {repeats} runs of {seconds:g} s after {warmup:g} s of warm-up.",
   ]
   print("\n".join(header), flush=True)
-  load_before = load_average()
+  load_before = reporting.load_average()
 
   pipelines = build_pipelines(images, batch_size, size)
   medians, cpu, rows = {}, {}, []
@@ -344,7 +325,7 @@ def main(argv):
   print(f"  target c >= b:     {'MET' if c >= b else 'NOT MET'} (c/b = {c / b:.2f})")
   print(f"  ohl_tf RandAugment against keras-cv's: e/d = {medians['e'] / d:.2f} "
         f"(CPU time: {cpu[peer] / cpu['e']:.2f})")
-  print(f"  load average (1, 5, 15 min): before {load_before}, after {load_average()}",
+  print(f"  load average (1, 5, 15 min): before {load_before}, after {reporting.load_average()}",
         flush=True)
 
   if _PROFILE.value:

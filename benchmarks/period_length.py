@@ -13,9 +13,7 @@ they are per period by definition). Target: short / long >= 0.9.
 """
 
 import datetime
-import os
 import pathlib
-import platform
 import sys
 import tempfile
 import time
@@ -29,6 +27,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from ohl_tf import datasets  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import run_config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import search  # pylint: disable=g-import-not-at-top,wrong-import-position
+import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _TRAJECTORIES = flags.DEFINE_integer("trajectories", 4, "N.")
 _EPOCHS = flags.DEFINE_integer("epochs", 3, "Epochs of each run.")
@@ -78,8 +77,8 @@ def main(argv):
     print(f"  I = {inner_steps or steps_per_epoch:3d} steps ({periods:2d} periods): "
           f"{rate:7.0f} training images/s", flush=True)
   short, long = max(rates[_SHORT.value]), max(rates[0])
-  print(f"\nperiod_length, {datetime.date.today()}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, TensorFlow {tf.__version__}")
+  print(f"\nperiod_length, {datetime.datetime.now():%Y-%m-%d %H:%M}, {reporting.machine()}, "
+        f"TensorFlow {tf.__version__}")
   print(f"  {_TRAJECTORIES.value} trajectories, resnet8, batch {_BATCH_SIZE.value}, "
         f"{_EPOCHS.value} epochs of {steps_per_epoch} steps; best of 2 runs each")
   print(f"  short (I = {_SHORT.value}) / long (I = {steps_per_epoch}) = {short / long:.3f}   "

@@ -16,9 +16,7 @@ are what the N trajectories replace.
 """
 
 import datetime
-import os
 import pathlib
-import platform
 import sys
 import tempfile
 import time
@@ -38,6 +36,7 @@ from ohl_tf import policy  # pylint: disable=g-import-not-at-top
 from ohl_tf import run_config  # pylint: disable=g-import-not-at-top
 from ohl_tf import search  # pylint: disable=g-import-not-at-top
 from ohl_tf import trajectory  # pylint: disable=g-import-not-at-top
+import reporting  # pylint: disable=g-import-not-at-top
 
 _TRAJECTORIES = flags.DEFINE_integer("trajectories", 4, "N.")
 _EPOCHS = flags.DEFINE_integer("epochs", 10, "Epochs of each run.")
@@ -124,8 +123,8 @@ def main(argv):
     plain_seconds = time_plain_training(config, data, ohl)
     fit_seconds = time_keras_fit(config, data, ohl)
   ratio = ohl_seconds / (config.trajectories * plain_seconds)
-  print(f"\nsearch_overhead, {datetime.date.today()}, {platform.processor() or platform.machine()}"
-        f", {os.cpu_count()} cores, TensorFlow {tf.__version__}")
+  print(f"\nsearch_overhead, {datetime.datetime.now():%Y-%m-%d %H:%M}, {reporting.machine()}, "
+        f"TensorFlow {tf.__version__}")
   print(f"  {config.trajectories} trajectories, {config.model}, {ohl.schedule.total_steps} steps "
         f"of {config.batch_size} in {ohl.schedule.num_periods} outer steps "
         f"(I = {ohl.schedule.period_steps})")
