@@ -33,11 +33,9 @@ import tensorflow as tf
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import models  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ohl_tf import augment  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import datasets  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import devices  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ohl_tf import policy  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import trajectory  # pylint: disable=g-import-not-at-top,wrong-import-position
 import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -52,14 +50,6 @@ _WARMUP = flags.DEFINE_integer("warmup_steps", 8, "Untimed steps first (tracing,
 _REPLICAS = flags.DEFINE_integer("replicas", 1, "Logical CPU devices of the trajectory.")
 
 
-def _uniform_feed(num_periods):
-  """A feed holding the uniform log p of every period (θ never moves here)."""
-  feed = pipeline.SamplingFeed(capacity=num_periods)
-  for _ in range(num_periods):
-    feed.put(policy.log_operation_probabilities(tf.zeros([augment.NUM_OPERATIONS])))
-  return feed
-
-
 def _trainer(data, source, schedule, augment_on, replica_devices):
   """(trajectory, iterator over its persistent pipeline) of one --augment_on setting."""
   train_data = pipeline.TrainPipeline(source, schedule, data.mean, data.std, seed=0,
@@ -70,7 +60,7 @@ def _trainer(data, source, schedule, augment_on, replica_devices):
       0, replica_devices, lambda: models.build(_MODEL.value, data.num_classes, data.image_shape),
       lambda: keras.optimizers.SGD(0.05, momentum=0.9), 5e-4, _BATCH_SIZE.value,
       finish_batch=train_data.device_augmentation(sampled=True))
-  feed = _uniform_feed(schedule.num_periods)
+  feed = pipeline.SamplingFeed.uniform(schedule.num_periods)
   return t, t.input_iterator(train_data.run_dataset(0, 0, feed))
 
 

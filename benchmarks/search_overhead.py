@@ -29,10 +29,8 @@ import tensorflow as tf
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import models  # pylint: disable=g-import-not-at-top
-from ohl_tf import augment  # pylint: disable=g-import-not-at-top
 from ohl_tf import datasets  # pylint: disable=g-import-not-at-top
 from ohl_tf import pipeline  # pylint: disable=g-import-not-at-top
-from ohl_tf import policy  # pylint: disable=g-import-not-at-top
 from ohl_tf import run_config  # pylint: disable=g-import-not-at-top
 from ohl_tf import search  # pylint: disable=g-import-not-at-top
 from ohl_tf import trajectory  # pylint: disable=g-import-not-at-top
@@ -75,20 +73,12 @@ def _plain_trajectory(config, data, schedule):
       config.weight_decay, config.batch_size)
 
 
-def _uniform_feed(num_periods):
-  """A feed holding the uniform log p of every period (plain training: θ never moves)."""
-  feed = pipeline.SamplingFeed(capacity=num_periods)
-  for _ in range(num_periods):
-    feed.put(policy.log_operation_probabilities(tf.zeros([augment.NUM_OPERATIONS])))
-  return feed
-
-
 def time_plain_training(config, data, ohl):
   """One trajectory through every period of the same persistent pipeline, without outer steps
   (the trainer's own training loop)."""
   schedule = ohl.schedule
   plain = _plain_trajectory(config, data, schedule)
-  feed = _uniform_feed(schedule.num_periods)
+  feed = pipeline.SamplingFeed.uniform(schedule.num_periods)
   start = time.perf_counter()
   iterator = plain.input_iterator(ohl.train_data.run_dataset(0, 0, feed))
   for period in range(schedule.num_periods):
@@ -107,7 +97,7 @@ def time_keras_fit(config, data, ohl):
       momentum=config.momentum),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=["accuracy"])
-  dataset = ohl.train_data.run_dataset(0, 0, _uniform_feed(schedule.num_periods))
+  dataset = ohl.train_data.run_dataset(0, 0, pipeline.SamplingFeed.uniform(schedule.num_periods))
   dataset = dataset.map(lambda images, labels, ops: (images, labels))
   start = time.perf_counter()
   model.fit(dataset, epochs=1, steps_per_epoch=schedule.total_steps, verbose=0)

@@ -439,6 +439,15 @@ class SamplingFeed:
       self._queue = tf.queue.FIFOQueue(capacity, [tf.float32],
                                        shapes=[[augment.NUM_OPERATIONS]])
 
+  @classmethod
+  def uniform(cls, num_periods):
+    """A feed already holding the uniform p's log (θ = 0) for each of `num_periods` periods:
+    training without outer steps (the benchmarks' plain trainings)."""
+    feed = cls(capacity=num_periods)
+    for _ in range(num_periods):
+      feed.put(policy.log_operation_probabilities(tf.zeros([augment.NUM_OPERATIONS])))
+    return feed
+
   def put(self, log_probs):
     self._queue.enqueue(tf.convert_to_tensor(log_probs, tf.float32))
 

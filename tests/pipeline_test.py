@@ -365,3 +365,14 @@ def test_no_pipeline_of_a_run_is_autotuned_and_one_replica_reads_it_undistribute
   t = trajectory.Trajectory(0, ["/cpu:0"], lambda: models.build("resnet8", 10, (32, 32, 3)),
                             lambda: keras.optimizers.SGD(0.1), 0.0, 32)
   assert t._distribute(train) is train  # pylint: disable=protected-access
+
+
+def test_a_uniform_feed_hands_the_uniform_log_p_for_each_period(train_pipeline):
+  feed = pipeline.SamplingFeed.uniform(3)
+  uniform = policy.log_operation_probabilities(tf.zeros([augment.NUM_OPERATIONS]))
+  run = _collect(train_pipeline.run_dataset(train_pipeline.schedule.num_periods - 3, 0, feed))
+  fed = [_collect(train_pipeline.dataset(period, 0, uniform))
+         for period in range(train_pipeline.schedule.num_periods - 3,
+                             train_pipeline.schedule.num_periods)]
+  for got, expected in zip(run, map(np.concatenate, zip(*fed))):
+    np.testing.assert_array_equal(got, expected)
