@@ -1,28 +1,35 @@
-r"""Test error where augmentation matters: few real CIFAR-10 images per class, long training.
+r"""Test error where augmentation pays, and how much learned policies agree across seeds.
 
-From ../shared/data/cifar10-reduced (real CIFAR-10 images with their own labels) each seed takes
-`--per_class` training and `--val_per_class` validation images per class; every other image is
-the test set. At one budget (resnet8, `--epochs` passes, one outer step per epoch) it trains, as
-`python -m ohl_tf.main` would:
-  * the baselines with one network: none, cutout, autoaugment, uniform;
-  * uniform with N trajectories: best-of-N selection alone lowers the error, so OHL must be
-    compared with it at equal N, not with uniform at N = 1;
-  * ohl with N trajectories and each --estimator;
-and reports the test error of each, mean ± standard error over the seeds, and its wall time.
+The task: real CIFAR-10 images of ../shared/data/cifar10-reduced with their own labels. Each
+seed draws `--per_class` images per class (the trainer holds `--val_per_class` of them out for
+validation, seeded by the same seed), and every other image (3,660 at 100 per class) is the test
+set, which no run sees. Every row trains through `python -m ohl_tf.main` exactly as a user would
+(one process per run, `folder:` data), at one budget (`_BUDGET`: resnet8, 80 epochs, one outer
+step per epoch, batch 64, lr 0.05, Cutout 16).
 
-  python benchmarks/augmentation_accuracy.py                     # 3 seeds, ~40 min on 2 cores
-  python benchmarks/augmentation_accuracy.py --seeds=0 --per_class=20 --epochs=10   # a smoke run
+Each finished run appends one JSON line to `--records` (so an interrupted benchmark keeps what it
+ran, and a rerun skips runs already recorded); `--report` prints, per row, the test error as mean
+± standard error over the seeds, the wall time, and for rows that learn or keep a policy the
+element marginals' mean pairwise Spearman rank correlation across seeds (of p_θ and of the
+lineage, what the final network trained on). The equal-compute row `best of N <row>` picks, per
+seed, the run with the best validation accuracy among N runs of that fixed-policy row (seeds
+`seed`, `seed + 1000`, ...; each run holds out its own validation images from the same training
+images, as N independent runs of a user would).
 
-Every flag of `ohl_tf.main` is accepted; this script's defaults (`_DEFAULTS`) replace its general
-ones.
+  python benchmarks/augmentation_accuracy.py --rows=none,cutout,autoaugment --seeds=0,1,2
+  python benchmarks/augmentation_accuracy.py --rows=ohl --row_flags='ohl=--flagfile=flags/ohl_recommended.cfg'
+  python benchmarks/augmentation_accuracy.py --report
+  python benchmarks/augmentation_accuracy.py --rows=none --seeds=0 --epochs=2   # a smoke run
 """
 
 import dataclasses
 import datetime
+import hashlib
+import itertools
 import json
 import os
 import pathlib
-import platform
+import subprocess
 import sys
 import tempfile
 
@@ -30,106 +37,244 @@ from absl import app
 from absl import flags
 import numpy as np
 from PIL import Image
-import tensorflow as tf
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(_ROOT))
 sys.path.insert(0, str(_ROOT / "benchmarks"))
+import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-import known_answer  # pylint: disable=g-import-not-at-top,wrong-import-position
-from reporting import mean_se  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ohl_tf import policy  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ohl_tf import run_config  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ohl_tf import search  # pylint: disable=g-import-not-at-top,wrong-import-position
+_DATA_ENV = "OHL_TF_CIFAR10_REDUCED"
+_DATA = pathlib.Path(os.environ.get(_DATA_ENV, _ROOT.parent / "shared" / "data" /
+                                    "cifar10-reduced"))
 
-# One outer step per epoch; the estimators' settings are the quick run's (flags/quickstart.cfg).
-_DEFAULTS = dict(model="resnet8", trajectories=4, epochs=50, inner_steps=0, batch_size=50,
-                 lr=0.1, cutout=16, reward="loss", es_sigma=2.0, theta_lr=0.5,
-                 eval_batch_size=500)
-
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; each draws its own split.")
-_PER_CLASS = flags.DEFINE_integer("per_class", 50, "Training images per class.")
-_VAL_PER_CLASS = flags.DEFINE_integer("val_per_class", 20, "Validation images per class.")
-_ESTIMATORS = flags.DEFINE_list("estimators", list(policy.ESTIMATORS), "ohl's estimators.")
-_RESULTS_JSON = flags.DEFINE_string("results_json", None, "Also write every run's figures here.")
-
-# (label, --policy, trajectories: 1 or the run's N, estimator)
-_BASELINES = (("none", "none", 1), ("cutout", "cutout", 1), ("autoaugment", "autoaugment", 1),
-              ("uniform N=1", "uniform", 1), ("uniform N", "uniform", None))
+# The trainer's flags of every run (the issue's regime: a small task where augmentation pays).
+_BUDGET = ("--model=resnet8", "--inner_steps=0", "--batch_size=64", "--lr=0.05",
+           "--weight_decay=5e-4", "--cutout=16", "--eval_batch_size=500")
 
 
-def load_labelled(data_dir=known_answer.DEFAULT_DATA_DIR):
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One line of the table: a policy and N, and for the equal-compute rows the runs to pick from.
+
+  Attributes:
+    label: the row's name in the table and in --rows.
+    flags: the trainer's flags that make this row (beside `_BUDGET` and the data).
+    picks_from: 0, or N: the row is the best (by validation) of N runs of row `base`.
+    base: the row whose runs an equal-compute row picks from (its own label otherwise); runs
+      are recorded under it, so the plain row and the equal-compute row share their first run.
+  """
+  label: str
+  flags: tuple[str, ...]
+  picks_from: int = 0
+  base: str = ""
+
+  @property
+  def recorded_as(self):
+    return self.base or self.label
+
+
+def rows(trajectories):
+  """The rows the benchmark knows, by label."""
+  fixed = {name: Row(name, (f"--policy={name}", "--trajectories=1"))
+           for name in ("none", "cutout", "autoaugment", "randaugment", "trivialaugment")}
+  known = dict(fixed)
+  known["uniform"] = Row("uniform", ("--policy=uniform", "--trajectories=1"))
+  known[f"uniform N={trajectories}"] = Row(
+      f"uniform N={trajectories}", ("--policy=uniform", f"--trajectories={trajectories}"))
+  known["ohl"] = Row("ohl", ("--policy=ohl", f"--trajectories={trajectories}"))
+  for name, row in fixed.items():
+    label = f"best of {trajectories} {name}"
+    known[label] = Row(label, row.flags, picks_from=trajectories, base=name)
+  return known
+
+
+_ROWS = flags.DEFINE_list("rows", ["none", "cutout", "autoaugment", "randaugment", "uniform"],
+                          "Rows to run (labels of `rows()`; 'uniform N=4', 'best of 4 "
+                          "trivialaugment', ... for N = --trajectories).")
+_ROW_FLAGS = flags.DEFINE_multi_string(
+    "row_flags", [], "LABEL=FLAGS: extra trainer flags (space-separated) for a row, e.g. "
+    "'ohl=--flagfile=flags/ohl_recommended.cfg'; also makes a new row LABEL from a known one "
+    "when written NEW<known-label=FLAGS, e.g. 'ohl lr0.5<ohl=--theta_lr=0.5'.")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds: each draws its own split.")
+_PER_CLASS = flags.DEFINE_integer("per_class", 100, "Training + validation images per class.")
+_VAL_PER_CLASS = flags.DEFINE_integer("val_per_class", 10, "Validation images per class.")
+_EPOCHS = flags.DEFINE_integer("epochs", 80, "Epochs of every run (one outer step each).")
+_TRAJECTORIES = flags.DEFINE_integer("trajectories", 4, "N of the rows that train N networks.")
+_RECORDS = flags.DEFINE_string("records", "runs/augmentation_accuracy.jsonl",
+                               "One JSON line per finished run; rerunning skips recorded runs.")
+_WORK_DIR = flags.DEFINE_string("work_dir", None,
+                                "Where the splits and run directories go (default: a temporary "
+                                "directory, removed at the end).")
+_REPORT = flags.DEFINE_bool("report", False, "Only print the table of --records.")
+
+
+def _requested_rows():
+  """The rows of --rows with --row_flags applied, by label."""
+  known = rows(_TRAJECTORIES.value)
+  for spec in _ROW_FLAGS.value:
+    target, _, extra = spec.partition("=")
+    label, _, base = target.partition("<")
+    source = known.get(base or label)
+    if source is None:
+      sys.exit(f"--row_flags={spec!r}: unknown row {(base or label)!r}. Known: {sorted(known)}")
+    known[label] = dataclasses.replace(source, label=label, flags=source.flags +
+                                       tuple(extra.split()))
+  unknown = [label for label in _ROWS.value if label not in known]
+  if unknown:
+    sys.exit(f"--rows: unknown {unknown}. Known: {sorted(known)}")
+  return [known[label] for label in _ROWS.value]
+
+
+def load_labelled(data_dir=_DATA):
   """The real images with their CIFAR-10 labels: (uint8 [N,32,32,3], int [N], class names)."""
   train = pathlib.Path(data_dir) / "train"
   if not train.is_dir():
     sys.exit(f"{train} not found: this benchmark needs the real CIFAR-10 images of "
-             f"../shared/data/cifar10-reduced (or set {known_answer.DATA_ENV}).")
+             f"../shared/data/cifar10-reduced (or set {_DATA_ENV}).")
   names = sorted(p.name for p in train.iterdir() if p.is_dir())
   paths = [(p, c) for c, name in enumerate(names) for p in sorted((train / name).glob("*.png"))]
   images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p, _ in paths])
   return images, np.array([c for _, c in paths]), names
 
 
-def write_split(root, images, labels, names, train_per_class, seed):
-  """ROOT/train: `train_per_class` images per class (training and validation); ROOT/test: the
-  rest, so that `folder:ROOT` tests on every image the run never saw."""
+def write_split(root, images, labels, names, per_class, seed):
+  """ROOT/train: `per_class` images per class; ROOT/test: all the others."""
   rng = np.random.default_rng(seed)
-  chosen = np.concatenate([rng.choice(np.flatnonzero(labels == c), train_per_class,
-                                      replace=False) for c in range(len(names))])
+  chosen = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
+                           for c in range(len(names))])
   in_train = np.zeros(len(labels), bool)
   in_train[chosen] = True
   for i, (image, label) in enumerate(zip(images, labels)):
     folder = pathlib.Path(root, "train" if in_train[i] else "test", names[label])
     folder.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(folder / f"{i:04d}.png")
-  return int(in_train.sum()), int((~in_train).sum())
 
 
-def configurations(trajectories, estimators):
-  runs = [(label, spec, n or trajectories, "reinforce") for label, spec, n in _BASELINES]
-  return runs + [(f"ohl {e}", "ohl", trajectories, e) for e in estimators]
+def element_marginals(probabilities):
+  """(p(e1 = e) + p(e2 = e)) / 2 of an E x E matrix of operation probabilities."""
+  matrix = np.asarray(probabilities, np.float64)
+  return (matrix.sum(axis=1) + matrix.sum(axis=0)) / 2
+
+
+def spearman(a, b):
+  """Spearman's rank correlation (average ranks for ties)."""
+  def ranks(x):
+    order = np.argsort(x, kind="stable")
+    r = np.empty(len(x))
+    r[order] = np.arange(len(x))
+    for value in np.unique(x):  # ties share their mean rank
+      r[x == value] = r[x == value].mean()
+    return r
+  ra, rb = ranks(np.asarray(a)), ranks(np.asarray(b))
+  return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def mean_pairwise_spearman(vectors):
+  """The mean of Spearman's correlation over every pair of `vectors` (nan for fewer than 2)."""
+  pairs = [spearman(a, b) for a, b in itertools.combinations(vectors, 2)]
+  return float(np.mean(pairs)) if pairs else float("nan")
+
+
+def _run_key(row_label, flags_, seed):
+  return json.dumps([row_label, list(flags_), seed, _PER_CLASS.value, _VAL_PER_CLASS.value,
+                     _EPOCHS.value])
+
+
+def train(data_root, run_flags, seed, model_dir):
+  """Runs `python -m ohl_tf.main`; returns its results.json and policy.json (or None)."""
+  command = [sys.executable, "-m", "ohl_tf.main", f"--dataset=folder:{data_root}", *_BUDGET,
+             f"--epochs={_EPOCHS.value}", f"--val_size={_VAL_PER_CLASS.value * 10}",
+             f"--seed={seed}", f"--model_dir={model_dir}", "--overwrite", *run_flags]
+  subprocess.run(command, cwd=_ROOT, check=True, stdout=subprocess.DEVNULL)
+  results = json.loads(pathlib.Path(model_dir, "results.json").read_text())
+  policy_path = pathlib.Path(model_dir, "policy.json")
+  policy = json.loads(policy_path.read_text()) if policy_path.exists() else None
+  return results, policy
+
+
+def run_rows(selected, seeds, work_dir, records_path):
+  """Trains every (row, seed, pick) not yet in `records_path`, appending each as it ends."""
+  done = set()
+  if records_path.exists():
+    done = {json.loads(line)["key"] for line in records_path.read_text().splitlines() if line}
+  images, labels, names = load_labelled()
+  for seed in seeds:
+    data_root = pathlib.Path(work_dir, f"data_{seed}_{_PER_CLASS.value}")
+    if not data_root.exists():
+      write_split(data_root, images, labels, names, _PER_CLASS.value, seed)
+    for row in selected:
+      for pick in range(max(row.picks_from, 1)):
+        run_seed = seed + 1000 * pick
+        key = _run_key(row.recorded_as, row.flags, run_seed)
+        if key in done:
+          continue
+        model_dir = pathlib.Path(work_dir, "run_" + hashlib.sha1(key.encode()).hexdigest()[:12])
+        results, policy = train(data_root, row.flags, run_seed, model_dir)
+        record = {"key": key, "row": row.recorded_as, "flags": list(row.flags), "seed": seed,
+                  "run_seed": run_seed, "test_error": 1.0 - results["test_accuracy"],
+                  "best_val_accuracy": results["best_val_accuracy"],
+                  "wall_time_s": results["wall_time_s"], "finished": str(datetime.datetime.now(
+                      datetime.timezone.utc))}
+        if policy is not None:
+          record["marginals"] = element_marginals(policy["probabilities"]).tolist()
+          if policy.get("lineage"):
+            record["lineage_marginals"] = element_marginals(
+                policy["lineage"]["probabilities"]).tolist()
+        with records_path.open("a") as file:
+          file.write(json.dumps(record) + "\n")
+        done.add(key)
+        print(f"{row.recorded_as:28s} seed {run_seed:5d}: test error {record['test_error']:.4f} "
+              f"(val {record['best_val_accuracy']:.3f}, {record['wall_time_s']:.0f} s)",
+              flush=True)
+
+
+def report(records_path, trajectories):
+  """Prints the table of every row in the records, and the best-of-N rows they allow."""
+  records = [json.loads(line) for line in records_path.read_text().splitlines() if line]
+  by_row = {}
+  for record in records:
+    if record["run_seed"] == record["seed"]:
+      by_row.setdefault(record["row"], []).append(record)
+  for label in list(by_row):
+    best = _best_of([r for r in records if r["row"] == label], trajectories)
+    if best:
+      by_row[f"best of {trajectories} {label}"] = best
+  print(f"augmentation_accuracy, {datetime.date.today()}, {reporting.machine()}")
+  print(f"  {'row':28s} {'seeds':>5s} {'test error':>17s} {'wall s':>7s} "
+        f"{'rank corr p':>11s} {'rank corr lineage':>17s}")
+  for label, group in by_row.items():
+    errors = [100 * r["test_error"] for r in group]
+    rank_p = mean_pairwise_spearman([r["marginals"] for r in group if "marginals" in r])
+    rank_l = mean_pairwise_spearman([r["lineage_marginals"] for r in group
+                                     if "lineage_marginals" in r])
+    print(f"  {label:28s} {len(group):5d} {reporting.mean_se(errors):>17s} "
+          f"{np.mean([r['wall_time_s'] for r in group]):7.0f} {rank_p:11.2f} {rank_l:17.2f}")
+
+
+def _best_of(candidates, trajectories):
+  """Per seed with >= `trajectories` runs, the one of its first `trajectories` with the best
+  validation accuracy."""
+  best = []
+  for seed in sorted({r["seed"] for r in candidates}):
+    runs = [r for r in candidates if r["seed"] == seed and
+            (r["run_seed"] - seed) // 1000 < trajectories]
+    if len(runs) >= trajectories:
+      best.append(max(runs, key=lambda r: r["best_val_accuracy"]))
+  return best
 
 
 def main(argv):
   del argv
-  seeds = [int(s) for s in _SEEDS.value]
-  images, labels, names = load_labelled()
-  base = ohl_run_config.from_flags()
-  errors, walls = {}, {}
-  with tempfile.TemporaryDirectory() as root:
-    for seed in seeds:
-      data = os.path.join(root, f"data_{seed}")
-      num_train, num_test = write_split(data, images, labels, names,
-                                        _PER_CLASS.value + _VAL_PER_CLASS.value, seed)
-      for label, spec, n, estimator in configurations(base.trajectories, _ESTIMATORS.value):
-        config = dataclasses.replace(
-            base, dataset=f"folder:{data}", val_size=_VAL_PER_CLASS.value * len(names),
-            policy=spec, trajectories=n, estimator=estimator, seed=seed, overwrite=True,
-            model_dir=os.path.join(root, f"{label.replace(' ', '_')}_{seed}"))
-        results = search.run(config)
-        errors.setdefault(label, []).append(1.0 - results["test_accuracy"])
-        walls.setdefault(label, []).append(results["wall_time_s"])
-        print(f"  {label:16s} seed {seed}: test error {errors[label][-1]:.4f} "
-              f"({results['wall_time_s']:.0f} s)", flush=True)
-  print(f"\naugmentation_accuracy, {datetime.date.today()}, "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"TensorFlow {tf.__version__}")
-  print(f"  real CIFAR-10 labels: {_PER_CLASS.value} training + {_VAL_PER_CLASS.value} "
-        f"validation images per class ({num_train} in all), tested on the other {num_test}; "
-        f"{base.model}, {base.epochs} epochs, batch {base.batch_size}, lr {base.lr}, cutout "
-        f"{base.cutout}, N={base.trajectories}, reward={base.reward}, theta_lr={base.theta_lr}, "
-        f"es_sigma={base.es_sigma}; seeds {', '.join(map(str, seeds))} (mean ± standard error)")
-  print(f"  {'policy':16s} {'test error':>15s} {'wall s':>7s}")
-  for label, values in errors.items():
-    print(f"  {label:16s} {mean_se(values):>15s} {np.mean(walls[label]):7.0f}")
-  if _RESULTS_JSON.value:
-    pathlib.Path(_RESULTS_JSON.value).write_text(json.dumps(
-        {"config": search.dataclasses.asdict(base), "seeds": seeds, "test_error": errors,
-         "wall_time_s": walls}, indent=1))
+  records_path = pathlib.Path(_RECORDS.value)
+  records_path.parent.mkdir(parents=True, exist_ok=True)
+  if not _REPORT.value:
+    selected, seeds = _requested_rows(), [int(s) for s in _SEEDS.value]
+    if _WORK_DIR.value:
+      run_rows(selected, seeds, _WORK_DIR.value, records_path)
+    else:
+      with tempfile.TemporaryDirectory() as work_dir:
+        run_rows(selected, seeds, work_dir, records_path)
+  report(records_path, _TRAJECTORIES.value)
 
 
 if __name__ == "__main__":
-  ohl_run_config.define_flags()
-  for flag_name, value in _DEFAULTS.items():
-    flags.FLAGS.set_default(flag_name, value)
   app.run(main)

@@ -155,7 +155,7 @@ def main(argv):
       known_answer.prepare(data_root, test_fraction=0.15, balance=False)
     task = json.loads(pathlib.Path(data_root, "harmful.json").read_text())
     harmful = harmful_operations(task["harmful_elements"])
-    base = dataclasses.replace(ohl_run_config.from_flags(),
+    base = dataclasses.replace(run_config.from_flags(),
                                       dataset=f"folder:{data_root}")
     runs = {}
     for seed in seeds:
@@ -169,7 +169,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  ohl_run_config.define_flags()
+  run_config.define_flags()
   for flag_name, value in _DEFAULTS.items():
     flags.FLAGS.set_default(flag_name, value)
   app.run(main)
