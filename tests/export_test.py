@@ -37,13 +37,22 @@ def _images(cifar_images):
   return cifar_images[::16]
 
 
+def _resize_to_shape(image):
+  """The serving_preprocess of an in-memory dataset of _SHAPE (`ImageDataset.serving_preprocess`)."""
+  return preprocess.resize_uint8(image, _SHAPE[:2])
+
+
+def _save(*args):
+  export.save_classifier(*args, serving_preprocess=_resize_to_shape)
+
+
 def _serve(path):
   return tf.saved_model.load(str(path)).signatures["serving_default"]
 
 
 def test_serving_default_returns_probabilities_class_id_and_class_name(tmp_path, cifar_images):
   model, images, path = _tiny_model(), _images(cifar_images), tmp_path / "saved_model"
-  export.save_classifier(model, str(path), _MEAN, _STD, _SHAPE, _NAMES)
+  _save(model, str(path), _MEAN, _STD, _SHAPE, _NAMES)
 
   serve = _serve(path)
   spec = serve.structured_input_signature[1]["images"]
@@ -62,7 +71,7 @@ def test_serving_default_returns_probabilities_class_id_and_class_name(tmp_path,
 
 def test_class_names_travel_as_an_asset_written_from_the_same_names(tmp_path):
   path = tmp_path / "saved_model"
-  export.save_classifier(_tiny_model(), str(path), _MEAN, None, _SHAPE, _NAMES)
+  _save(_tiny_model(), str(path), _MEAN, None, _SHAPE, _NAMES)
   asset = path / "assets" / export.CLASS_NAMES_FILE
   assert asset.read_bytes() == b"cat\ndog\nemu\n"
   loaded = tf.saved_model.load(str(path))
@@ -75,7 +84,7 @@ def test_class_names_travel_as_an_asset_written_from_the_same_names(tmp_path):
 def test_probabilities_stay_float32_when_the_model_computes_in_float16(tmp_path, cifar_images):
   model, path = _tiny_model(dtype="float16"), tmp_path / "saved_model"
   assert model.output.dtype == "float16"
-  export.save_classifier(model, str(path), _MEAN, _STD, _SHAPE, _NAMES)
+  _save(model, str(path), _MEAN, _STD, _SHAPE, _NAMES)
   outputs = _serve(path)(images=tf.constant(_images(cifar_images)))
   assert outputs["probabilities"].dtype == tf.float32
   np.testing.assert_allclose(outputs["probabilities"].numpy().sum(-1), 1.0, atol=1e-6)
@@ -83,7 +92,7 @@ def test_probabilities_stay_float32_when_the_model_computes_in_float16(tmp_path,
 
 def test_saved_model_cli_lists_the_named_outputs(tmp_path):
   path = tmp_path / "saved_model"
-  export.save_classifier(_tiny_model(), str(path), _MEAN, _STD, _SHAPE, _NAMES)
+  _save(_tiny_model(), str(path), _MEAN, _STD, _SHAPE, _NAMES)
   # The CLI installed with TensorFlow, in the environment running the tests.
   cli = pathlib.Path(sys.executable).parent / "saved_model_cli"
   if not cli.exists():
@@ -103,8 +112,8 @@ def test_saved_model_cli_lists_the_named_outputs(tmp_path):
 
 def test_an_export_replaces_the_older_one(tmp_path):
   path = tmp_path / "saved_model"
-  export.save_classifier(_tiny_model(), str(path), _MEAN, _STD, _SHAPE, _NAMES)
-  export.save_classifier(_tiny_model(4), str(path), _MEAN, _STD, _SHAPE, (*_NAMES, "fox"))
+  _save(_tiny_model(), str(path), _MEAN, _STD, _SHAPE, _NAMES)
+  _save(_tiny_model(4), str(path), _MEAN, _STD, _SHAPE, (*_NAMES, "fox"))
   assert (path / "assets" / export.CLASS_NAMES_FILE).read_text() == "cat\ndog\nemu\nfox\n"
   assert _serve(path).structured_outputs["probabilities"].shape.as_list() == [None, 4]
   assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_model"]
@@ -120,6 +129,6 @@ def test_an_export_replaces_the_older_one(tmp_path):
 ])
 def test_bad_class_names_are_named_and_nothing_is_written(tmp_path, names, message):
   with pytest.raises(ValueError, match=message):
-    export.save_classifier(_tiny_model(), str(tmp_path / "saved_model"), _MEAN, _STD, _SHAPE,
+    _save(_tiny_model(), str(tmp_path / "saved_model"), _MEAN, _STD, _SHAPE,
                            names)
   assert not list(tmp_path.iterdir())
