@@ -78,11 +78,11 @@ class Classifier:
   def _prepare(self, encoded):
     image = self._serving_preprocess(
         tf.io.decode_image(encoded, channels=3, expand_animations=False))
-    if image.dtype != tf.uint8 or not image.shape.is_compatible_with(self.image_shape):
+    if image.dtype != tf.uint8 or image.shape.as_list() != list(self.image_shape):
       raise ValueError(f"serving_preprocess must return a uint8 image of the model's shape "
                        f"{self.image_shape}. Received: an image with dtype={image.dtype.name}, "
                        f"shape={image.shape}")
-    return tf.ensure_shape(image, self.image_shape)
+    return image
 
 
 def save_classifier(model, path, mean, std, image_shape, class_names, *, serving_preprocess):
