@@ -76,13 +76,26 @@ class Classifier:
                                 fn_output_signature=tf.TensorSpec(self.image_shape, tf.uint8)))
 
   def _prepare(self, encoded):
-    image = self._serving_preprocess(
+    return self._serving_preprocess(
         tf.io.decode_image(encoded, channels=3, expand_animations=False))
-    if image.dtype != tf.uint8 or image.shape.as_list() != list(self.image_shape):
-      raise ValueError(f"serving_preprocess must return a uint8 image of the model's shape "
-                       f"{self.image_shape}. Received: an image with dtype={image.dtype.name}, "
-                       f"shape={image.shape}")
-    return image
+
+
+def _check_serving_preprocess(serving_preprocess, image_shape):
+  """Raises ValueError unless `serving_preprocess` takes uint8 [h, w, 3] of any size to uint8
+  `image_shape`.
+
+  Traced on its own, before the signature's tf.map_fn traces it: an error raised inside map_fn
+  leaves TensorFlow's global variable scope with map_fn's caching device (TF 2.21), and every
+  later tf.distribute scope of the process then fails.
+  """
+  image = tf.function(serving_preprocess, autograph=False).get_concrete_function(
+      tf.TensorSpec([None, None, 3], tf.uint8)).structured_outputs
+  if (not isinstance(image, tf.Tensor) or image.dtype != tf.uint8
+      or not image.shape.is_fully_defined() or tuple(image.shape) != tuple(image_shape)):
+    received = (f"an image with dtype={image.dtype.name}, shape={image.shape}"
+                if isinstance(image, tf.Tensor) else f"{image!r}")
+    raise ValueError(f"serving_preprocess must return a uint8 image of the model's shape "
+                     f"{tuple(image_shape)}. Received: {received}")
 
 
 def save_classifier(model, path, mean, std, image_shape, class_names, *, serving_preprocess):
@@ -116,6 +129,7 @@ def save_classifier(model, path, mean, std, image_shape, class_names, *, serving
       does not return uint8 `image_shape` (nothing is written).
   """
   class_names = datasets.check_class_names(class_names)
+  _check_serving_preprocess(serving_preprocess, image_shape)
   classifier = Classifier(model, mean, std, image_shape, class_names, serving_preprocess)
   archive = keras.export.ExportArchive()
   archive.track(model)
@@ -138,7 +152,8 @@ def save_classifier(model, path, mean, std, image_shape, class_names, *, serving
     # saves (keras 3.15, pinned), so that it is copied into assets/, listed in the MetaGraph's
     # asset_file_def (where loaders other than TensorFlow's Python one find it) and is the
     # loaded object's `class_names_file`.
-    archive._tf_trackable.class_names_file = tf.saved_model.Asset(names_file)  # pylint: disable=protected-access
+    root = archive._tf_trackable  # pylint: disable=protected-access
+    root.class_names_file = tf.saved_model.Asset(names_file)
     saved_model = os.path.join(staging, "saved_model")
     archive.write_out(saved_model, verbose=False)
     _replace_directory(saved_model, path)

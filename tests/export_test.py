@@ -297,3 +297,7 @@ def test_a_serving_preprocess_of_another_shape_is_named_and_nothing_is_written(t
     export.save_classifier(_tiny_model(), str(tmp_path / "saved_model"), _MEAN, _STD, _SHAPE,
                            _NAMES, serving_preprocess=lambda image: image)
   assert not list(tmp_path.iterdir())
+  # Nothing is left behind in TensorFlow either: a later tf.distribute scope still opens.
+  assert tf.compat.v1.get_variable_scope().caching_device is None
+  with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+    pass
