@@ -558,7 +558,8 @@ class OnlineSearch:
     plain = float32_copy(final.model, functools.partial(models.build, config.model,
                                                         data.num_classes, data.image_shape))
     export.save_classifier(plain, os.path.join(config.model_dir, "saved_model"), data.mean,
-                           data.std, data.image_shape, data.class_names)
+                           data.std, data.image_shape, data.class_names,
+                           serving_preprocess=data.serving_preprocess)
     if self.augmentation.has_theta:
       export.write_json(os.path.join(config.model_dir, "policy.json"),
                         policy_file.learned_payload(self.theta, self.lineage))

@@ -116,7 +116,8 @@ def test_the_export_is_a_float32_model_with_the_trained_weights(trained, configu
     np.testing.assert_array_equal(exported.numpy(), trained_variable.numpy())
   mean, std = (127.5,) * 3, (64.0,) * 3
   export.save_classifier(plain, str(tmp_path / "saved_model"), mean, std, (32, 32, 3),
-                         tuple(f"class_{k}" for k in range(10)))
+                         tuple(f"class_{k}" for k in range(10)),
+                         serving_preprocess=lambda image: preprocess.resize_uint8(image, [32, 32]))
   serve = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
   images = datasets.synthetic_examples(8, seed=3)[0]
   outputs = serve(images=tf.constant(images))

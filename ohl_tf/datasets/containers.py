@@ -76,6 +76,23 @@ class ImageDataset:
     """Base training preprocessing: random flip, pad 4 and random crop (docs/pipeline.md)."""
     return preprocess.cifar_train_base(image, seed)
 
+  def serving_preprocess(self, image):
+    """uint8 `image_shape` of one decoded image of any size, as this dataset's own are prepared.
+
+    Evaluation reads the splits as stored, all at `image_shape`: CIFAR's at their size, a
+    folder's resized by `preprocess.resize_uint8` when --image_size is given. So an image of
+    another size is resized to `image_shape` by that same `resize_uint8` (antialiased bilinear,
+    the aspect ratio not kept), and one of that size passes unchanged (`resize_uint8` to its own
+    size is the identity).
+
+    Args:
+      image: uint8 [h, w, 3], any h and w.
+
+    Returns:
+      uint8 [H, W, 3], `image_shape`.
+    """
+    return tf.ensure_shape(preprocess.resize_uint8(image, self.image_shape[:2]), self.image_shape)
+
   def eval_examples(self, split):
     """(uint8 image [H, W, 3], int32 label) examples of "val" or "test", in order."""
     images, labels = {"val": (self.val_images, self.val_labels),
@@ -133,13 +150,24 @@ class StreamingDataset:
     """The training records of one epoch, shuffled by `shuffle_seed` (files and a buffer)."""
     return self.read(f"train[{self.num_val}:{self.num_val + self.num_train}]", shuffle_seed)
 
+  def serving_preprocess(self, image):
+    """uint8 [S, S, 3] of one decoded image of any size, as evaluation prepares the records:
+    shorter side resized to 256/224 S, then the centre S x S crop (`preprocess.imagenet_eval`).
+
+    Args:
+      image: uint8 [h, w, 3], any h and w.
+
+    Returns:
+      uint8 [S, S, 3], S = image_size.
+    """
+    return preprocess.imagenet_eval(image, self.image_size, round(self.image_size * 256 / 224))
+
   def eval_examples(self, split):
-    """(uint8 image [S, S, 3], int32 label) of "val" or "test": resize 256/224 S, centre crop S."""
+    """(uint8 image [S, S, 3], int32 label) of "val" or "test", by `serving_preprocess`."""
     tfds_split = {"val": f"train[:{self.num_val}]", "test": "validation"}[split]
-    resize = round(self.image_size * 256 / 224)
     return self.read(tfds_split, None).map(
-        lambda encoded, label: (preprocess.imagenet_eval(self.decode(encoded), self.image_size,
-                                                         resize), tf.cast(label, tf.int32)),
+        lambda encoded, label: (self.serving_preprocess(self.decode(encoded)),
+                                tf.cast(label, tf.int32)),
         num_parallel_calls=tf.data.AUTOTUNE)
 
 
