@@ -534,6 +534,9 @@ class OnlineSearch:
       path = checkpoints_lib.failed_write(error, self.config.model_dir)
       if path is None:
         raise
+      if os.path.dirname(os.path.abspath(path)) != os.path.abspath(self.config.model_dir):
+        # Deeper than the JSON files: inside the SavedModel's staging folder, removed by now.
+        path = os.path.join(self.config.model_dir, "saved_model")
       raise checkpoints_lib.write_failure(
           path, error, "resumes after the last outer step and writes the exports") from None
 

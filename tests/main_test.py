@@ -357,6 +357,33 @@ def test_a_failed_checkpoint_write_is_one_line_and_the_rerun_resumes(determinist
   _assert_same_checkpoint(model_dir, deterministic_run[1])
 
 
+def test_a_failed_export_write_is_one_line_and_the_rerun_writes_the_exports(deterministic_run,
+                                                                            tmp_path):
+  model_dir = tmp_path / "run"
+  shutil.copytree(deterministic_run[0], model_dir)
+  shutil.rmtree(model_dir / "saved_model")
+  (model_dir / "policy.json").unlink()
+  (model_dir / "results.json").unlink()
+  # Every outer step is done: the rerun only exports, and the SavedModel's 300 KB of variables
+  # exceed the limit (Python ignores SIGXFSZ: the write fails with EFBIG).
+  limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (128 << 10, 128 << 10))
+  failed = subprocess.run(_command(model_dir, *_FAULT_FLAGS), cwd=_ROOT, preexec_fn=limit,
+                          env=terminal_testing.environment(), capture_output=True, text=True,
+                          timeout=600, check=False)
+  assert failed.returncode == 1
+  assert failed.stderr == (
+      f"error: Could not write {model_dir / 'saved_model'}: File too large. Nothing half-written "
+      "is left; rerunning the same command resumes after the last outer step and writes the "
+      "exports.\n")
+  assert sorted(p.name for p in model_dir.iterdir()) == ["checkpoints", "config.json", "logs"]
+
+  rerun = _run(model_dir, *_FAULT_FLAGS)
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
+  assert (json.loads((model_dir / "policy.json").read_text()) ==
+          json.loads((deterministic_run[0] / "policy.json").read_text()))
+  assert tf.saved_model.load(str(model_dir / "saved_model")).signatures["serving_default"]
+
+
 # ---------------------------------------------------------------------------------------------
 # --augment_on=device: the augmentation in the training step, the same run.
 # ---------------------------------------------------------------------------------------------
