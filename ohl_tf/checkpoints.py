@@ -144,10 +144,13 @@ def _record(directory, paths):
       os.path.basename(state.model_checkpoint_path) == wanted[-1] and
       [os.path.basename(p) for p in state.all_model_checkpoint_paths] == wanted):
     return
+  timestamps = [_written_at(p) for p in paths]
+  # The manager deletes (beyond max_to_keep) only checkpoints written after this time: before
+  # all of them, or the ones named here would be kept forever.
   checkpoint_management.update_checkpoint_state_internal(
       directory, model_checkpoint_path=paths[-1], all_model_checkpoint_paths=paths,
-      all_model_checkpoint_timestamps=[_written_at(p) for p in paths],
-      last_preserved_timestamp=time.time(), save_relative_paths=True)
+      all_model_checkpoint_timestamps=timestamps,
+      last_preserved_timestamp=min(timestamps) - 1, save_relative_paths=True)
 
 
 def _written_at(path):

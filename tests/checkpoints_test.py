@@ -87,6 +87,11 @@ def test_a_damaged_newest_checkpoint_is_set_aside_and_the_previous_one_chosen(
   assert manager.latest_checkpoint == path
   assert sorted(os.listdir(tmp_path)) == before  # nothing outside checkpoints/ touched
   assert checkpoints.recover(directory) == path  # and nothing more to do the next time
+  # The manager still keeps only the last two: ckpt-2 goes when ckpt-4 is written.
+  manager.save(checkpoint_number=3)
+  manager.save(checkpoint_number=4)
+  assert sorted(n for n in os.listdir(directory) if n.endswith(".index")) == [
+      "ckpt-3.index", "ckpt-4.index"]
 
 
 def test_a_complete_checkpoint_the_state_file_missed_is_used(tmp_path):
