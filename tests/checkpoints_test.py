@@ -184,3 +184,14 @@ def test_a_failed_save_leaves_nothing_and_keeps_the_previous_checkpoints(tmp_pat
       "rerunning the same command resumes from outer step 2.")
   assert sorted(os.listdir(directory)) == listing  # no ckpt-3_temp/, no ckpt-3
   assert checkpoints.recover(directory) == os.path.join(directory, "ckpt-2")
+
+
+def test_a_damaged_state_file_is_rewritten_from_the_checkpoints_on_disk(tmp_path):
+  directory = str(tmp_path / "checkpoints")
+  manager = _saved_run(directory)
+  with open(os.path.join(directory, "checkpoint"), "w") as state:
+    state.write("model_checkpoint_path: \x00\x01 garbage {")
+  assert checkpoints.recover(directory) == manager.latest_checkpoint
+  state = tf.train.get_checkpoint_state(directory)
+  assert state.model_checkpoint_path == manager.latest_checkpoint
+  assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == ["ckpt-2", "ckpt-3"]
