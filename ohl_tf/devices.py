@@ -30,9 +30,10 @@ def split_devices(devices, num_trajectories):
     gets [devices[n % D]].
   """
   if num_trajectories < 1:
-    raise ValueError(f"The number of trajectories must be >= 1. Received: {num_trajectories}")
+    raise ValueError("num_trajectories must be >= 1. "
+                     f"Received: num_trajectories={num_trajectories}")
   if not devices:
-    raise ValueError("No devices to assign.")
+    raise ValueError(f"No devices to assign. Received: devices={devices!r}")
   share = len(devices) // num_trajectories
   if share == 0:
     return [[devices[n % len(devices)]] for n in range(num_trajectories)]
