@@ -6,7 +6,15 @@ run one after another); without GPUs every trajectory runs on the CPU, which tes
 logical devices to exercise the multi-device logic.
 """
 
+import os
+import shutil
+import subprocess
+
+from absl import logging
 import tensorflow as tf
+
+# What installs TensorFlow with its CUDA libraries (requirements.txt installs the CPU build).
+GPU_INSTALL = "pip install -r requirements-gpu.txt"
 
 
 def split_devices(devices, num_trajectories):
@@ -22,9 +30,10 @@ def split_devices(devices, num_trajectories):
     gets [devices[n % D]].
   """
   if num_trajectories < 1:
-    raise ValueError(f"The number of trajectories must be >= 1. Received: {num_trajectories}")
+    raise ValueError("num_trajectories must be >= 1. "
+                     f"Received: num_trajectories={num_trajectories}")
   if not devices:
-    raise ValueError("No devices to assign.")
+    raise ValueError(f"No devices to assign. Received: devices={devices!r}")
   share = len(devices) // num_trajectories
   if share == 0:
     return [[devices[n % len(devices)]] for n in range(num_trajectories)]
@@ -58,3 +67,48 @@ def make_strategy(devices):
   cross_device_ops = (tf.distribute.HierarchicalCopyAllReduce() if on_gpus and len(devices) > 1
                       else tf.distribute.ReductionToOneDevice())
   return tf.distribute.MirroredStrategy(devices, cross_device_ops=cross_device_ops)
+
+
+# ---------------------------------------------------------------------------------------------
+# A GPU that TensorFlow does not see.
+# ---------------------------------------------------------------------------------------------
+
+def nvidia_gpu(device_file="/dev/nvidia0", path=None):
+  """What shows that this machine has an NVIDIA GPU, or None: `device_file` exists, or
+  `nvidia-smi -L` (found on `path`, default $PATH) lists one."""
+  if os.path.exists(device_file):
+    return device_file
+  smi = shutil.which("nvidia-smi", path=path)
+  if smi is None:
+    return None
+  try:
+    listed = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10,
+                            check=False).stdout
+  except (OSError, subprocess.SubprocessError):
+    return None
+  gpus = [line.strip() for line in listed.splitlines() if line.startswith("GPU ")]
+  return f"nvidia-smi lists {gpus[0]}" if gpus else None
+
+
+def gpu_setup_warning(nvidia_evidence, tensorflow_gpus, cuda_visible_devices=None):
+  """The one-line warning of a machine whose NVIDIA GPU TensorFlow does not see, or None.
+
+  Args:
+    nvidia_evidence: what shows the machine has an NVIDIA GPU (`nvidia_gpu`), or None.
+    tensorflow_gpus: how many GPUs TensorFlow sees.
+    cuda_visible_devices: $CUDA_VISIBLE_DEVICES; "" or "-1" hide the GPUs on purpose.
+  """
+  if nvidia_evidence is None or tensorflow_gpus or cuda_visible_devices in ("", "-1"):
+    return None
+  return (f"This machine has an NVIDIA GPU ({nvidia_evidence}) but TensorFlow sees none, so "
+          "the run trains on the CPU: TensorFlow was likely installed without its CUDA libraries "
+          f"(requirements.txt installs the CPU build); install them with `{GPU_INSTALL}`, and "
+          "check the driver with nvidia-smi.")
+
+
+def warn_if_gpu_unused():
+  """Logs `gpu_setup_warning` for this machine, if there is one."""
+  warning = gpu_setup_warning(nvidia_gpu(), len(tf.config.list_physical_devices("GPU")),
+                              os.environ.get("CUDA_VISIBLE_DEVICES"))
+  if warning:
+    logging.warning(warning)

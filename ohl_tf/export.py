@@ -20,8 +20,16 @@ def write_json(path, payload):
   """Writes `payload` as JSON atomically (temporary file in the same folder, then rename)."""
   folder = os.path.dirname(os.path.abspath(path))
   with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as file:
-    json.dump(payload, file, indent=2)
-    file.write("\n")
+    try:
+      json.dump(payload, file, indent=2)
+      file.write("\n")
+      file.flush()  # a full disk fails here, not after the temporary file is renamed into place
+    except OSError as error:  # named after the destination: the temporary file is gone
+      os.remove(file.name)
+      raise OSError(error.errno, error.strerror, path) from None
+    except BaseException:
+      os.remove(file.name)
+      raise
   os.replace(file.name, path)
 
 

@@ -96,9 +96,27 @@ def launch(num_workers, argv, grace_s=30.0, out=None):
   return 0
 
 
+def parse_flags(argv):
+  """absl's parsing of the launcher's own flags; a flag of the trainer before `--` (given
+  directly or through a --flagfile) ends with one line saying where it belongs."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.UnrecognizedFlagError as error:
+    _exit_with(f"--{error.flagname} is not a flag of ohl_tf.launch: put the trainer's flags, "
+               "--flagfile included, after `--` (python -m ohl_tf.launch --local_workers=2 -- "
+               f"--flagfile=flags/quickstart.cfg). Received: {error.flagvalue}")
+  except flags.Error as error:
+    _exit_with(str(error))
+
+
+def _exit_with(message):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(1)
+
+
 def main(argv):
   sys.exit(launch(_LOCAL_WORKERS.value, argv[1:], _GRACE_S.value))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -27,6 +27,7 @@ import sys
 from absl import app
 
 from ohl_tf import cluster
+from ohl_tf import devices
 from ohl_tf import run_config
 from ohl_tf import search
 
@@ -47,6 +48,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   console.show_terminal()
+  devices.warn_if_gpu_unused()
   try:
     results = search.run(run_config.from_flags(), started_at=_STARTED)
   except (ValueError, OSError, search.NonFiniteLossError, cluster.WorkerLostError) as error:

@@ -36,6 +36,7 @@ import tensorflow as tf
 import models
 from ohl_tf import augment
 from ohl_tf import augmentation_policies
+from ohl_tf import checkpoints as checkpoints_lib
 from ohl_tf import cluster as cluster_lib
 from ohl_tf import console
 from ohl_tf import datasets
@@ -88,8 +89,13 @@ class NonFiniteLossError(RuntimeError):
 def check_model_dir(config):
   """Returns True when `model_dir` holds a run of this configuration to resume.
 
+  Checkpoints that cannot be read are set aside first (`checkpoints.recover`): the run resumes
+  from the newest intact one.
+
   Raises:
     ValueError: it holds a run started with other settings, and --overwrite is not set.
+    checkpoints.DamagedCheckpointError: it holds this run but no intact checkpoint, and
+      --overwrite (which then starts the run afresh) is not set.
   """
   config_path = os.path.join(config.model_dir, "config.json")
   if not os.path.exists(config_path):
@@ -103,7 +109,12 @@ def check_model_dir(config):
                      # A setting added after the run started has its default there.
                      and saved.get(key, defaults.get(key)) != wanted.get(key))
   if not differing:
-    return tf.train.latest_checkpoint(os.path.join(config.model_dir, "checkpoints")) is not None
+    try:
+      return checkpoints_lib.recover(os.path.join(config.model_dir, "checkpoints")) is not None
+    except checkpoints_lib.DamagedCheckpointError:
+      if config.overwrite:
+        return False
+      raise
   if config.overwrite:
     return False
   details = "; ".join(f"--{k}: {saved.get(k, defaults.get(k))!r} there, "
@@ -123,7 +134,11 @@ def start_model_dir(config, resuming):
         shutil.rmtree(path)
       elif os.path.exists(path):
         os.remove(path)
-  export.write_json(os.path.join(config.model_dir, "config.json"), dataclasses.asdict(config))
+  path = os.path.join(config.model_dir, "config.json")
+  try:
+    export.write_json(path, dataclasses.asdict(config))
+  except OSError as error:
+    raise checkpoints_lib.write_failure(path, error, "resumes") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,11 +417,14 @@ class OnlineSearch:
   def restore(self):
     """Restores the latest checkpoint; returns the outer step to continue from.
 
-    In a cluster only the chief reads (and later writes) the checkpoints; `_start` then sends
-    its state to the other workers.
+    `run`'s `check_model_dir` has set aside the checkpoints that cannot be read. In a cluster only
+    the chief reads (and later writes) the checkpoints; `_start` then sends its state to the
+    other workers.
     """
     if self.cluster and not self.cluster.is_chief:
       return int(self.outer_step.numpy())
+    # Two: when the newest is damaged (e.g. a crash while the disk wrote it), the other is one
+    # period older, so a damaged file costs at most one period.
     self.checkpoints = tf.train.CheckpointManager(
         self.checkpoint, os.path.join(self.config.model_dir, "checkpoints"), max_to_keep=2)
     self.writer = tf.summary.create_file_writer(os.path.join(self.config.model_dir, "logs"))
@@ -496,17 +514,31 @@ class OnlineSearch:
                          "perturbations": perturbations.numpy()})
         self.wall_time.assign_add(time.time() - period_start)
         if chief:
-          self.checkpoints.save(checkpoint_number=period + 1)
+          checkpoints_lib.save(self.checkpoints, period + 1)
           self._summarise(period, results, rewards.numpy(), int(best))
         self._log_progress(period, accuracies, int(best), time.time() - period_start,
                            (time.time() - started) / (period + 1 - first))
     finally:
       self._close_inputs()
-    results = self._finish() if chief else None
+    results = self._export() if chief else None
     if self.cluster:  # no worker leaves before all are done (an early exit looks like a crash)
       self.cluster.stop_watchdog()
       self.cluster.barrier("end")
     return results
+
+  def _export(self):
+    """`_finish`, a failed write of an export turned into one line naming the file and cause."""
+    try:
+      return self._finish()
+    except (tf.errors.OpError, OSError) as error:
+      path = checkpoints_lib.failed_write(error, self.config.model_dir)
+      if path is None:
+        raise
+      if os.path.dirname(os.path.abspath(path)) != os.path.abspath(self.config.model_dir):
+        # Deeper than the JSON files: inside the SavedModel's staging folder, removed by now.
+        path = os.path.join(self.config.model_dir, "saved_model")
+      raise checkpoints_lib.write_failure(
+          path, error, "resumes after the last outer step and writes the exports") from None
 
   def _summarise(self, period, results, rewards, best):
     step = period + 1

@@ -103,6 +103,22 @@ def test_launcher_gives_every_worker_its_tf_config():
   assert configs[0]["cluster"] == {"worker": [f"127.0.0.1:{p}" for p in ports]}
 
 
+@pytest.mark.parametrize("flags,message", [
+    (["--flagfile=flags/quickstart.cfg"],
+     "error: --dataset is not a flag of ohl_tf.launch: put the trainer's flags, --flagfile "
+     "included, after `--` (python -m ohl_tf.launch --local_workers=2 -- "
+     "--flagfile=flags/quickstart.cfg). Received: --dataset=synthetic\n"),
+    (["--epochs=1"], "error: --epochs is not a flag of ohl_tf.launch"),
+    (["--local_workers=two"], "error: flag --local_workers=two: invalid literal"),
+])
+def test_the_launcher_says_where_the_trainers_flags_go(flags, message):
+  result = subprocess.run([sys.executable, "-m", "ohl_tf.launch", "--local_workers=2", *flags],
+                          cwd=_ROOT, capture_output=True, text=True, timeout=120, check=False)
+  assert result.returncode == 1
+  assert result.stderr.startswith(message) and len(result.stderr.splitlines()) == 1, result.stderr
+  assert not result.stdout  # no worker was started
+
+
 # ---------------------------------------------------------------------------------------------
 # Local clusters of worker processes.
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,11 @@
 TensorFlow and TensorBoard, a SIGKILL and resume, and bad input."""
 
 import json
+import os
 import pathlib
+import re
+import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -256,6 +260,128 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path, estimator):
     np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
   assert (json.loads((killed_dir / "policy.json").read_text())["theta"] ==
           json.loads((tmp_path / "whole" / "policy.json").read_text())["theta"])
+
+
+# ---------------------------------------------------------------------------------------------
+# A damaged checkpoint, a failed write: survived, the same θ and weights in the end.
+# ---------------------------------------------------------------------------------------------
+
+_FAULT_FLAGS = ["--epochs=2", "--inner_steps=4", "--deterministic"]  # 4 outer steps
+
+
+@pytest.fixture(scope="module")
+def deterministic_run(tmp_path_factory):
+  """An uninterrupted --deterministic run of 4 outer steps, and its final checkpoint."""
+  model_dir = tmp_path_factory.mktemp("deterministic") / "run"
+  result = _run(model_dir, *_FAULT_FLAGS)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return model_dir, _final_checkpoint(model_dir)
+
+
+def _assert_same_checkpoint(model_dir, expected):
+  actual = _final_checkpoint(model_dir)
+  assert expected.keys() == actual.keys()
+  for name in expected:
+    np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+
+
+def _truncate_data(prefix):
+  data = prefix.with_name(prefix.name + ".data-00000-of-00001")
+  os.truncate(data, data.stat().st_size // 2)
+
+
+def _delete_data(prefix):
+  prefix.with_name(prefix.name + ".data-00000-of-00001").unlink()
+
+
+@pytest.mark.parametrize("damage", [_truncate_data, _delete_data])
+def test_a_damaged_latest_checkpoint_is_set_aside_and_the_run_resumes_from_the_previous_one(
+    deterministic_run, tmp_path, damage):
+  whole_dir, expected = deterministic_run
+  model_dir = tmp_path / "run"
+  shutil.copytree(whole_dir, model_dir)
+  damage(model_dir / "checkpoints" / "ckpt-4")
+  resumed = _run(model_dir, *_FAULT_FLAGS)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert resumed.stdout.startswith(f"Resuming the run in {model_dir}\n")
+  # One line names the file and what is wrong; outer step 4 is trained again.
+  reports = [line for line in resumed.stderr.splitlines() if "is damaged" in line]
+  assert len(reports) == 1 and str(model_dir / "checkpoints" / "ckpt-4") in reports[0], (
+      resumed.stderr[-3000:])
+  assert "outer step 4/4" in resumed.stdout and "outer step 3/4" not in resumed.stdout
+  assert sorted(p.name for p in (model_dir / "checkpoints" / "damaged").iterdir())
+  _assert_same_checkpoint(model_dir, expected)
+
+
+def test_no_intact_checkpoint_is_one_line_saying_what_to_do(deterministic_run, tmp_path):
+  model_dir = tmp_path / "run"
+  shutil.copytree(deterministic_run[0], model_dir)
+  for number in (3, 4):
+    _truncate_data(model_dir / "checkpoints" / f"ckpt-{number}")
+  result = _run(model_dir, *_FAULT_FLAGS)
+  assert result.returncode == 1
+  assert result.stderr.startswith(f"error: No intact checkpoint in {model_dir / 'checkpoints'} "
+                                  "(ckpt-4: Read less bytes than requested; ckpt-3: "), (
+                                      result.stderr[-3000:])
+  assert "--overwrite" in result.stderr and len(result.stderr.splitlines()) == 1
+  assert not (model_dir / "checkpoints" / "damaged").exists()
+
+
+@pytest.mark.skipif(not hasattr(resource, "prlimit"), reason="needs Linux's prlimit")
+def test_a_failed_checkpoint_write_is_one_line_and_the_rerun_resumes(deterministic_run,
+                                                                     tmp_path):
+  model_dir = tmp_path / "run"
+  process = subprocess.Popen(_command(model_dir, *_FAULT_FLAGS), cwd=_ROOT,
+                             env=terminal_testing.environment(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while not (model_dir / "checkpoints" / "ckpt-1.index").exists():
+    assert process.poll() is None and time.time() < deadline, "the run ended too early"
+    time.sleep(0.01)
+  # From now on no file of the run may grow beyond 256 KB, as on a full disk: a checkpoint's
+  # data file (1.3 MB) cannot be written (Python ignores SIGXFSZ: the write fails with EFBIG).
+  resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (256 << 10, 256 << 10))
+  _, stderr = process.communicate(timeout=300)
+  assert process.returncode == 1
+  failed = re.fullmatch(
+      f"error: Could not write {re.escape(str(model_dir / 'checkpoints'))}/ckpt-([234]): File "
+      r"too large\. Nothing half-written is left; rerunning the same command resumes from outer "
+      r"step ([123])\.\n", stderr)
+  assert failed and int(failed.group(1)) == int(failed.group(2)) + 1, stderr[-3000:]
+  assert not [p for p in model_dir.rglob("*") if "_temp" in p.name or ".tmp" in p.name]
+  assert not list(model_dir.glob(f"checkpoints/ckpt-{failed.group(1)}.*"))
+
+  resumed = _run(model_dir, *_FAULT_FLAGS)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert resumed.stdout.startswith(f"Resuming the run in {model_dir}\n")
+  _assert_same_checkpoint(model_dir, deterministic_run[1])
+
+
+def test_a_failed_export_write_is_one_line_and_the_rerun_writes_the_exports(deterministic_run,
+                                                                            tmp_path):
+  model_dir = tmp_path / "run"
+  shutil.copytree(deterministic_run[0], model_dir)
+  shutil.rmtree(model_dir / "saved_model")
+  (model_dir / "policy.json").unlink()
+  (model_dir / "results.json").unlink()
+  # Every outer step is done: the rerun only exports, and the SavedModel's 300 KB of variables
+  # exceed the limit (Python ignores SIGXFSZ: the write fails with EFBIG).
+  limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (128 << 10, 128 << 10))
+  failed = subprocess.run(_command(model_dir, *_FAULT_FLAGS), cwd=_ROOT, preexec_fn=limit,
+                          env=terminal_testing.environment(), capture_output=True, text=True,
+                          timeout=600, check=False)
+  assert failed.returncode == 1
+  assert failed.stderr == (
+      f"error: Could not write {model_dir / 'saved_model'}: File too large. Nothing half-written "
+      "is left; rerunning the same command resumes after the last outer step and writes the "
+      "exports.\n")
+  assert sorted(p.name for p in model_dir.iterdir()) == ["checkpoints", "config.json", "logs"]
+
+  rerun = _run(model_dir, *_FAULT_FLAGS)
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
+  assert (json.loads((model_dir / "policy.json").read_text()) ==
+          json.loads((deterministic_run[0] / "policy.json").read_text()))
+  assert tf.saved_model.load(str(model_dir / "saved_model")).signatures["serving_default"]
 
 
 # ---------------------------------------------------------------------------------------------
