@@ -139,6 +139,9 @@ def _train_source(data, train_subset):
   count = train_subset or data.num_train
   if isinstance(data, datasets.StreamingDataset):
     return pipeline.StreamSource(dataclasses.replace(data, num_train=count))
+  if isinstance(data, datasets.FolderStream):
+    return pipeline.FileSource.from_files(data.train_paths[:count], data.train_labels[:count],
+                                          data.decode, data.image_shape)
   return pipeline.MemorySource.from_arrays(data.train_images[:count], data.train_labels[:count])
 
 
@@ -147,7 +150,7 @@ class OnlineSearch:
 
   Args:
     config: the run's `run_config.Config`.
-    data: a `datasets.ImageDataset` or `datasets.StreamingDataset`.
+    data: a `datasets.ImageDataset`, `datasets.FolderStream` or `datasets.StreamingDataset`.
     trajectory_devices: one list of device names per trajectory of this process
       (`devices.split_devices`).
     cluster: None for one process (all N trajectories here), else this worker's
@@ -622,7 +625,8 @@ def run(config, on_outer_step=None, started_at=None):
     resuming = check_model_dir(config) if not cluster or cluster.is_chief else False
     augmentation_policies.parse(config.policy).fixed_probabilities()  # fails before data loads
     data = datasets.load(config.dataset, data_dir=config.data_dir, val_size=config.val_size,
-                         seed=config.seed, image_size=config.image_size or None)
+                         seed=config.seed, image_size=config.image_size or None,
+                         test_size=config.test_size, stream=config.folder_stream)
     visible, here = devices_lib.visible_devices(), config.trajectories
     if cluster:  # this worker's devices (TensorFlow lists all) and trajectories
       visible = cluster.local_devices(visible)
@@ -639,5 +643,6 @@ def run(config, on_outer_step=None, started_at=None):
     start_model_dir(config, resuming)
   console.TERMINAL.info(console.format_summary(
       config, resuming=resuming, schedule=ohl.schedule, trajectory_devices=trajectory_devices,
-      learns_theta=ohl.augmentation.learns_theta, cluster=cluster))
+      learns_theta=ohl.augmentation.learns_theta, cluster=cluster,
+      data_description=data.description))
   return ohl.run(on_outer_step, started_at)
