@@ -167,8 +167,8 @@ def list_folder(root, test_size=0, seed=0):
     raise _layout_error(root, folders, f"it has train/ and, beside it, {others}, which look "
                         "like class folders")
   if len(splits) > 1:
-    raise _layout_error(root, folders, f"it has train/ and both {splits[0]}/ and {splits[1]}/: "
-                        "which is the test split?")
+    raise _layout_error(root, folders, f"it has train/ and both {splits[0]}/ and "
+                        f"{splits[1]}/, and either could be the test split")
   train_dir = os.path.join(root, "train")
   class_names = _class_names(train_dir, f"{train_dir}/<class>/<image>")
   train_paths, train_labels = _list_split(train_dir, class_names)
