@@ -2,14 +2,14 @@
 
 Training: for one trajectory and one period of the online loop, a `tf.data` pipeline that yields
 (image, label, op). The examples come from a source (`MemorySource` for arrays in memory,
-`FileSource` for a folder's image files, `StreamSource` for ImageNet's tfds records); each image gets its base preprocessing and, under an
-OHL policy, an operation (and signs) sampled per image from p (paper eq. 7; the op index travels
-with the image so the outer step counts exactly what was applied) in the per-image map. The
-operation is applied either in that map (`augment_path="per_image"`: `tf.switch_case` over the
-kernels, the design's per-image path) or per batch (`"batched"`: `tf.dynamic_partition` by
-kernel); both run the same kernels with the same per-image parameters, so they give the same
-bytes. A fixed batch augmentation (AutoAugment, RandAugment: `ohl_tf.augmentation_policies`),
-Cutout and standardisation then run on the batch.
+`FileSource` for a folder's image files, `StreamSource` for ImageNet's tfds records); each image
+gets its base preprocessing and, under an OHL policy, an operation (and signs) sampled per image
+from p (paper eq. 7; the op index travels with the image so the outer step counts exactly what was
+applied) in the per-image map. The operation is applied either in that map
+(`augment_path="per_image"`: `tf.switch_case` over the kernels, the design's per-image path) or per
+batch (`"batched"`: `tf.dynamic_partition` by kernel); both run the same kernels with the same
+per-image parameters, so they give the same bytes. A fixed batch augmentation (AutoAugment,
+RandAugment: `ohl_tf.augmentation_policies`), Cutout and standardisation then run on the batch.
 
 Where the batch's sampled operation, Cutout and standardisation run is `augment_on`: "host", in
 this `tf.data` pipeline, which then yields float32 batches; or "device", in each replica's

@@ -41,7 +41,8 @@ def _make(root, counts, size=(8, 8), seed=0, image_format="PNG"):
 
 def _pixels_of(data, split):
   """{image bytes: label} of a split, whatever the dataset's kind."""
-  return {image.tobytes(): int(label) for image, label in data.eval_examples(split).as_numpy_iterator()}
+  return {image.tobytes(): int(label)
+          for image, label in data.eval_examples(split).as_numpy_iterator()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,7 +115,8 @@ def test_val_classes_must_match_train(tmp_path):
 
 
 @pytest.mark.parametrize("folders, problem", [
-    (["train", "test", "val"], r"it has train/ and both test/ and val/, and either could be the test split"),
+    (["train", "test", "val"],
+     r"it has train/ and both test/ and val/, and either could be the test split"),
     (["train", "val", "validation"],
      r"it has train/ and both val/ and validation/, and either could be the test split"),
     (["train", "cat", "dog"], r"it has train/ and, beside it, \['cat', 'dog'\], which look like "
@@ -239,6 +241,17 @@ def test_streamed_images_of_another_size_need_image_size(tmp_path):
     datasets.load(f"folder:{tmp_path}", val_size=1, stream="always")
 
 
+def test_a_streamed_image_of_another_size_fails_naming_the_file(tmp_path):
+  _make(tmp_path, {"a": 3, "b": 3})
+  data = datasets.load(f"folder:{tmp_path}", val_size=1, stream="always")
+  odd = tmp_path / "odd.png"
+  _write(odd, np.zeros([8, 9, 3], np.uint8))
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)Images differ in size: this file is "
+                     r"not 8x8 .*Pass --image_size.*Received: image_size=None, file=.*odd\.png"):
+    data.decode(tf.constant(str(odd)))
+  assert data.decode(tf.constant(data.train_paths[0])).shape == (8, 8, 3)
+
+
 def test_streamed_unreadable_file_is_named(tmp_path):
   _make(tmp_path, {"a": 3, "b": 3})
   bad = tmp_path / "b" / "001.png"
@@ -276,7 +289,7 @@ def test_the_readme_folder_command_trains_the_same_theta_streamed_or_in_memory(t
   command = "--dataset=folder:/data/pets --model=resnet20 --val_size=500"
   assert command in readme
   root = tmp_path / "pets"
-  _make(root, {"cat": 520, "dog": 540}, size=(32, 32))  # 1,060 images: test 500, val 500
+  _make(root, {"cat": 540, "dog": 560}, size=(32, 32))  # 1,100 images: test 500, val 500
   runs = {}
   for stream in ("never", "always"):
     model_dir = tmp_path / stream

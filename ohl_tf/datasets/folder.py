@@ -125,10 +125,11 @@ class Listing:
 
 
 def _layout_error(root, folders, problem):
+  splits = ", ".join(f"{name}/" for name in _TEST_SPLITS)
   return ValueError(
       f"Dataset folder {root} is ambiguous: {problem}. A folder dataset is ROOT/<class>/<image>, "
-      f"or ROOT/train/<class>/<image> with at most one of {', '.join(t + '/' for t in _TEST_SPLITS)}"
-      f" beside it. Received: folders {folders} in {root}")
+      f"or ROOT/train/<class>/<image> with at most one of {splits} beside it. Received: "
+      f"folders {folders} in {root}")
 
 
 def list_folder(root, test_size=0, seed=0):
@@ -244,11 +245,13 @@ def file_decoder(image_shape, image_size):
     if image_size is not None:
       image = _resized(image, image_size)
     else:
-      tf.debugging.assert_equal(
-          tf.shape(image), tf.constant(image_shape, tf.int32), message=(
-              f"Images differ in size: this file is not {image_shape[0]}x{image_shape[1]} like "
-              f"the others. Pass --image_size to resize all of them. Received: image_size=None, "
-              f"file"), data=[path], summarize=1)
+      check = tf.debugging.Assert(
+          tf.reduce_all(tf.shape(image) == tf.constant(image_shape, tf.int32)),
+          [f"Images differ in size: this file is not {image_shape[0]}x{image_shape[1]} (height x "
+           f"width) like the others. Pass --image_size to resize all of them to image_size x "
+           f"image_size. Received: image_size=None, file=", path])
+      with tf.control_dependencies([check]):
+        image = tf.identity(image)
     return tf.ensure_shape(image, image_shape)
   return decode
 
