@@ -15,6 +15,7 @@ within seconds, its memory bounded by the pipeline's buffers, not by the folder.
 import datetime
 import os
 import pathlib
+import resource
 import shutil
 import signal
 import subprocess
@@ -35,8 +36,14 @@ import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _IMAGES = flags.DEFINE_integer("images", 100_000, "JPEG files in the generated folder.")
 _MODES = flags.DEFINE_list("modes", ["always", "never"], "--folder_stream modes to run.")
-_CIFAR = flags.DEFINE_string("cifar", str(_REPO.parent / "shared" / "data" / "cifar10-reduced"),
-                             "Folder of the CIFAR-10 PNGs the files are made from (train/<class>).")
+_CIFAR = flags.DEFINE_string(
+    "cifar", os.environ.get("OHL_TF_CIFAR10_REDUCED",
+                            str(_REPO.parent / "shared" / "data" / "cifar10-reduced")),
+    "Folder of the CIFAR-10 PNGs the files are made from (train/<class>), as the tests' "
+    "OHL_TF_CIFAR10_REDUCED.")
+_ROOT = flags.DEFINE_string("root", "", "An existing folder to use instead of generating one.")
+_LOAD_ONLY = flags.DEFINE_string("load_only", "", "Internal: time datasets.load of --root with "
+                                 "this --folder_stream mode, in this process, and print it.")
 _INNER_STEPS = flags.DEFINE_integer("inner_steps", 20, "Steps of the timed first outer step.")
 _TIMEOUT = flags.DEFINE_integer("timeout", 1800, "Seconds a run may take before it is stopped.")
 
@@ -68,6 +75,26 @@ def make_folder(root, count):
       picture = picture.transpose(Image.FLIP_LEFT_RIGHT)
     picture.save(root / names[label] / f"{i:06d}.jpg", quality=90)
   return time.perf_counter() - start
+
+
+def _load(root, mode):
+  """--load_only: prints the seconds of `datasets.load` and the process's peak RSS in MiB."""
+  from ohl_tf import datasets  # pylint: disable=g-import-not-at-top
+  start = time.perf_counter()
+  data = datasets.load(f"folder:{root}", val_size=500, test_size=500, seed=0, image_size=32,
+                       stream=mode)
+  seconds = time.perf_counter() - start
+  assert isinstance(data, datasets.FolderStream) == (mode == "always")
+  print(f"load {seconds:.2f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+
+
+def load_mode(root, mode):
+  """(seconds of datasets.load, peak RSS MiB of a process that only loads) with `mode`."""
+  result = subprocess.run([sys.executable, __file__, f"--root={root}", f"--load_only={mode}"],
+                          cwd=_REPO, capture_output=True, text=True, check=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+  line = next(line for line in result.stdout.splitlines() if line.startswith("load "))
+  return tuple(float(value) for value in line.split()[1:])
 
 
 def run_mode(root, mode, model_dir):
@@ -103,25 +130,35 @@ def run_mode(root, mode, model_dir):
 
 def main(argv):
   del argv
+  if _LOAD_ONLY.value:
+    _load(_ROOT.value, _LOAD_ONLY.value)
+    return
   with tempfile.TemporaryDirectory() as work:
-    root = pathlib.Path(work) / "folder"
-    seconds = make_folder(root, _IMAGES.value)
+    root = pathlib.Path(_ROOT.value or pathlib.Path(work) / "folder")
+    if not _ROOT.value:
+      seconds = make_folder(root, _IMAGES.value)
+      print(f"wrote {_IMAGES.value:,} JPEGs in {seconds:.0f} s", flush=True)
+    count = sum(1 for _ in root.glob("*/*.jpg"))
     size = sum(f.stat().st_size for f in root.glob("*/*.jpg")) / 2**20
-    print(f"wrote {_IMAGES.value:,} JPEGs ({size:.0f} MiB) in {seconds:.0f} s", flush=True)
     results = {}
     for mode in _MODES.value:
-      results[mode] = run_mode(root, mode, pathlib.Path(work) / f"run_{mode}")
+      load_seconds, load_rss = load_mode(root, mode)
+      results[mode] = (load_seconds, load_rss, *run_mode(root, mode,
+                                                         pathlib.Path(work) / f"run_{mode}"))
       shutil.rmtree(pathlib.Path(work) / f"run_{mode}", ignore_errors=True)
-      print(f"  --folder_stream={mode}: first training step {results[mode][0]:.1f} s "
-            f"(wall {results[mode][1]:.1f} s), {results[mode][2]:.0f} training images/s, "
-            f"peak RSS {results[mode][3]:.0f} MiB", flush=True)
+      print(f"  --folder_stream={mode}: datasets.load {load_seconds:.1f} s ({load_rss:.0f} MiB); "
+            f"first training step {results[mode][2]:.1f} s (wall {results[mode][3]:.1f} s), "
+            f"{results[mode][4]:.0f} training images/s, peak RSS {results[mode][5]:.0f} MiB",
+            flush=True)
   print(f"\nfolder_streaming, {datetime.datetime.now():%Y-%m-%d %H:%M}, {reporting.machine()}, "
         f"load {reporting.load_average()}, TensorFlow {tf.__version__}")
-  print(f"  {_IMAGES.value:,} JPEGs of 32-48 px in ROOT/<class>, --image_size=32, resnet8, "
+  print(f"  {count:,} JPEGs ({size:.0f} MiB) in ROOT/<class>, --image_size=32, resnet8, "
         f"1 trajectory, batch 128, first outer step of {_INNER_STEPS.value} steps")
-  print("  | --folder_stream | first training step | training images/s | peak RSS |")
-  for mode, (first_step, wall, rate, rss) in results.items():
-    print(f"  | {mode} | {first_step:.1f} s (wall {wall:.1f} s) | {rate:.0f} | {rss:.0f} MiB |")
+  print("  | --folder_stream | datasets.load (its process's peak RSS) | first training step "
+        "| training images/s | peak RSS of the run |")
+  for mode, (load_seconds, load_rss, first_step, wall, rate, rss) in results.items():
+    print(f"  | {mode} | {load_seconds:.1f} s ({load_rss:.0f} MiB) | {first_step:.1f} s (wall "
+          f"{wall:.1f} s) | {rate:.0f} | {rss:.0f} MiB |")
 
 
 if __name__ == "__main__":

@@ -52,11 +52,11 @@ from ohl_tf import trajectory as trajectory_lib
 # Not --jit_compile, although it is about speed: XLA fuses and orders the float operations
 # differently, so a resumed run that switched it would no longer replay the uninterrupted one
 # bit for bit under --deterministic. Nor --precision, which changes the arithmetic (and, for
-# mixed_float16, the optimizer's checkpointed variables). --augment_path and --augment_on may:
-# each choice gives the same bytes.
+# mixed_float16, the optimizer's checkpointed variables). --augment_path, --augment_on and
+# --folder_stream may: each choice gives the same bytes.
 _RESUMABLE_CHANGES = ("data_dir", "model_dir", "eval_batch_size", "cpu_devices", "overwrite",
-                      "augment_path", "augment_on", "figure_interval_secs", "cluster",
-                      "cluster_timeout")
+                      "augment_path", "augment_on", "folder_stream", "figure_interval_secs",
+                      "cluster", "cluster_timeout")
 _ARTEFACTS = ("checkpoints", "logs", "saved_model", "policy.json", "results.json", "config.json")
 # The validation split is kept on the trajectories' devices, standardised, when all the copies of
 # this process fit in this many bytes (CIFAR's 5,000 images: 61 MB a copy); a larger split

@@ -349,7 +349,8 @@ def read_folder(request):
     return containers.ImageDataset(
         name=spec, train_images=train_images[train], train_labels=listing.train_labels[train],
         val_images=train_images[val], val_labels=listing.train_labels[val],
-        test_images=images[len(listing.train_paths):] if test_paths else None,
+        # A copy, so that the stack of all the files is freed.
+        test_images=images[len(listing.train_paths):].copy() if test_paths else None,
         test_labels=listing.test_labels, class_names=listing.class_names, mean=mean, std=std,
         description=description)
   mean, std = _streamed_stats(_take(listing.train_paths, sample), image_shape, image_size,
