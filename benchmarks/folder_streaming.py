@@ -67,8 +67,9 @@ def make_folder(root, count):
   sources, names = _sources()
   for name in names:
     (root / name).mkdir(parents=True)
+  order = np.random.default_rng(0).permutation(len(sources))  # every class in a small folder
   for i in range(count):
-    image, label = sources[i % len(sources)]
+    image, label = sources[order[i % len(sources)]]
     side = 32 + (i * 7) % 17  # 32-48 px, so --image_size resizes most of them
     picture = Image.fromarray(image).resize((side, side), Image.BILINEAR)
     if (i // len(sources)) % 2:
