@@ -87,7 +87,8 @@ class Config:
       "auto", "folder: " + " | ".join(datasets.STREAM_CHOICES) + ". never: decode every image "
               "into memory at start-up; always: read the images from their files as training "
               "runs; auto: stream when the folder has more than "
-              f"{datasets.STREAM_ABOVE_FILES:,} images or would take 2 GiB decoded.")
+              f"{datasets.STREAM_ABOVE_FILES:,} images or would take "
+              f"{datasets.STREAM_ABOVE_BYTES >> 30} GiB decoded.")
   train_subset: int = _setting(
       0, "Use only this many training images (0 = all), e.g. reduced CIFAR-10.")
   eval_batch_size: int = _setting(500, "Evaluation batch size.")

@@ -195,6 +195,11 @@ def _same_dataset(memory, streamed):
 def test_streamed_folder_has_the_in_memory_splits_and_statistics(mixed_folder):
   memory, streamed = _load_both(mixed_folder)
   _same_dataset(memory, streamed)
+  # Validation is cached on the devices alike: its size is known without reading it.
+  sizes = [pipeline.dataset_bytes(pipeline.eval_dataset(data.eval_examples("val"), 4, data.mean,
+                                                        data.std), 4)
+           for data in (memory, streamed)]
+  assert sizes[0] == sizes[1] == 2 * 4 * (16 * 16 * 3 * 4 + 4)  # 2 batches of float32, int32
   # All 35 training images are under the sample's size: the statistics of all of them.
   assert (memory.mean, memory.std) == registry.channel_stats(memory.train_images)
   # The training files, decoded, are the in-memory training images in the same order.

@@ -12,7 +12,8 @@ A dataset is named by a *spec* string (--dataset), one of `names()`:
 
 Small datasets are held in memory as uint8 [N, H, W, 3] numpy arrays (`ImageDataset`; CIFAR-10's
 training split is 150 MiB). ImageNet is streamed from tfds' records (`StreamingDataset`): images
-of any size, decoded in the input pipeline after its shuffle, so that skipping is cheap.
+of any size, decoded in the input pipeline after its shuffle, so that skipping is cheap. A large
+folder is streamed from its files (`FolderStream`), each decoded when the pipeline reaches it.
 
 `load` always holds `val_size` images out of the training split (docs/pipeline.md: the OHL
 outer step scores the trajectories on them): in memory with a seeded permutation, so the same
@@ -47,6 +48,7 @@ from ohl_tf.datasets.containers import FolderStream
 from ohl_tf.datasets.containers import ImageDataset
 from ohl_tf.datasets.containers import StreamingDataset
 from ohl_tf.datasets.folder import read_image
+from ohl_tf.datasets.folder import STREAM_ABOVE_BYTES
 from ohl_tf.datasets.folder import STREAM_ABOVE_FILES
 from ohl_tf.datasets.imagenet import IMAGENET
 from ohl_tf.datasets.registry import check_spec

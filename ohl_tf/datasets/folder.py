@@ -33,11 +33,11 @@ _TEST_SPLITS = ("test", "val", "validation")  # beside ROOT/train, the folder of
 # errors, by bootstrap from the shared 4,660 images).
 STATS_SAMPLE_SIZE = 10_000
 # --folder_stream=auto streams a folder with more training and test files than this, or whose
-# decoded images would take more than _STREAM_ABOVE_BYTES: decoding into memory costs ~0.3 ms
+# decoded images would take more than STREAM_ABOVE_BYTES: decoding into memory costs ~0.3 ms
 # per small image here before the first step (README, Streamed folders), streaming a fraction of
 # the training throughput of images already in memory.
 STREAM_ABOVE_FILES = 20_000
-_STREAM_ABOVE_BYTES = 2 << 30
+STREAM_ABOVE_BYTES = 2 << 30
 # Seed streams folded into --seed, beside the validation split's (the seed itself).
 _TEST_STREAM, _STATS_STREAM = 1, 2
 _DECODE_BATCH = 256
@@ -317,7 +317,7 @@ def should_stream(stream, listing, image_shape):
   if stream != "auto":
     return stream == "always"
   files = len(listing.train_paths) + len(listing.test_paths or ())
-  return files > STREAM_ABOVE_FILES or files * np.prod(image_shape) > _STREAM_ABOVE_BYTES
+  return files > STREAM_ABOVE_FILES or files * np.prod(image_shape) > STREAM_ABOVE_BYTES
 
 
 def _take(items, indices):
