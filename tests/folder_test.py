@@ -251,8 +251,9 @@ def test_a_streamed_image_of_another_size_fails_naming_the_file(tmp_path):
   data = datasets.load(f"folder:{tmp_path}", val_size=1, stream="always")
   odd = tmp_path / "odd.png"
   _write(odd, np.zeros([8, 9, 3], np.uint8))
-  with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)Images differ in size: this file is "
-                     r"not 8x8 .*Pass --image_size.*Received: image_size=None, file=.*odd\.png"):
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"(?s)Images differ in size: this file is not 8x8 .*Pass --image_size"
+                           r".*Received: image_size=None, file=.*odd\.png"):
     data.decode(tf.constant(str(odd)))
   assert data.decode(tf.constant(data.train_paths[0])).shape == (8, 8, 3)
 
