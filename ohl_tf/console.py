@@ -203,7 +203,7 @@ def _device_names(trajectory_devices):
 
 
 def format_summary(config, *, resuming, schedule, trajectory_devices, learns_theta,
-                   cluster=None):
+                   cluster=None, data_description=""):
   """The few lines a run starts with: what it trains, how it searches, where it lives.
 
   Args:
@@ -213,6 +213,8 @@ def format_summary(config, *, resuming, schedule, trajectory_devices, learns_the
     trajectory_devices: one list of device names per trajectory.
     learns_theta: whether the policy learns θ (--policy=ohl).
     cluster: this worker's `cluster.Cluster`, or None for one process.
+    data_description: what the data line adds (the dataset's `description`, e.g. where a
+      folder's test split came from), or "".
   """
   reward = "validation accuracy" if config.reward == "accuracy" else "validation loss"
   if learns_theta:
@@ -233,7 +235,7 @@ def format_summary(config, *, resuming, schedule, trajectory_devices, learns_the
   return "\n".join([
       f"{'Resuming the run in' if resuming else 'New run in'} {config.model_dir}",
       f"  data      {config.dataset}: {schedule.num_examples} training images, "
-      f"{config.val_size} validation",
+      f"{config.val_size} validation{'; ' + data_description if data_description else ''}",
       f"  model     {config.model}, batch {config.batch_size}, lr {config.lr:g}"
       f"{_arithmetic(config)}",
       f"  policy    {policy}",

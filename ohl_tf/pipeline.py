@@ -2,14 +2,14 @@
 
 Training: for one trajectory and one period of the online loop, a `tf.data` pipeline that yields
 (image, label, op). The examples come from a source (`MemorySource` for arrays in memory,
-`StreamSource` for ImageNet's tfds records); each image gets its base preprocessing and, under an
-OHL policy, an operation (and signs) sampled per image from p (paper eq. 7; the op index travels
-with the image so the outer step counts exactly what was applied) in the per-image map. The
-operation is applied either in that map (`augment_path="per_image"`: `tf.switch_case` over the
-kernels, the design's per-image path) or per batch (`"batched"`: `tf.dynamic_partition` by
-kernel); both run the same kernels with the same per-image parameters, so they give the same
-bytes. A fixed batch augmentation (AutoAugment, RandAugment: `ohl_tf.augmentation_policies`),
-Cutout and standardisation then run on the batch.
+`FileSource` for a folder's image files, `StreamSource` for ImageNet's tfds records); each image
+gets its base preprocessing and, under an OHL policy, an operation (and signs) sampled per image
+from p (paper eq. 7; the op index travels with the image so the outer step counts exactly what was
+applied) in the per-image map. The operation is applied either in that map
+(`augment_path="per_image"`: `tf.switch_case` over the kernels, the design's per-image path) or per
+batch (`"batched"`: `tf.dynamic_partition` by kernel); both run the same kernels with the same
+per-image parameters, so they give the same bytes. A fixed batch augmentation (AutoAugment,
+RandAugment: `ohl_tf.augmentation_policies`), Cutout and standardisation then run on the batch.
 
 Where the batch's sampled operation, Cutout and standardisation run is `augment_on`: "host", in
 this `tf.data` pipeline, which then yields float32 batches; or "device", in each replica's
@@ -161,11 +161,60 @@ class MemorySource:
 
   def examples(self, start, end, epoch_size, seed):
     def gather(example_id):
-      epoch, position = example_id // epoch_size, example_id % epoch_size
-      index = tf.random.experimental.index_shuffle(
-          position, _seed(seed, _SHUFFLE_STREAM, epoch), self.num_examples - 1)
+      index = _epoch_index(example_id, epoch_size, seed, self.num_examples)
       return example_id, tf.gather(self.images, index), tf.gather(self.labels, index)
     return tf.data.Dataset.range(start, end).map(gather, num_parallel_calls=tf.data.AUTOTUNE,
+                                                 deterministic=True)
+
+
+def _epoch_index(example_id, epoch_size, seed, num_examples):
+  """The index of the training image at example id `example_id`: position id % E of epoch
+  id // E in that epoch's seeded shuffle of the `num_examples` images (E = `epoch_size`)."""
+  epoch, position = example_id // epoch_size, example_id % epoch_size
+  return tf.random.experimental.index_shuffle(position, _seed(seed, _SHUFFLE_STREAM, epoch),
+                                              num_examples - 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileSource:
+  """Training images read from their files as the run goes (`datasets.FolderStream`).
+
+  The order is `MemorySource`'s over the list of files (the same `_epoch_index`), and an image is
+  decoded after it is chosen: a folder streamed gives the batches of the same folder held in
+  memory, and a period that starts inside an epoch reads none of the files before it.
+
+  Attributes:
+    paths: string [N] variable of the files (`from_files`).
+    labels: int32 [N] variable.
+    decode: fn(string path) -> uint8 image of `image_shape`, e.g. `FolderStream.decode`.
+    image_shape: (H, W, 3) of every decoded image.
+  """
+  paths: tf.Variable
+  labels: tf.Variable
+  decode: object
+  image_shape: tuple
+
+  @classmethod
+  def from_files(cls, paths, labels, decode, image_shape):
+    """Holds the file list once for all pipelines (by handle, not copied into each graph)."""
+    with tf.device("/cpu:0"):
+      return cls(tf.Variable(list(paths), trainable=False, name="paths"),
+                 tf.Variable(labels, trainable=False, name="labels"), decode, tuple(image_shape))
+
+  @property
+  def num_examples(self):
+    return int(self.paths.shape[0])
+
+  @property
+  def image_spec(self):
+    return tf.TensorSpec(self.image_shape, tf.uint8)
+
+  def examples(self, start, end, epoch_size, seed):
+    def read(example_id):
+      index = _epoch_index(example_id, epoch_size, seed, self.num_examples)
+      return (example_id, self.decode(tf.gather(self.paths, index)),
+              tf.gather(self.labels, index))
+    return tf.data.Dataset.range(start, end).map(read, num_parallel_calls=tf.data.AUTOTUNE,
                                                  deterministic=True)
 
 
@@ -212,7 +261,7 @@ class TrainPipeline:
   """The training data of the run, from which each (period, trajectory) draws its batches.
 
   Attributes:
-    source: a `MemorySource` or `StreamSource`.
+    source: a `MemorySource`, `FileSource` or `StreamSource`.
     schedule: the run's `Schedule`.
     mean, std: per-channel statistics of the dataset, [0, 255] units (std None: subtract only).
     seed: the run's seed.
@@ -234,7 +283,7 @@ class TrainPipeline:
       preprocessing, the drawing and a fixed `augment_batch` stay on the host. "device" needs
       the batched path: the per-image path applies the operation in the host's map.
   """
-  source: MemorySource | StreamSource
+  source: MemorySource | FileSource | StreamSource
   schedule: Schedule
   mean: tuple
   std: tuple | None

@@ -79,6 +79,16 @@ class Config:
       "drawing (uint8 to the device). The same bytes either way; device needs "
       "--augment_path=batched. README, Augmentation on the device, says which to pick.")
   val_size: int = _setting(500, "Validation images held out of the training split.")
+  test_size: int = _setting(
+      500, "folder: in the ROOT/<class> layout, images held out of the folder as the test split "
+           "(seeded by --seed, before --val_size; 0 = no test split); unused where the folder "
+           "has its own (ROOT/test, ROOT/val, ROOT/validation) and by other datasets.")
+  folder_stream: str = _setting(
+      "auto", "folder: " + " | ".join(datasets.STREAM_CHOICES) + ". never: decode every image "
+              "into memory at start-up; always: read the images from their files as training "
+              "runs; auto: stream when the folder has more than "
+              f"{datasets.STREAM_ABOVE_FILES:,} images or would take "
+              f"{datasets.STREAM_ABOVE_BYTES >> 30} GiB decoded.")
   train_subset: int = _setting(
       0, "Use only this many training images (0 = all), e.g. reduced CIFAR-10.")
   eval_batch_size: int = _setting(500, "Evaluation batch size.")
@@ -121,12 +131,13 @@ class Config:
     _check_choice("precision", self.precision, trajectory.PRECISIONS)
     pipeline.check_augmentation_placement(self.augment_path, self.augment_on, as_flags=True)
     _check_choice("cluster", self.cluster, cluster_lib.CLUSTERS)
+    _check_choice("folder_stream", self.folder_stream, datasets.STREAM_CHOICES)
     for name in ("trajectories", "epochs", "batch_size", "eval_batch_size", "cpu_devices",
                  "cluster_timeout"):
       if getattr(self, name) < 1:
         raise ValueError(f"--{name} must be >= 1. Received: --{name}={getattr(self, name)}")
-    for name in ("inner_steps", "cutout", "train_subset", "warmup_epochs", "image_size",
-                 "figure_interval_secs"):
+    for name in ("inner_steps", "cutout", "train_subset", "test_size", "warmup_epochs",
+                 "image_size", "figure_interval_secs"):
       if getattr(self, name) < 0:
         raise ValueError(f"--{name} must be >= 0. Received: --{name}={getattr(self, name)}")
     for name in ("theta_lr", "es_sigma"):

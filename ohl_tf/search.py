@@ -53,11 +53,11 @@ from ohl_tf import trajectory as trajectory_lib
 # Not --jit_compile, although it is about speed: XLA fuses and orders the float operations
 # differently, so a resumed run that switched it would no longer replay the uninterrupted one
 # bit for bit under --deterministic. Nor --precision, which changes the arithmetic (and, for
-# mixed_float16, the optimizer's checkpointed variables). --augment_path and --augment_on may:
-# each choice gives the same bytes.
+# mixed_float16, the optimizer's checkpointed variables). --augment_path, --augment_on and
+# --folder_stream may: each choice gives the same bytes.
 _RESUMABLE_CHANGES = ("data_dir", "model_dir", "eval_batch_size", "cpu_devices", "overwrite",
-                      "augment_path", "augment_on", "figure_interval_secs", "cluster",
-                      "cluster_timeout")
+                      "augment_path", "augment_on", "folder_stream", "figure_interval_secs",
+                      "cluster", "cluster_timeout")
 _ARTEFACTS = ("checkpoints", "logs", "saved_model", "policy.json", "results.json", "config.json")
 # The validation split is kept on the trajectories' devices, standardised, when all the copies of
 # this process fit in this many bytes (CIFAR's 5,000 images: 61 MB a copy); a larger split
@@ -154,6 +154,9 @@ def _train_source(data, train_subset):
   count = train_subset or data.num_train
   if isinstance(data, datasets.StreamingDataset):
     return pipeline.StreamSource(dataclasses.replace(data, num_train=count))
+  if isinstance(data, datasets.FolderStream):
+    return pipeline.FileSource.from_files(data.train_paths[:count], data.train_labels[:count],
+                                          data.decode, data.image_shape)
   return pipeline.MemorySource.from_arrays(data.train_images[:count], data.train_labels[:count])
 
 
@@ -162,7 +165,7 @@ class OnlineSearch:
 
   Args:
     config: the run's `run_config.Config`.
-    data: a `datasets.ImageDataset` or `datasets.StreamingDataset`.
+    data: a `datasets.ImageDataset`, `datasets.FolderStream` or `datasets.StreamingDataset`.
     trajectory_devices: one list of device names per trajectory of this process
       (`devices.split_devices`).
     cluster: None for one process (all N trajectories here), else this worker's
@@ -655,7 +658,8 @@ def run(config, on_outer_step=None, started_at=None):
     resuming = check_model_dir(config) if not cluster or cluster.is_chief else False
     augmentation_policies.parse(config.policy).fixed_probabilities()  # fails before data loads
     data = datasets.load(config.dataset, data_dir=config.data_dir, val_size=config.val_size,
-                         seed=config.seed, image_size=config.image_size or None)
+                         seed=config.seed, image_size=config.image_size or None,
+                         test_size=config.test_size, stream=config.folder_stream)
     visible, here = devices_lib.visible_devices(), config.trajectories
     if cluster:  # this worker's devices (TensorFlow lists all) and trajectories
       visible = cluster.local_devices(visible)
@@ -672,5 +676,6 @@ def run(config, on_outer_step=None, started_at=None):
     start_model_dir(config, resuming)
   console.TERMINAL.info(console.format_summary(
       config, resuming=resuming, schedule=ohl.schedule, trajectory_devices=trajectory_devices,
-      learns_theta=ohl.augmentation.learns_theta, cluster=cluster))
+      learns_theta=ohl.augmentation.learns_theta, cluster=cluster,
+      data_description=data.description))
   return ohl.run(on_outer_step, started_at)

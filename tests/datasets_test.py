@@ -255,7 +255,7 @@ def test_folder_images_of_different_sizes_need_image_size(tmp_path):
   _make_folder(tmp_path, {"a": 2, "b": 2}, size=(8, 8))
   _write_image(tmp_path / "train" / "b" / "z_big.png", np.zeros([12, 10, 3]))
   with pytest.raises(ValueError, match=r"a/000\.png is 8x8 but .*b/z_big\.png is 12x10.*"
-                     r"image_size.*Received: image_size=None"):
+                     r"Pass --image_size.*Received: image_size=None"):
     datasets.load(f"folder:{tmp_path}", val_size=1)
 
 
@@ -323,7 +323,11 @@ def test_folder_without_classes(tmp_path, make_train):
   if make_train:
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "stray.png").write_bytes(b"")  # a file is not a class folder
-  with pytest.raises(ValueError, match=r"No classes in .*train: expected .*train/<class>/<image>"):
+  where = tmp_path / "train" if make_train else tmp_path
+  expected = (rf"{where}/<class>/<image>" if make_train else
+              rf"{tmp_path}/<class>/<image> or {tmp_path}/train/<class>/<image>")
+  with pytest.raises(ValueError, match=rf"No classes in {where}: expected {expected}, one "
+                     rf"sub-folder per class. Received: {int(make_train)} files"):
     datasets.load(f"folder:{tmp_path}", val_size=1)
 
 

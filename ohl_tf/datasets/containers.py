@@ -1,5 +1,6 @@
-"""What a loaded dataset is: three splits in memory (`ImageDataset`) or streamed from tfds'
-records (`StreamingDataset`), each with its class names and standardisation statistics."""
+"""What a loaded dataset is: three splits in memory (`ImageDataset`), streamed from tfds' records
+(`StreamingDataset`) or from a folder's image files (`FolderStream`), each with its class names
+and standardisation statistics."""
 
 import dataclasses
 
@@ -24,6 +25,8 @@ class ImageDataset:
     class_names: one name per class; label i is class_names[i] (`check_class_names`).
     mean: per-channel mean in [0, 255] units, for standardisation.
     std: per-channel standard deviation in [0, 255] units.
+    description: what the run's summary line adds about the data (a folder's: where its test
+      split came from); empty for the datasets that need no word.
   """
   name: str
   train_images: np.ndarray
@@ -35,6 +38,7 @@ class ImageDataset:
   class_names: tuple[str, ...]
   mean: tuple[float, float, float]
   std: tuple[float, float, float]
+  description: str = ""
 
   def __post_init__(self):
     # A loader bug (or a hand-built dataset) fails here, not in the middle of a training run.
@@ -129,6 +133,7 @@ class StreamingDataset:
 
   num_classes = ImageDataset.num_classes
   has_test = True  # tfds' validation split: the paper's test figures
+  description = ""
 
   def __post_init__(self):
     check_class_names(self.class_names)
@@ -169,6 +174,73 @@ class StreamingDataset:
         lambda encoded, label: (self.serving_preprocess(self.decode(encoded)),
                                 tf.cast(label, tf.int32)),
         num_parallel_calls=tf.data.AUTOTUNE)
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderStream:
+  """A folder dataset read from its image files as it trains (`folder:ROOT`, streamed).
+
+  The splits are lists of files; an image is decoded (and resized) by `decode` when the input
+  pipeline reaches it (`pipeline.FileSource`), so memory holds the file names, not the images.
+  The same folder, seed and sizes give the same files in the same splits, the same statistics
+  and, through the pipeline, the same batches as its in-memory `ImageDataset`.
+
+  Attributes:
+    name: the spec, "folder:ROOT".
+    class_names: one name per class; label i is class_names[i] (`check_class_names`).
+    mean, std: per-channel statistics in [0, 255] units.
+    image_shape: (H, W, 3) of every decoded image.
+    train_paths, train_labels: str tuple and int32 [N]: the training files minus validation.
+    val_paths, val_labels: the validation files, held out with `registry.validation_indices`.
+    test_paths, test_labels: the test split, or both None.
+    decode: fn(string path tensor) -> uint8 image_shape tensor, in a tf.data map.
+    description: as `ImageDataset.description`.
+  """
+  name: str
+  class_names: tuple[str, ...]
+  mean: tuple[float, float, float]
+  std: tuple[float, float, float]
+  image_shape: tuple[int, int, int]
+  train_paths: tuple[str, ...]
+  train_labels: np.ndarray
+  val_paths: tuple[str, ...]
+  val_labels: np.ndarray
+  test_paths: tuple[str, ...] | None
+  test_labels: np.ndarray | None
+  decode: object
+  description: str = ""
+
+  num_classes = ImageDataset.num_classes
+  # The same base preprocessing as the folder held in memory (`ImageDataset.train_base`).
+  train_base = staticmethod(preprocess.cifar_train_base)
+  # `decode` resizes with the same resize_uint8 to image_shape: serving prepares images alike.
+  serving_preprocess = ImageDataset.serving_preprocess
+
+  def __post_init__(self):
+    check_class_names(self.class_names)
+    for split in ("train", "val", "test"):
+      paths, labels = getattr(self, f"{split}_paths"), getattr(self, f"{split}_labels")
+      if (paths is None) != (labels is None) or (
+          paths is not None and (labels.dtype != np.int32 or labels.shape != (len(paths),))):
+        raise ValueError(f"{split}_labels must be int32 [{split}_paths], one per file. Received: "
+                         f"{split}_paths of {None if paths is None else len(paths)} files, "
+                         f"{split}_labels={None if labels is None else labels.shape}")
+
+  @property
+  def num_train(self):
+    return len(self.train_paths)
+
+  @property
+  def has_test(self):
+    return self.test_paths is not None
+
+  def eval_examples(self, split):
+    """(uint8 image [H, W, 3], int32 label) examples of "val" or "test", in order."""
+    paths, labels = {"val": (self.val_paths, self.val_labels),
+                     "test": (self.test_paths, self.test_labels)}[split]
+    return tf.data.Dataset.from_tensor_slices((list(paths), labels)).map(
+        lambda path, label: (self.decode(path), label), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True)
 
 
 def check_class_names(class_names, num_classes=None):
