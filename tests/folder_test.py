@@ -320,3 +320,9 @@ def test_the_readme_folder_command_trains_the_same_theta_streamed_or_in_memory(t
     np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
   assert ((runs["never"] / "results.json").read_text().split('"wall_time_s"')[0] ==
           (runs["always"] / "results.json").read_text().split('"wall_time_s"')[0])
+  # Both exports serve encoded files alike (a streamed folder's serving_bytes included).
+  files = tf.constant([path.read_bytes() for path in sorted(root.glob("*/*"))[:3]])
+  served = [tf.saved_model.load(str(runs[stream] / "saved_model")).signatures["serving_bytes"](
+      image_bytes=files) for stream in ("never", "always")]
+  for name in ("probabilities", "class_id", "class_name"):
+    np.testing.assert_array_equal(served[1][name].numpy(), served[0][name].numpy(), err_msg=name)
