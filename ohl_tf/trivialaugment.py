@@ -245,5 +245,5 @@ def apply_trivialaugment(images, seed):
       not an integer [2].
   """
   images = autoaugment.check_images(images)
-  decisions = sample_decisions(tf.shape(images)[0], autoaugment.check_seed(seed))
+  decisions = sample_decisions(tf.shape(images)[0], seed)
   return apply_decisions(images, decisions)

@@ -27,6 +27,7 @@ from PIL import ImageOps
 
 import reproducible_run
 from ohl_tf import augmentation_policies
+from ohl_tf import autoaugment
 from ohl_tf import trivialaugment
 
 _FILL = (128, 128, 128)  # docs/search_space.md; torchvision's default would be 0
@@ -298,6 +299,16 @@ def test_bad_images_and_seed():
     trivialaugment.apply_trivialaugment(_IMAGES, [0, 1, 2])
   with pytest.raises(ValueError, match=r"seed must be an int or an integer tensor of shape \[2\]"):
     trivialaugment.apply_trivialaugment(_IMAGES, [0.5, 1.0])
+
+
+def test_a_direction_for_posterize_or_solarize_is_refused():
+  """compile_operations keeps one mask and threshold per operation: they cannot take a sign."""
+  def signed_threshold(name, level, sign, width, height):
+    del name, width, height
+    return 128 + sign * level
+  with pytest.raises(ValueError, match=r"Solarize has no direction: its parameter must not "
+                     r"depend on the sign. Received: level=3"):
+    autoaugment.compile_operations((("Solarize", 3),), signed_threshold)
 
 
 # ---------------------------------------------------------------------------
