@@ -20,8 +20,8 @@ What torchvision's `_apply_op` calls on a PIL image, which this module gives byt
   * ShearX, ShearY: `F.affine` about the top-left corner with the shear angle atan(m) in degrees,
     i.e. `Image.transform(AFFINE, NEAREST)` with (1, tan(a), 0, 0, 1, 0) and
     (1, 0, 0, sin(a) / cos(a), 1, 0), a = radians(degrees(atan(s m))): those float64
-    coefficients here too (Pillow's 16.16 fixed point rounds them; AutoAugment's plain m is not
-    always the same bits);
+    coefficients here too (they differ from AutoAugment's plain m in the last bits at 9 and 12
+    of the 31 bins; Pillow's 16.16 fixed point rounds them);
   * TranslateX, TranslateY: `F.affine(translate=[int(s m), 0])` about the centre, i.e. the
     coefficient -int(s m): a positive magnitude moves the content right (down);
   * Rotate: `Image.rotate(s m, NEAREST)` about the image centre (its 90-degree case transposes,
