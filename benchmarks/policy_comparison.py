@@ -10,7 +10,7 @@ This is a small-budget check that every column runs on real data through one pip
 reproduction of Table 2: its figures carry the noise of a 1,000-image test set (a standard error
 of about 1.5 points at 70% accuracy).
 
-  python benchmarks/policy_comparison.py                   # resnet8, 15 epochs: ~10 min, 2 cores
+  python benchmarks/policy_comparison.py                   # resnet8, 15 epochs: ~12 min, 2 cores
   python benchmarks/policy_comparison.py --policies=none,cutout --epochs=5
 """
 
@@ -30,7 +30,8 @@ _ROOT = pathlib.Path(__file__).resolve().parents[1]
 _CIFAR10_REDUCED = _ROOT.parent / "shared" / "data" / "cifar10-reduced"
 
 _POLICIES = flags.DEFINE_list(
-    "policies", ["none", "cutout", "autoaugment", "randaugment", "uniform", "ohl"],
+    "policies",
+    ["none", "cutout", "autoaugment", "randaugment", "trivialaugment", "uniform", "ohl"],
     "Policies to compare (any --policy value).")
 _MODEL = flags.DEFINE_string("model", "resnet8", "Model of every run.")
 _EPOCHS = flags.DEFINE_integer("epochs", 15, "Training epochs of every run.")

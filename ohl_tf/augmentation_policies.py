@@ -12,6 +12,8 @@ policy is one `register(AugmentationPolicy(...))` call (docs/extending.md).
   * "autoaugment": the published AutoAugment policy of the dataset (`ohl_tf.autoaugment`);
   * "randaugment": RandAugment on the Pillow-exact kernels (`ohl_tf.randaugment`), with the
     published N and M of the dataset;
+  * "trivialaugment": TrivialAugment Wide on the same kernels (`ohl_tf.trivialaugment`), the
+    same for every dataset;
   * "cutout": the base preprocessing and Cutout (Table 2's "Cutout" column);
   * "none": the base preprocessing only (Table 2's "Baseline" column), no Cutout.
 Every policy but "none" applies Cutout with the run's --cutout size after its operations, as
@@ -23,6 +25,7 @@ import dataclasses
 from ohl_tf import autoaugment
 from ohl_tf import policy_file
 from ohl_tf import randaugment
+from ohl_tf import trivialaugment
 
 # RandAugment's (N layers, M magnitude of 10) as Cubuk et al. 2020 report them for ImageNet
 # ResNet-50 (N=2, M=9) and CIFAR-10 WRN-28-10 (N=3, M=5), the latter for every small-image
@@ -142,6 +145,11 @@ def _randaugment(dataset_name):
       images, num_layers, magnitude, batch_seed, translate_policy)
 
 
+def _trivialaugment(dataset_name):
+  del dataset_name  # TrivialAugment has no per-dataset setting: one space, pixels at any size
+  return trivialaugment.apply_trivialaugment
+
+
 register(AugmentationPolicy("ohl", "learn θ", learns_theta=True, has_theta=True,
                             samples_operations=True))
 register(AugmentationPolicy("uniform", "OHL ops with θ frozen at 0", has_theta=True,
@@ -152,5 +160,8 @@ register(AugmentationPolicy("autoaugment", "the published AutoAugment policy of 
                             batch_augmentation=_autoaugment))
 register(AugmentationPolicy("randaugment", "RandAugment on the Pillow-exact kernels, stateless "
                                            "draws from --seed", batch_augmentation=_randaugment))
+register(AugmentationPolicy("trivialaugment", "TrivialAugment Wide on the Pillow-exact kernels, "
+                                              "stateless draws from --seed",
+                            batch_augmentation=_trivialaugment))
 register(AugmentationPolicy("cutout", "base preprocessing + Cutout"))
 register(AugmentationPolicy("none", "base preprocessing only (no Cutout)", uses_cutout=False))

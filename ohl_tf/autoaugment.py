@@ -39,7 +39,9 @@ each operation applies and the signs; `apply_decisions` applies them determinist
 once on the images that need it (`tf.dynamic_partition`/`tf.dynamic_stitch`), slot 1 then slot 2.
 `apply_policy` is the two in one: the same seed gives the same bytes, eagerly, in a tf.function
 and in a tf.data map. Underneath, `compile_operations` turns distinct (name, level) pairs into
-per-operation tables and `apply_operations` runs one per image; `ohl_tf.randaugment` shares them.
+per-operation tables under a level -> parameter mapping (`level_parameter`, this module's; another
+for TrivialAugment's bins) and `apply_operations` runs one per image; `ohl_tf.randaugment` and
+`ohl_tf.trivialaugment` share them, and draw their signs with `random_signs`.
 
 Example:
   >>> images = tf.zeros([8, 32, 32, 3], tf.uint8)
@@ -230,10 +232,27 @@ def operation_parameter(policy_name, name, level, width, height):
   return parameters.get(name, lambda: None)()
 
 
-def _affine_matrix(policy_name, name, level, sign, width, height):
-  """Pillow's coefficients: `Image.transform(AFFINE, matrix)`, or what `Image.rotate` builds."""
-  value = sign * operation_parameter(policy_name, name, level, width, height)
-  return pil_ops.affine_matrix(name, value, width, height)
+@functools.cache
+def level_parameter(policy_name):
+  """AutoAugment's level -> parameter mapping for `compile_operations`, for one policy's range.
+
+  Args:
+    policy_name: one of `POLICY_NAMES`, whose translation range applies.
+
+  Returns:
+    fn(name, level, sign, width, height) -> `operation_parameter`, times the sign for the
+    geometric operations (the only ones augmentation_transforms.py negates). Cached: the same
+    policy gives the same function, so the tables compiled with it are cached too.
+
+  Raises:
+    ValueError: an unknown policy_name.
+  """
+  _check_policy_name(policy_name)
+
+  def parameter(name, level, sign, width, height):
+    value = operation_parameter(policy_name, name, level, width, height)
+    return sign * value if name in _GEOMETRIC else value
+  return parameter
 
 
 # ---------------------------------------------------------------------------
@@ -259,8 +278,10 @@ def _point(images, operations, signs, table):
 
 def _enhance(degenerate_fn):
   def kernel(images, operations, signs, table):
-    del signs  # augmentation_transforms.py draws no sign for ImageEnhance operations.
-    return pil_ops.blend(degenerate_fn(images), images, tf.gather(table.factors, operations))
+    # One factor per sign (AutoAugment's are the same for both; TrivialAugment's are 1 +- m).
+    columns = 2 * operations + tf.cast(signs > 0, tf.int32)
+    factors = tf.gather(tf.reshape(table.factors, [-1]), columns)
+    return pil_ops.blend(degenerate_fn(images), images, factors)
   return kernel
 
 
@@ -290,13 +311,18 @@ _KERNEL_OF_NAME = {
 OPERATION_NAMES = tuple(_KERNEL_OF_NAME)  # every name `compile_operations` accepts
 
 
-def _point_parameters(name, level):
-  """(mask, threshold) of `pil_ops.posterize_solarize`; identity for other operations."""
-  if name == "Posterize":
-    bits = operation_parameter(None, name, level, 0, 0)
-    return pil_ops.posterize_mask(bits), 256
-  if name == "Solarize":
-    return 255, operation_parameter(None, name, level, 0, 0)
+def _point_parameters(parameter, name, level):
+  """(mask, threshold) of `pil_ops.posterize_solarize`; identity for other operations.
+
+  Posterize's parameter is the bits kept, Solarize's an int threshold (pixels >= it invert);
+  neither has a direction.
+  """
+  if name in ("Posterize", "Solarize"):
+    value = parameter(name, level, 1, 0, 0)
+    if parameter(name, level, -1, 0, 0) != value:
+      raise ValueError(f"{name} has no direction: its parameter must not depend on the sign. "
+                       f"Received: level={level!r}")
+    return (pil_ops.posterize_mask(value), 256) if name == "Posterize" else (255, value)
   if name == "Invert":
     return 255, 0
   return 255, 256
@@ -307,19 +333,21 @@ class OperationTable:
   """Distinct (name, level) operations compiled to tables indexed by operation id (0: identity).
 
   Built by `compile_operations`; `apply_operations` runs it. AutoAugment compiles the operations
-  of a policy, RandAugment (`ohl_tf.randaugment`) its operation list at one magnitude.
+  of a policy, RandAugment (`ohl_tf.randaugment`) its operation list at one magnitude,
+  TrivialAugment (`ohl_tf.trivialaugment`) every operation at each of its magnitude bins.
 
   Attributes:
-    translate_policy: the `POLICY_NAMES` entry whose translation range applies (see
-      `operation_parameter`).
+    parameter: fn(name, level, sign, width, height) -> the operation's parameter with that sign
+      (see `compile_operations`).
     operations: the distinct (name, level) pairs; operations[0] is ("Identity", 0).
     kernels: the kernels the operations need, _identity first.
     kernel_of_operation: int32 [V], index into `kernels`.
     geometric_row: int32 [V], the geometric operation's index in `source_table` (rows 2 g, 2 g + 1).
     masks, thresholds: int32 [V], `pil_ops.posterize_solarize` parameters.
-    factors: float32 [V], ImageEnhance factors (float32 as Pillow's C blend takes them).
+    factors: float32 [V, 2], ImageEnhance factors for the signs -1 and +1 (float32 as Pillow's C
+      blend takes them).
   """
-  translate_policy: str
+  parameter: object
   operations: tuple
   kernels: tuple
   kernel_of_operation: np.ndarray
@@ -334,22 +362,29 @@ class OperationTable:
 
   def source_table(self, height, width):
     """`_source_table` of these operations: Pillow's source pixels, per size."""
-    return _source_table(self.translate_policy, self.geometric_operations, height, width)
+    return _source_table(self.parameter, self.geometric_operations, height, width)
 
 
 @functools.cache
-def compile_operations(operations, translate_policy):
+def compile_operations(operations, parameter):
   """Compiles (name, level) operations into an `OperationTable`, identity first.
 
   Args:
-    operations: a tuple of (name, level), names from `OPERATION_NAMES`, levels as in
-      `operation_parameter`; duplicates are kept once, in first-seen order after ("Identity", 0).
-    translate_policy: one of `POLICY_NAMES`, whose translation range applies.
+    operations: a tuple of (name, level), names from `OPERATION_NAMES`, levels whatever
+      `parameter` reads; duplicates are kept once, in first-seen order after ("Identity", 0).
+    parameter: fn(name, level, sign, width, height) -> the parameter of a geometric operation
+      with its sign (the value of `pil_ops.affine_matrix`: shear factor, pixels, degrees), the
+      ImageEnhance factor, Posterize's bits or Solarize's int threshold; e.g.
+      `level_parameter(policy_name)`. A module-level or cached function: it is part of the cache
+      key.
 
   Returns:
     An `OperationTable` (cached: the same arguments give the same object).
+
+  Raises:
+    ValueError: an unknown operation name, or a Posterize or Solarize parameter that depends on
+      the sign.
   """
-  _check_policy_name(translate_policy)
   unknown = sorted({name for name, _ in operations} - set(OPERATION_NAMES))
   if unknown:
     raise ValueError(f"operation names must be in {OPERATION_NAMES}. Received: {unknown}")
@@ -357,26 +392,27 @@ def compile_operations(operations, translate_policy):
   kernels = tuple(dict.fromkeys(_KERNEL_OF_NAME[name] for name, _ in operations))
   geometric = [op for op in operations if op[0] in _GEOMETRIC]
   return OperationTable(
-      translate_policy=translate_policy,
+      parameter=parameter,
       operations=operations,
       kernels=kernels,
       kernel_of_operation=np.array([kernels.index(_KERNEL_OF_NAME[name])
                                     for name, _ in operations], np.int32),
       geometric_row=np.array([geometric.index(op) if op in geometric else 0
                               for op in operations], np.int32),
-      masks=np.array([_point_parameters(*op)[0] for op in operations], np.int32),
-      thresholds=np.array([_point_parameters(*op)[1] for op in operations], np.int32),
-      factors=np.array([operation_parameter(translate_policy, name, level, 0, 0)
-                        if name in _ENHANCE else 1.0 for name, level in operations], np.float32),
+      masks=np.array([_point_parameters(parameter, *op)[0] for op in operations], np.int32),
+      thresholds=np.array([_point_parameters(parameter, *op)[1] for op in operations], np.int32),
+      factors=np.array([[parameter(name, level, sign, 0, 0) if name in _ENHANCE else 1.0
+                         for sign in _SIGNS] for name, level in operations], np.float32),
   )
 
 
 @functools.lru_cache(maxsize=32)
-def _source_table(translate_policy, geometric_operations, height, width):
+def _source_table(parameter, geometric_operations, height, width):
   """int32 [2 G, height * width]: row 2 g + (s > 0) is the g-th (name, level) with sign s."""
   return np.stack([
       pil_ops.affine_source_indices(
-          _affine_matrix(translate_policy, name, level, sign, width, height), width, height)
+          pil_ops.affine_matrix(name, parameter(name, level, sign, width, height), width, height),
+          width, height)
       for name, level in geometric_operations for sign in _SIGNS
   ])
 
@@ -401,7 +437,7 @@ class _Plan:
 def _plan(policy_name):
   policy = POLICIES[policy_name]
   slots = [(name, level) for subpolicy in policy for name, _, level in subpolicy]
-  table = compile_operations(tuple(slots), policy_name)
+  table = compile_operations(tuple(slots), level_parameter(policy_name))
   return _Plan(
       name=policy_name,
       table=table,
@@ -483,6 +519,11 @@ def check_seed(seed):
 # Public API.
 # ---------------------------------------------------------------------------
 
+def random_signs(shape, seed):
+  """int32 `shape`, each -1 or +1 with probability 1/2, a stateless function of `seed` [2]."""
+  return 2 * tf.random.stateless_uniform(shape, seed, minval=0, maxval=2, dtype=tf.int32) - 1
+
+
 def policy_for_dataset(dataset_name):
   """The policy AutoAugment gives a dataset: "imagenet", "svhn", or "cifar10" for the rest.
 
@@ -526,9 +567,7 @@ def sample_decisions(num_images, policy_name, seed):
   uniform = tf.random.stateless_uniform([num_images, 2], apply_seed)
   applied = uniform < tf.gather(plan.probability, subpolicy)
   # augmentation_transforms.py negates when random.random() > 0.5: one fair bit per slot.
-  signs = 2 * tf.random.stateless_uniform([num_images, 2], sign_seed, minval=0, maxval=2,
-                                          dtype=tf.int32) - 1
-  return Decisions(subpolicy, applied, signs)
+  return Decisions(subpolicy, applied, random_signs([num_images, 2], sign_seed))
 
 
 def apply_decisions(images, policy_name, decisions):

@@ -9,7 +9,7 @@ applied) in the per-image map. The operation is applied either in that map
 (`augment_path="per_image"`: `tf.switch_case` over the kernels, the design's per-image path) or per
 batch (`"batched"`: `tf.dynamic_partition` by kernel); both run the same kernels with the same
 per-image parameters, so they give the same bytes. A fixed batch augmentation (AutoAugment,
-RandAugment: `ohl_tf.augmentation_policies`), Cutout and standardisation then run on the batch.
+RandAugment, TrivialAugment: `ohl_tf.augmentation_policies`), Cutout and standardisation then run on the batch.
 
 Where the batch's sampled operation, Cutout and standardisation run is `augment_on`: "host", in
 this `tf.data` pipeline, which then yields float32 batches; or "device", in each replica's
@@ -17,12 +17,11 @@ training step on its own device (`TrainPipeline.device_augmentation`, called by
 `trajectory.Trajectory`), the pipeline then yielding uint8 images with the per-image parameters
 (op, signs, Cutout centre) drawn here from the same seeds: the same bytes reach the network.
 
-Every random choice but keras-cv RandAugment's is a pure function of the run's seed and the
-example's position in the run, so a period can be replayed after a restart. Within a period all
-trajectories see the same images in the same order with the same flip and crop (one shuffle per
-epoch, seeded by the run); they differ only in what docs/loop.md allows to differ: the
-sampled operations, their signs and Cutout (the reward must come from the operations, not from
-anything else that separates them).
+Every random choice is a pure function of the run's seed and the example's position in the
+run, so a period can be replayed after a restart. Within a period all trajectories see the same
+images in the same order with the same flip and crop (one shuffle per epoch, seeded by the run);
+they differ only in what docs/loop.md allows to differ: the sampled operations, their signs and
+Cutout (the reward must come from the operations, not from anything else that separates them).
 """
 
 import dataclasses
@@ -269,8 +268,8 @@ class TrainPipeline:
     base: fn(uint8 image [H,W,3], seed [2]) -> uint8 [S,S,3], the base preprocessing
       (docs/pipeline.md: `preprocess.cifar_train_base` or `preprocess.imagenet_train_base`).
     augment_batch: optional fn(uint8 images [B,S,S,3], seed [2]) -> uint8 images, a fixed
-      augmentation applied per batch (AutoAugment, RandAugment); the OHL operations instead come
-      from the `log_probs` given to `dataset`.
+      augmentation applied per batch (AutoAugment, RandAugment, TrivialAugment); the OHL
+      operations instead come from the `log_probs` given to `dataset`.
     augment_path: where the sampled OHL operations are applied, one of `AUGMENT_PATHS`:
       "per_image" in the per-image map (`tf.switch_case`), "batched" after batching
       (`tf.dynamic_partition`). The same bytes either way; which is faster depends on the

@@ -127,7 +127,8 @@ def operation_table(magnitude, translate_policy="cifar10"):
   magnitude = _check_magnitude(magnitude)
   # Identity first: `compile_operations` gives it id 0, so ids are `OPERATION_NAMES` indices.
   operations = tuple((name, _level(name, magnitude)) for name in OPERATION_NAMES)
-  table = autoaugment.compile_operations(operations, translate_policy)
+  table = autoaugment.compile_operations(operations,
+                                        autoaugment.level_parameter(translate_policy))
   assert table.operations == operations, table.operations
   return table
 
@@ -149,9 +150,7 @@ def sample_decisions(num_images, num_layers, seed):
   shape = tf.stack([num_images, num_layers])
   operations = tf.random.stateless_uniform(shape, operation_seed, minval=0,
                                            maxval=NUM_OPERATIONS, dtype=tf.int32)
-  signs = 2 * tf.random.stateless_uniform(shape, sign_seed, minval=0, maxval=2,
-                                          dtype=tf.int32) - 1
-  return Decisions(operations, signs)
+  return Decisions(operations, autoaugment.random_signs(shape, sign_seed))
 
 
 def apply_decisions(images, decisions, magnitude, translate_policy="cifar10"):

@@ -112,7 +112,7 @@ def read_run(model_dir):
   if missing:
     raise ReportError(f"{path} holds no policy: {', '.join(missing)} missing. The report draws "
                       "the θ of --policy=ohl runs; a baseline run (autoaugment, randaugment, "
-                      "cutout, none, file:...) has none.")
+                      "trivialaugment, cutout, none, file:...) has none.")
   outer_step = int(reader.get_tensor(OUTER_STEP_KEY))
   theta = reader.get_tensor(THETA_KEY).astype(np.float64)
   history = reader.get_tensor(THETA_HISTORY_KEY).astype(np.float64)

@@ -11,7 +11,7 @@ from ohl_tf import policy_file
 
 def test_the_registry_lists_every_policy_with_its_help():
   assert augmentation_policies.names() == ["ohl", "uniform", "file:PATH", "autoaugment",
-                                           "randaugment", "cutout", "none"]
+                                           "randaugment", "trivialaugment", "cutout", "none"]
   help_text = augmentation_policies.flag_help()
   assert all(f"{name}: " in help_text for name in augmentation_policies.names())
 
@@ -22,6 +22,7 @@ def test_the_registry_lists_every_policy_with_its_help():
     ("file:p.json", False, False, True, True, False),
     ("autoaugment", False, False, False, True, True),
     ("randaugment", False, False, False, True, True),
+    ("trivialaugment", False, False, False, True, True),
     ("cutout", False, False, False, True, False),
     ("none", False, False, False, False, False),
 ])
@@ -35,7 +36,7 @@ def test_each_policy_says_what_it_does(spec, learns, has_theta, samples, cutout,
 
 @pytest.mark.parametrize("spec, message", [
     ("random", r"--policy must be one of ohl, uniform, file:PATH, autoaugment, randaugment, "
-               r"cutout, none. Received: --policy=random"),
+               r"trivialaugment, cutout, none. Received: --policy=random"),
     ("file:", r"--policy=file:PATH needs the PATH of a policy.json"),
     ("file", r"--policy must be one of .* Received: --policy=file"),
     ("ohl:x", r"Received: --policy=ohl:x"),

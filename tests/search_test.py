@@ -240,7 +240,8 @@ def test_the_per_image_path_trains_like_the_batched_one(tmp_path, small_data):
 
 def test_config_rejects_bad_values():
   with pytest.raises(ValueError, match=r"--policy must be one of ohl, uniform, file:PATH, "
-                     r"autoaugment, randaugment, cutout, none. Received: --policy=random"):
+                     r"autoaugment, randaugment, trivialaugment, cutout, none. "
+                     r"Received: --policy=random"):
     run_config.Config(policy="random")
   with pytest.raises(ValueError, match=r"--trajectories must be >= 1. Received: --trajectories=0"):
     run_config.Config(trajectories=0)
@@ -270,7 +271,7 @@ def fixed_policy_path(tmp_path_factory):
 
 
 @pytest.mark.parametrize("policy_name", ["ohl", "uniform", "file", "autoaugment", "randaugment",
-                                         "cutout", "none"])
+                                         "trivialaugment", "cutout", "none"])
 def test_every_policy_trains_through_the_same_loop(tmp_path, small_data, fixed_policy_path,
                                                    policy_name):
   spec = f"file:{fixed_policy_path}" if policy_name == "file" else policy_name
@@ -308,7 +309,7 @@ def test_batch_policies_change_the_images_and_none_drops_cutout(tmp_path, small_
   cut = first_batch("cutout")
   changed = np.any(cut != plain, axis=-1).reshape(len(cut), -1).sum(axis=1)
   assert (changed > 0).all() and (changed <= 16 * 16).all()  # one square per image at most
-  for name in ("autoaugment", "randaugment"):
+  for name in ("autoaugment", "randaugment", "trivialaugment"):
     assert not np.array_equal(first_batch(name, cutout=0), plain)
 
 
