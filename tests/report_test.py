@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ohl_tf import augment
 from ohl_tf import report
 from ohl_tf import summaries
 
-K = summaries.NUM_OPERATIONS
-E = summaries.NUM_ELEMENTS
+K = augment.NUM_OPERATIONS
+E = augment.NUM_ELEMENTS
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIGURE_SHAPE = (round(summaries.FIGURE_SIZE[1] * summaries.DPI),
                 round(summaries.FIGURE_SIZE[0] * summaries.DPI), 3)

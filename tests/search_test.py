@@ -97,7 +97,7 @@ def test_element_es_trajectories_sample_at_their_own_perturbed_theta(tmp_path, s
   config = _config(tmp_path, trajectories=4, estimator="element_es", es_sigma=0.5)
   ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS])
   ohl.theta.assign(tf.random.stateless_normal([augment.NUM_OPERATIONS], [1, 2]))
-  eps = policy.element_perturbations(config.seed, 3, 4)
+  eps = policy.element_perturbations(config.seed, 3, 4, augment.NUM_ELEMENTS)
   for n, log_probs in enumerate(ohl.sampling_log_probs(3)):
     expected = policy.log_operation_probabilities(
         ohl.theta + 0.5 * policy.spread_to_operations(eps[n]))
