@@ -117,20 +117,25 @@ def search_space(name):
   return SEARCH_SPACES[name]
 
 
-def space_of_size(num_elements):
-  """The `SearchSpace` of `num_elements` elements (the spaces' sizes differ: 36, 37).
+def _space_with(count, value):
+  """The `SearchSpace` whose number of `count` ("elements" or "operations") is `value`."""
+  for space in SEARCH_SPACES.values():
+    if getattr(space, f"num_{count}") == value:
+      return space
+  sizes = ", ".join(f"{getattr(s, f'num_{count}')} ({s.name})" for s in SEARCH_SPACES.values())
+  raise ValueError(f"no search space has {value} {count}; the spaces have {sizes}. "
+                   f"Received: num_{count}={value}")
+
+
+def space_of_elements(num_elements):
+  """The `SearchSpace` of `num_elements` elements (36: paper, 37: paper_identity).
 
   For functions that know the space only from a shape (a matrix [E, E], a vector [E²]).
 
   Raises:
     ValueError: no space has that many elements.
   """
-  for space in SEARCH_SPACES.values():
-    if space.num_elements == num_elements:
-      return space
-  sizes = ", ".join(f"{s.num_elements} ({s.name})" for s in SEARCH_SPACES.values())
-  raise ValueError(f"no search space has {num_elements} elements; the spaces have {sizes}. "
-                   f"Received: num_elements={num_elements}")
+  return _space_with("elements", num_elements)
 
 
 def space_of_operations(num_operations):
@@ -139,12 +144,7 @@ def space_of_operations(num_operations):
   Raises:
     ValueError: no space has that many operations.
   """
-  for space in SEARCH_SPACES.values():
-    if space.num_operations == num_operations:
-      return space
-  sizes = ", ".join(f"{s.num_operations} ({s.name})" for s in SEARCH_SPACES.values())
-  raise ValueError(f"no search space has {num_operations} operations; the spaces have {sizes}. "
-                   f"Received: num_operations={num_operations}")
+  return _space_with("operations", num_operations)
 
 _SIGNS = (-1, 1)  # column 0 of the per-sign tables is s = -1, column 1 is s = +1
 _GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")

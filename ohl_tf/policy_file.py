@@ -59,8 +59,8 @@ def lineage_probabilities(lineage_counts):
       or a policy that draws no OHL operation: there is no distribution).
   """
   counts = np.asarray(lineage_counts, np.float64)
-  sizes = " or ".join(f"[{s.num_operations}]" for s in augment.SEARCH_SPACES.values())
   if counts.ndim != 1 or counts.shape[0] not in _OPERATION_COUNTS:
+    sizes = " or ".join(f"[{k}]" for k in _OPERATION_COUNTS)
     expected = "rank 1" if counts.ndim != 1 else f"shape {sizes} (a search space's operations)"
     raise ValueError(f"lineage_counts must have {expected}. "
                      f"Received: lineage_counts.shape={counts.shape}")
@@ -120,7 +120,7 @@ def fixed_payload(probabilities, source, lineage_counts=None):
   p's size) and elements, p, where it came from, the lineage; `read` takes it like a learned
   one."""
   matrix = _as_matrix(np.ravel(np.asarray(probabilities, np.float64)))
-  space = augment.space_of_size(matrix.shape[0])
+  space = augment.space_of_elements(matrix.shape[0])
   return _with_lineage({**_space_payload(space), "probabilities": matrix.tolist(),
                         "source": source}, lineage_counts)
 

@@ -160,23 +160,16 @@ def _colour_limits(values):
   return low - 0.5, high + 0.5
 
 
-def _space(num_elements, name, shape):
-  """The search space of `num_elements` elements, or a ValueError naming the array `name`."""
+def _space(shape, name, count):
+  """The search space whose number of `count` ("elements" or "operations") is the last axis of
+  `shape`, or a ValueError naming the array `name`."""
   try:
-    return augment.space_of_size(num_elements)
+    return {"elements": augment.space_of_elements,
+            "operations": augment.space_of_operations}[count](shape[-1] if shape else None)
   except ValueError:
-    sizes = " or ".join(str(s.num_elements) for s in augment.SEARCH_SPACES.values())
-    raise ValueError(f"{name} must have {sizes} elements (a search space's) on its element "
-                     f"axes. Received: {name}.shape={shape}") from None
-
-
-def _operations_space(shape, name):
-  """The search space of a vector of `shape` [K], or a ValueError naming the array `name`."""
-  sizes = [s.num_operations for s in augment.SEARCH_SPACES.values()]
-  if len(shape) != 1 or shape[0] not in sizes:
-    raise ValueError(f"{name} must have shape {' or '.join(f'[{k}]' for k in sizes)} (a search "
-                     f"space's operations). Received: {name}.shape={shape}")
-  return augment.space_of_operations(shape[0])
+    sizes = " or ".join(str(getattr(s, f"num_{count}")) for s in augment.SEARCH_SPACES.values())
+    raise ValueError(f"{name} must have {sizes} {count} (a search space's) on its last axis. "
+                     f"Received: {name}.shape={shape}") from None
 
 
 def probability_figure(matrix, title):
@@ -199,7 +192,7 @@ def probability_figure(matrix, title):
     ValueError: wrong shape or non-finite values.
   """
   matrix = _finite_array(matrix, "matrix", rank=2)
-  space = _space(matrix.shape[0], "matrix", matrix.shape)
+  space = _space(matrix.shape, "matrix", "elements")
   if matrix.shape[1] != matrix.shape[0]:
     raise ValueError(f"matrix must be square, [E, E]. Received: matrix.shape={matrix.shape}")
   ratios = matrix * space.num_operations
@@ -241,7 +234,7 @@ def marginals_figure(history):
   if history.shape[0] == 0:
     raise ValueError("history must have shape [T, E] with T >= 1. "
                      f"Received: history.shape={history.shape}")
-  space = _space(history.shape[1], "history", history.shape)
+  space = _space(history.shape, "history", "elements")
   uniform, top = 1.0 / space.num_elements, marginal_scale_max(space.num_elements)
   figure = _new_figure()
   axis = figure.add_axes(HEATMAP_BOX)
@@ -298,7 +291,7 @@ def top_operations_markdown(probs, k=TOP_OPERATIONS):
     str, a header and k rows, lines separated by "\\n".
   """
   probs = _finite_array(probs, "probs", rank=1)
-  space = _operations_space(probs.shape, "probs")
+  space = _space(probs.shape, "probs", "operations")
   k = operator.index(k)
   if k < 1:
     raise ValueError(f"k must be >= 1. Received: k={k}")
@@ -343,7 +336,9 @@ def write_policy(writer, step, theta, marginal_history, figures=True):
   """
   _check_eager("write_policy")
   theta = tf.convert_to_tensor(theta)
-  space = _operations_space(theta.shape, "theta")
+  if theta.shape.rank != 1:
+    raise ValueError(f"theta must have shape [K]. Received: theta.shape={theta.shape}")
+  space = _space(theta.shape.as_list(), "theta", "operations")
   # In float64, so that the uniform policy reads log K and 1.0 exactly (float32 gives
   # 0.9999997), and a flat stretch of the entropy curve is not float32 noise.
   probs = policy.operation_probabilities(tf.cast(theta, tf.float64))

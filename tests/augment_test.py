@@ -270,7 +270,7 @@ def test_search_spaces_by_name_and_size():
   assert augment.search_space("paper") is augment.PAPER
   assert augment.search_space("paper_identity") is _IDENTITY_SPACE
   assert augment.space_of_operations(1369) is _IDENTITY_SPACE
-  assert augment.space_of_size(36) is augment.PAPER
+  assert augment.space_of_elements(36) is augment.PAPER
   with pytest.raises(ValueError, match=r"--search_space must be one of paper, paper_identity. "
                                        r"Received: --search_space=identity"):
     augment.search_space("identity")
