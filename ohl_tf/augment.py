@@ -1,21 +1,27 @@
-"""The OHL-Auto-Aug search space: 36 elements, 1296 operations, as Pillow-exact TensorFlow ops.
+"""The OHL-Auto-Aug search spaces: their elements and operations, as Pillow-exact TensorFlow ops.
 
 An *element* is an image transformation with a fixed magnitude (paper, Table 1); an *operation*
-is an ordered pair of elements (e1, e2), op index k = 36 * e1 + e2, applied as e2(e1(image))
-(paper eq. 7). Each element reproduces Pillow's result, the reference of AutoAugment's code
-(docs/search_space.md); the sign s in {-1, +1} mirrors a geometric or enhance element.
+is an ordered pair of elements (e1, e2), op index k = E * e1 + e2 for a space of E elements,
+applied as e2(e1(image)) (paper eq. 7). Each element reproduces Pillow's result, the reference of
+AutoAugment's code (docs/search_space.md); the sign s in {-1, +1} mirrors a geometric or enhance
+element.
+
+A `SearchSpace` names its elements (`SEARCH_SPACES`, `--search_space`): "paper", the paper's 36
+(1296 operations, the default), and "paper_identity", the same 36 plus Identity as element 36
+(1369 operations), a space that can also say "less". `ELEMENTS`, `NUM_ELEMENTS` and
+`NUM_OPERATIONS` are the paper space's.
 
 Two execution paths share the same kernels (`pil_ops`), so they give identical bytes:
-  * one image [H,W,3] with scalar indices: `tf.switch_case` over the 8 kernels (one per family of
-    Pillow routine, the magnitude a tensor), each run on the image itself (no batch of one),
-    meant for the per-image `tf.data` map;
+  * one image [H,W,3] with scalar indices: `tf.switch_case` over the 8 kernels (one per family
+    of Pillow routine, the magnitude a tensor; a 9th, Identity's, in a space that has it), each
+    run on the image itself (no batch of one), meant for the per-image `tf.data` map;
   * a batch [B,H,W,3] with per-image indices: `tf.dynamic_partition` by kernel, each kernel once
     on its share of the batch, `tf.dynamic_stitch` back.
 
 Example:
   >>> images = tf.zeros([8, 32, 32, 3], tf.uint8)
-  >>> ops = tf.random.stateless_uniform([8], [1, 2], maxval=NUM_OPERATIONS, dtype=tf.int32)
-  >>> apply_operation(images, ops, seed=[3, 4]).shape
+  >>> ops = tf.random.stateless_uniform([8], [1, 2], maxval=PAPER.num_operations, dtype=tf.int32)
+  >>> apply_operation(images, ops, seed=[3, 4], space=PAPER).shape
   TensorShape([8, 32, 32, 3])
 """
 
@@ -64,6 +70,82 @@ ELEMENTS = tuple(Element(name, magnitude) for name, magnitudes in _TABLE_1
                  for magnitude in magnitudes)
 NUM_ELEMENTS = len(ELEMENTS)
 NUM_OPERATIONS = NUM_ELEMENTS**2
+IDENTITY = Element("Identity", None)  # the image unchanged (beyond the paper)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+  """A search space: its elements, in the order that fixes every index.
+
+  Attributes:
+    name: the `--search_space` value, e.g. "paper".
+    elements: the `Element`s; element e is elements[e], op k = E e1 + e2 with E = len(elements).
+  """
+  name: str
+  elements: tuple
+
+  @property
+  def num_elements(self):
+    return len(self.elements)
+
+  @property
+  def num_operations(self):
+    return self.num_elements**2
+
+
+PAPER = SearchSpace("paper", ELEMENTS)
+# The paper's 36 keep their indices; Identity is element 36, so (Identity, Identity) is no
+# operation and (Identity, e), (e, Identity) one.
+PAPER_IDENTITY = SearchSpace("paper_identity", ELEMENTS + (IDENTITY,))
+SEARCH_SPACES = {space.name: space for space in (PAPER, PAPER_IDENTITY)}
+# The element tables below are indexed by element over the largest space; every space is a
+# prefix of it, so an element has one index whatever the space.
+_ALL_ELEMENTS = PAPER_IDENTITY.elements
+assert all(space.elements == _ALL_ELEMENTS[:space.num_elements]
+           for space in SEARCH_SPACES.values())
+
+
+def search_space(name):
+  """The `SearchSpace` named `name` (a `--search_space` value).
+
+  Raises:
+    ValueError: an unknown name; the message lists the known ones.
+  """
+  if name not in SEARCH_SPACES:
+    raise ValueError(f"--search_space must be one of {', '.join(SEARCH_SPACES)}. "
+                     f"Received: --search_space={name}")
+  return SEARCH_SPACES[name]
+
+
+def _space_with(count, value):
+  """The `SearchSpace` whose number of `count` ("elements" or "operations") is `value`."""
+  for space in SEARCH_SPACES.values():
+    if getattr(space, f"num_{count}") == value:
+      return space
+  sizes = ", ".join(f"{getattr(s, f'num_{count}')} ({s.name})" for s in SEARCH_SPACES.values())
+  raise ValueError(f"no search space has {value} {count}; the spaces have {sizes}. "
+                   f"Received: num_{count}={value}")
+
+
+def space_of_elements(num_elements):
+  """The `SearchSpace` of `num_elements` elements (36: paper, 37: paper_identity).
+
+  For functions that know the space only from a shape (a matrix [E, E], a vector [E²]).
+
+  Raises:
+    ValueError: no space has that many elements.
+  """
+  return _space_with("elements", num_elements)
+
+
+def space_of_operations(num_operations):
+  """The `SearchSpace` of `num_operations` operations (1296: paper, 1369: paper_identity).
+
+  Raises:
+    ValueError: no space has that many operations.
+  """
+  return _space_with("operations", num_operations)
+
 _SIGNS = (-1, 1)  # column 0 of the per-sign tables is s = -1, column 1 is s = +1
 _GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 _FILL = 128  # Pillow's fillcolor (128, 128, 128) outside the transformed image
@@ -118,9 +200,9 @@ def _enhance_factor(element, sign):
   return 1.0
 
 
-_POINT_PARAMETERS = np.array([_point_parameters(e) for e in ELEMENTS], np.int32)  # [36, 2]
-# float32 as Pillow's C blend takes it: [36, 2] by sign.
-_ENHANCE_FACTORS = np.array([[_enhance_factor(e, s) for s in _SIGNS] for e in ELEMENTS],
+_POINT_PARAMETERS = np.array([_point_parameters(e) for e in _ALL_ELEMENTS], np.int32)  # [E, 2]
+# float32 as Pillow's C blend takes it: [E, 2] by sign.
+_ENHANCE_FACTORS = np.array([[_enhance_factor(e, s) for s in _SIGNS] for e in _ALL_ELEMENTS],
                             np.float32)
 
 
@@ -173,6 +255,11 @@ def _equalize(images, elements, signs):
   return pil_ops.equalize(images)
 
 
+def _identity(images, elements, signs):
+  del elements, signs
+  return images  # batched: its share is stitched back untouched; per image: the image itself
+
+
 _KERNEL_OF_FAMILY = {
     **{name: _geometric for name in _GEOMETRIC},
     "Color": _enhance(pil_ops.color_degenerate),
@@ -184,10 +271,17 @@ _KERNEL_OF_FAMILY = {
     "Invert": _point,
     "AutoContrast": _autocontrast,
     "Equalize": _equalize,
+    "Identity": _identity,
 }
-_KERNELS = tuple(dict.fromkeys(_KERNEL_OF_FAMILY.values()))  # 8, in first-seen order
-_KERNEL_OF_ELEMENT = np.array([_KERNELS.index(_KERNEL_OF_FAMILY[e.name]) for e in ELEMENTS],
+_KERNELS = tuple(dict.fromkeys(_KERNEL_OF_FAMILY.values()))  # 9, in first-seen order
+_KERNEL_OF_ELEMENT = np.array([_KERNELS.index(_KERNEL_OF_FAMILY[e.name]) for e in _ALL_ELEMENTS],
                               np.int32)
+
+
+def _kernels(num_elements):
+  """The kernels that elements [0, num_elements) use: the paper's 8 (no identity branch or
+  partition in the paper space), 9 with Identity."""
+  return _KERNELS[:int(_KERNEL_OF_ELEMENT[:num_elements].max()) + 1]
 
 
 def _switch_case(branch_index, branch_fns):
@@ -202,25 +296,27 @@ def _switch_case(branch_index, branch_fns):
       branch_fns, None, branch_index, "switch_case", lower_using_switch_merge=False)
 
 
-def _switch_path(image, element, sign):
-  """One image: a switch over the kernels, each run on the image with scalar parameters.
+def _switch_path(image, element, sign, space):
+  """One image: a switch over the space's kernels, each run on the image with scalar parameters.
 
   Only the selected branch runs, so an element costs its own kernel plus the switch.
   """
-  branches = [functools.partial(kernel, image, element, sign) for kernel in _KERNELS]
+  branches = [functools.partial(kernel, image, element, sign)
+              for kernel in _kernels(space.num_elements)]
   return tf.ensure_shape(_switch_case(tf.gather(_KERNEL_OF_ELEMENT, element), branches),
                          image.shape)
 
 
-def _partition_path(images, elements, signs):
-  """A batch: each kernel once on the images whose element it implements."""
-  return pil_ops.apply_partitioned(_KERNELS, tf.gather(_KERNEL_OF_ELEMENT, elements), images,
-                                   elements, signs)
+def _partition_path(images, elements, signs, space):
+  """A batch: each of the space's kernels once on the images whose element it implements."""
+  return pil_ops.apply_partitioned(_kernels(space.num_elements),
+                                   tf.gather(_KERNEL_OF_ELEMENT, elements), images, elements,
+                                   signs)
 
 
-def _apply_element(images, element, sign):
+def _apply_element(images, element, sign, space):
   path = _partition_path if images.shape.rank == 4 else _switch_path
-  return path(images, element, sign)
+  return path(images, element, sign, space)
 
 
 # ---------------------------------------------------------------------------
@@ -280,13 +376,14 @@ def _check_signs(signs, name):
 # Public API.
 # ---------------------------------------------------------------------------
 
-def apply_element(images, element, sign):
+def apply_element(images, element, sign, space=PAPER):
   """Applies one element per image, as Pillow would (docs/search_space.md).
 
   Args:
     images: uint8 [B,H,W,3] (batched path) or [H,W,3] (per-image `tf.switch_case` path).
-    element: int [B] (or a scalar for one image), element indices in [0, 36).
+    element: int [B] (or a scalar for one image), element indices in [0, E) of `space`.
     sign: int [B] (or a scalar), each -1 or +1; ignored by elements without a direction.
+    space: the `SearchSpace` the indices belong to (default the paper's, E = 36).
 
   Returns:
     uint8 of the shape of `images`.
@@ -296,9 +393,10 @@ def apply_element(images, element, sign):
     tf.errors.InvalidArgumentError: an index or sign out of range (at run time in a graph).
   """
   images = _check_images(images)
-  element = _check_range(_check_indices(element, "element", images), "element", NUM_ELEMENTS)
+  element = _check_range(_check_indices(element, "element", images), "element",
+                         space.num_elements)
   sign = _check_signs(_check_indices(sign, "sign", images), "sign")
-  return _apply_element(images, element, sign)
+  return _apply_element(images, element, sign, space)
 
 
 def sample_signs(shape, seed=None):
@@ -310,26 +408,27 @@ def sample_signs(shape, seed=None):
   return 2 * bits - 1
 
 
-def apply_operation(images, op, signs=None, seed=None):
-  """Applies operation k = 36 e1 + e2 per image: e1, then e2 (paper eq. 7).
+def apply_operation(images, op, signs=None, seed=None, space=PAPER):
+  """Applies operation k = E e1 + e2 per image: e1, then e2 (paper eq. 7).
 
   Args:
     images: uint8 [B,H,W,3] (batched path) or [H,W,3] (per-image path).
-    op: int [B] (or a scalar for one image), operation indices in [0, 1296).
+    op: int [B] (or a scalar for one image), operation indices in [0, E²) of `space`.
     signs: int [B,2] (or [2]), the signs of e1 and e2, each -1 or +1; drawn uniformly if None.
     seed: optional int [2], makes the drawn signs stateless (ignored when `signs` is given).
+    space: the `SearchSpace` of the operations (default the paper's: E = 36, 1296 operations).
 
   Returns and raises as `apply_element`.
   """
   images = _check_images(images)
-  op = _check_range(_check_indices(op, "op", images), "op", NUM_OPERATIONS)
+  op = _check_range(_check_indices(op, "op", images), "op", space.num_operations)
   if signs is None:
     signs = sample_signs(tf.concat([tf.shape(op), [2]], 0), seed)
   signs = _check_signs(_check_indices(signs, "signs", images, trailing=(2,)), "signs")
-  return _apply_operation(images, op, signs)
+  return _apply_operation(images, op, signs, space)
 
 
-def apply_drawn_operation(images, op, signs):
+def apply_drawn_operation(images, op, signs, space=PAPER):
   """`apply_operation` for an `op` and `signs` drawn in range, without the run-time checks.
 
   For the input pipeline, whose ops (`policy.draw_operations`) and signs (`sample_signs`) are
@@ -339,17 +438,18 @@ def apply_drawn_operation(images, op, signs):
 
   Args:
     images: uint8 [B,H,W,3] or [H,W,3].
-    op: int [B] (or a scalar), in [0, 1296).
+    op: int [B] (or a scalar), in [0, E²) of `space`.
     signs: int [B,2] (or [2]), each -1 or +1.
+    space: the `SearchSpace` of the operations (default the paper's).
 
   Returns:
     uint8 of the shape of `images`, the bytes of `apply_operation(images, op, signs)`.
   """
   images = _check_images(images)
   return _apply_operation(images, _check_indices(op, "op", images),
-                          _check_indices(signs, "signs", images, trailing=(2,)))
+                          _check_indices(signs, "signs", images, trailing=(2,)), space)
 
 
-def _apply_operation(images, op, signs):
-  first = _apply_element(images, op // NUM_ELEMENTS, signs[..., 0])
-  return _apply_element(first, op % NUM_ELEMENTS, signs[..., 1])
+def _apply_operation(images, op, signs, space):
+  first = _apply_element(images, op // space.num_elements, signs[..., 0], space)
+  return _apply_element(first, op % space.num_elements, signs[..., 1], space)

@@ -79,9 +79,12 @@ class AugmentationPolicy:
     """
     return self.batch_augmentation(dataset_name) if self.batch_augmentation else None
 
-  def fixed_probabilities(self):
-    """The p [1296] of a "file:" policy, read and checked (before anything is written); None
+  def fixed_probabilities(self, space):
+    """The p [K] of a "file:" policy, read and checked (before anything is written); None
     for the others.
+
+    Args:
+      space: the run's `augment.SearchSpace` (--search_space), the file's must be the same.
 
     Raises:
       ValueError: the file is missing or is not a policy.json of this search space.
@@ -89,7 +92,7 @@ class AugmentationPolicy:
     if self.path is None:
       return None
     try:
-      return policy_file.read(self.path)
+      return policy_file.read(self.path, space)
     except ValueError as error:
       raise ValueError(f"--policy={self.name}:{error}") from error
 

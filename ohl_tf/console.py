@@ -219,7 +219,9 @@ def format_summary(config, *, resuming, schedule, trajectory_devices, learns_the
   reward = "validation accuracy" if config.reward == "accuracy" else "validation loss"
   if learns_theta:
     sigma = f" (σ={config.es_sigma:g})" if config.estimator == "element_es" else ""
-    policy = (f"{config.policy}: θ learned by {config.estimator}{sigma}, Adam lr "
+    # The paper's space goes unsaid; another is named, as it changes what θ means.
+    space = "" if config.search_space == "paper" else f" in {config.search_space}"
+    policy = (f"{config.policy}{space}: θ learned by {config.estimator}{sigma}, Adam lr "
               f"{config.theta_lr:g}; n* by {reward}")
   else:
     policy = f"{config.policy} (fixed); n* by {reward}"

@@ -1,7 +1,8 @@
 r"""Draws every element of the search space on a few images, as one PNG contact sheet.
 
-Columns: the original, then the 36 elements of paper Table 1 in index order. Rows: each image
-twice, with sign +1 and then -1 (directionless elements look the same in both rows).
+Columns: the original, then the 36 elements of paper Table 1 in index order (the paper's
+search space: the Identity of --search_space=paper_identity would repeat the original). Rows:
+each image twice, with sign +1 and then -1 (directionless elements look the same in both rows).
 
   python -m ohl_tf.contact_sheet --images_dir=../shared/data/cifar10-reduced/train \
       --output=contact_sheet.png

@@ -1,8 +1,8 @@
 """A Keras preprocessing layer that augments with a fixed, learned OHL policy (policy transfer).
 
-After a search, `policy.json` (`ohl_tf.policy_file`) holds p_θ over the 1296 operations; retraining a
-model with that policy fixed only needs this layer in the input pipeline or at the front of the
-model.
+After a search, `policy.json` (`ohl_tf.policy_file`) holds p_θ over the operations of its search
+space (1296 in the paper's, 1369 with Identity); retraining a model with that policy fixed only
+needs this layer in the input pipeline or at the front of the model.
 """
 
 import keras
@@ -15,9 +15,11 @@ from ohl_tf import policy_file
 
 @keras.saving.register_keras_serializable(package="ohl_tf")
 class LearnedAugment(keras.layers.Layer):
-  """Applies one operation per image, sampled from a learned OHL policy p over 1296 operations.
+  """Applies one operation per image, sampled from a learned OHL policy p over a search space.
 
-  For each image the layer draws an operation k = 36 e1 + e2 from `probabilities` and the two
+  The size of p says the space (`ohl_tf.augment.SEARCH_SPACES`): 1296 operations (36x36) the
+  paper's, 1369 (37x37) the paper's elements plus Identity (element 36).
+  For each image the layer draws an operation k = E e1 + e2 from `probabilities` and the two
   signs (e1's and e2's, each -1 or +1) uniformly, then applies e1 and e2 with
   `ohl_tf.augment.apply_operation` (the batched path for a batch, the per-image path for one
   image), so the result is byte-identical to Pillow's. Sampling is apart from applying
@@ -31,9 +33,9 @@ class LearnedAugment(keras.layers.Layer):
   The operations are uint8 ops: put the layer before any rescaling or normalisation.
 
   Args:
-    probabilities: p over the operations, 1296 floats (index k = 36 e1 + e2) or 36x36 (row e1,
-      applied first; column e2), each finite and >= 0, summing to 1 within 1e-4; as in the
-      `probabilities` of policy.json (`ohl_tf.policy_file`).
+    probabilities: p over a search space's operations, E² floats (index k = E e1 + e2) or ExE
+      (row e1, applied first; column e2), E = 36 or 37, each finite and >= 0, summing to 1
+      within 1e-4; as in the `probabilities` of policy.json (`ohl_tf.policy_file`).
     seed: optional int, the seed of the layer's SeedGenerator; None draws one at random.
     **kwargs: keras.layers.Layer arguments (`name`, ...).
 
@@ -67,6 +69,7 @@ class LearnedAugment(keras.layers.Layer):
     self._probabilities = np.asarray(probabilities, np.float64).tolist()
     self.seed = None if seed is None else int(seed)
     self._log_probabilities = log_probabilities  # -inf where p = 0: never drawn
+    self.space = augment.space_of_operations(log_probabilities.shape[0])
     self.seed_generator = keras.random.SeedGenerator(self.seed, name="seed_generator")
     # The batched path partitions the batch by kernel (data-dependent shapes): keep XLA out, as
     # Keras's own lookup layers do; compile(jit_compile="auto") then runs the model without it.
@@ -82,8 +85,8 @@ class LearnedAugment(keras.layers.Layer):
       **kwargs: keras.layers.Layer arguments.
 
     Raises:
-      ValueError: the file's `elements` are not augment.ELEMENTS (names and magnitudes, in
-        order), names no probabilities, or its probabilities are invalid.
+      ValueError: the file's `elements` are not those of its search space (names and
+        magnitudes, in order), names no probabilities, or its probabilities are invalid.
     """
     return cls(policy_file.read(path), seed=seed, **kwargs)
 
@@ -94,7 +97,7 @@ class LearnedAugment(keras.layers.Layer):
       batch_size: int or scalar int tensor, the number of images; None for one image.
 
     Returns:
-      (ops, signs): int32 [B] in [0, 1296) and int32 [B, 2] in {-1, +1}; [] and [2] when
+      (ops, signs): int32 [B] in [0, E²) and int32 [B, 2] in {-1, +1}; [] and [2] when
       `batch_size` is None.
     """
     seed = tf.cast(self.seed_generator.next(), tf.int32)
@@ -119,7 +122,7 @@ class LearnedAugment(keras.layers.Layer):
       return images
     batch_size = tf.shape(images)[0] if images.shape.rank == 4 else None
     ops, signs = self.sample_operations(batch_size)
-    return augment.apply_operation(images, ops, signs)
+    return augment.apply_operation(images, ops, signs, space=self.space)
 
   def compute_output_shape(self, input_shape):
     return input_shape

@@ -281,6 +281,8 @@ class TrainPipeline:
       Cutout centre drawn here from the same seeds, so the network sees the same bytes. The base
       preprocessing, the drawing and a fixed `augment_batch` stay on the host. "device" needs
       the batched path: the per-image path applies the operation in the host's map.
+    search_space: the `augment.SearchSpace` of the sampled operations (--search_space; the
+      paper's by default): the log p given per period has its K entries.
   """
   source: MemorySource | FileSource | StreamSource
   schedule: Schedule
@@ -292,13 +294,15 @@ class TrainPipeline:
   augment_batch: object = None
   augment_path: str = "batched"
   augment_on: str = "host"
+  search_space: augment.SearchSpace = augment.PAPER
 
   def __post_init__(self):
     check_augmentation_placement(self.augment_path, self.augment_on)
     # Traced once per pipeline, not once per (period, stream) dataset: each period's map
     # only calls these concrete functions.
     spec = [tf.TensorSpec([], tf.int64), self.source.image_spec, tf.TensorSpec([], tf.int32),
-            tf.TensorSpec([augment.NUM_OPERATIONS], tf.float32), tf.TensorSpec([], tf.int32)]
+            tf.TensorSpec([self.search_space.num_operations], tf.float32),
+            tf.TensorSpec([], tf.int32)]
     object.__setattr__(self, "_sampled", tf.function(self._example, input_signature=spec))
     object.__setattr__(self, "_plain", tf.function(
         lambda example_id, image, label, stream: self._example(example_id, image, label, None,
@@ -326,7 +330,8 @@ class TrainPipeline:
       op = policy.draw_operations(log_probs, 1, op_seed)[0]
       signs = augment.sample_signs([2], sign_seed)
       if self.augment_path == "per_image":
-        image = augment.apply_drawn_operation(image, op, signs)  # drawn in range
+        image = augment.apply_drawn_operation(image, op, signs,  # drawn in range
+                                              self.search_space)
     return image, label, op, signs, example_id
 
   def _finish_batch(self, images, labels, ops, signs, example_ids, stream, sampled):
@@ -340,7 +345,7 @@ class TrainPipeline:
     replica's shard of a batch gets the bytes of the same images of the whole batch.
     """
     if sampled and self.augment_path == "batched" and self.augment_on == "host":
-      images = augment.apply_operation(images, ops, signs)
+      images = augment.apply_operation(images, ops, signs, space=self.search_space)
     if self.augment_batch is not None:
       images = self.augment_batch(images, _seed(self.seed, _AUGMENT_STREAM, stream,
                                                 example_ids[0], -1))
@@ -389,7 +394,8 @@ class TrainPipeline:
 
     def finish(images, labels, ops, parameters):
       if sampled:  # drawn here in range: no run-time checks (Assert ops run on the host)
-        images = augment.apply_drawn_operation(images, ops, parameters["signs"])
+        images = augment.apply_drawn_operation(images, ops, parameters["signs"],
+                                               self.search_space)
       return self._cutout_and_normalize(images, parameters), labels, ops
     return finish
 
@@ -401,8 +407,8 @@ class TrainPipeline:
       stream: index of the random streams of its operations, signs and Cutout: the
         trajectory's index, or one that several trajectories share (common random numbers:
         `search` gives element_es's antithetic pairs one each).
-      log_probs: float32 [1296], log p of the operations to sample (paper eq. 7), or None for
-        no OHL operation.
+      log_probs: float32 [K], log p of the operations of `search_space` to sample (paper eq. 7;
+        K = 1296 in the paper's space), or None for no OHL operation.
 
     Returns:
       A dataset of (float32 images [B,S,S,3], int32 labels [B], int32 ops [B]); under
@@ -480,20 +486,22 @@ class SamplingFeed:
   the run ends or fails (a pipeline waiting for a log p then ends instead of waiting forever).
   """
 
-  def __init__(self, capacity=2):
+  def __init__(self, capacity=2, search_space=augment.PAPER):
     """`capacity`: how many log p may wait (`put` blocks beyond it); the trainer puts one per
-    period, after the pipeline has taken the last."""
+    period, after the pipeline has taken the last. `search_space`: the `augment.SearchSpace`
+    whose operations' log p [K] it carries."""
+    self.search_space = search_space
     with tf.device("/cpu:0"):
       self._queue = tf.queue.FIFOQueue(capacity, [tf.float32],
-                                       shapes=[[augment.NUM_OPERATIONS]])
+                                       shapes=[[search_space.num_operations]])
 
   @classmethod
-  def uniform(cls, num_periods):
+  def uniform(cls, num_periods, search_space=augment.PAPER):
     """A feed already holding the uniform p's log (θ = 0) for each of `num_periods` periods:
     training without outer steps (the benchmarks' plain trainings)."""
-    feed = cls(capacity=num_periods)
+    feed = cls(capacity=num_periods, search_space=search_space)
     for _ in range(num_periods):
-      feed.put(policy.log_operation_probabilities(tf.zeros([augment.NUM_OPERATIONS])))
+      feed.put(policy.log_operation_probabilities(tf.zeros([search_space.num_operations])))
     return feed
 
   def put(self, log_probs):

@@ -1,7 +1,8 @@
 """The augmentation policy p_θ and its REINFORCE update (paper, eq. 7 and Algorithm 1).
 
-The policy is a distribution over the K = 36² = 1296 operations (ordered pairs of elements
-(e1, e2), op index k = 36·e1 + e2), parameterised by θ ∈ R^K:
+The policy is a distribution over the K = E² operations of a search space of E elements
+(`augment.SearchSpace`; the paper's: E = 36, K = 1296), ordered pairs of elements (e1, e2), op
+index k = E·e1 + e2, parameterised by θ ∈ R^K:
 
     p_θ(k) = sigmoid(θ_k) / Σ_i sigmoid(θ_i)                               (eq. 7)
 
@@ -16,25 +17,26 @@ histograms c_n ∈ N^K of the operations they applied in the period, and θ take
 
 That is the paper's estimator (`reinforce`, eq. 6). Its signal is only the multinomial noise of
 the trajectories' op counts around p_θ, which validation noise swamps; two estimators beyond the
-paper share strength across the 36 elements (docs/estimators.md):
+paper share strength across the E elements (docs/estimators.md):
 
     pooled:      ĝ = A Aᵀ ĝ_reinforce          REINFORCE for the reparametrisation θ = Aφ
-    element_es:  θ_n = θ + σ A ε_n, ε_n ~ N(0, I_36) in antithetic pairs; trajectory n samples
+    element_es:  θ_n = θ + σ A ε_n, ε_n ~ N(0, I_E) in antithetic pairs; trajectory n samples
                  from p_{θ_n}, and ĝ = A Σ_n ã_n ε_n / (N σ) + (1/N) Σ_n ã_n ∇ Σ_k c_{n,k} log p_{θ_n}(k)
 
-with A ∈ {0,1,2}^{1296×36}, A[k,e] = [e1(k)=e] + [e2(k)=e] (`spread_to_operations` is A·,
+with A ∈ {0,1,2}^{K×E}, A[k,e] = [e1(k)=e] + [e2(k)=e] (`spread_to_operations` is A·,
 `pool_to_elements` is Aᵀ·). ĝ is an ascent direction on the reward; Adam minimises −ĝ.
+The functions take K and E from their arguments' shapes (E = √K), so one code serves every
+space.
 
 Everything here is a pure function of tensors, except `reinforce_step`, which updates the θ
 variable it is given; all of it works eagerly and inside `tf.function`. Randomness is stateless:
 `sample_operations` and `element_perturbations` take explicit seeds.
 """
 
+import math
+
 import keras
 import tensorflow as tf
-
-from ohl_tf.augment import NUM_ELEMENTS
-from ohl_tf.augment import NUM_OPERATIONS
 
 # Paper, section 4.1: θ is updated with Adam, lr 0.05, β = (0.5, 0.999).
 THETA_LEARNING_RATE = 0.05
@@ -78,7 +80,7 @@ def log_operation_probabilities(theta):
   make the literal formula return log 0 or 0/0).
 
   Args:
-    theta: float tensor [..., K] (K = NUM_OPERATIONS for the real policy; any K ≥ 1 works).
+    theta: float tensor [..., K] (K = the space's number of operations; any K ≥ 1 works).
 
   Returns:
     Tensor [..., K] of the same float dtype as `theta` (float32 for integer input).
@@ -221,13 +223,13 @@ def pool_to_elements(op_values):
   """Aᵀ v: sums an op-indexed vector onto the elements, v[e] summed over ops holding e.
 
   (Aᵀ v)_e = Σ_k A[k,e] v_k = Σ_{e2} v[e, e2] + Σ_{e1} v[e1, e]: the row plus the column sum of
-  v as a 36×36 matrix (an op (e, e) counts twice, as A[k,e] = 2 there).
+  v as an E×E matrix (an op (e, e) counts twice, as A[k,e] = 2 there).
 
   Args:
-    op_values: float tensor [..., NUM_OPERATIONS].
+    op_values: float tensor [..., K], K = E² (static).
 
   Returns:
-    Tensor [..., NUM_ELEMENTS] of the same dtype.
+    Tensor [..., E] of the same dtype.
   """
   matrix = probability_matrix(op_values)
   return tf.reduce_sum(matrix, axis=-1) + tf.reduce_sum(matrix, axis=-2)
@@ -237,14 +239,14 @@ def spread_to_operations(element_values):
   """A φ: the op-indexed vector with (Aφ)_k = φ[e1(k)] + φ[e2(k)].
 
   Args:
-    element_values: float tensor [..., NUM_ELEMENTS].
+    element_values: float tensor [..., E].
 
   Returns:
-    Tensor [..., NUM_OPERATIONS] of the same dtype.
+    Tensor [..., E²] of the same dtype.
   """
   phi = _float_tensor(element_values, "element_values")
   matrix = phi[..., :, tf.newaxis] + phi[..., tf.newaxis, :]
-  return tf.reshape(matrix, tf.concat([tf.shape(phi)[:-1], [NUM_OPERATIONS]], 0))
+  return tf.reshape(matrix, tf.concat([tf.shape(phi)[:-1], [tf.shape(phi)[-1]**2]], 0))
 
 
 def check_antithetic_pairs(num_trajectories):
@@ -259,8 +261,8 @@ def check_antithetic_pairs(num_trajectories):
                      f"--trajectories={num_trajectories}")
 
 
-def element_perturbations(seed, period, num_trajectories):
-  """ε_n ~ N(0, I_36) of `element_es`, in antithetic pairs ε_{2j+1} = −ε_{2j}, statelessly.
+def element_perturbations(seed, period, num_trajectories, num_elements):
+  """ε_n ~ N(0, I_E) of `element_es`, in antithetic pairs ε_{2j+1} = −ε_{2j}, statelessly.
 
   Pair j's draw depends only on (seed, period, j), not on N: a trajectory's perturbation is the
   same whatever runs beside it, and a resumed run replays it.
@@ -269,9 +271,10 @@ def element_perturbations(seed, period, num_trajectories):
     seed: int, the run's seed.
     period: int or scalar int tensor, the outer step whose inner loop uses them.
     num_trajectories: N, even.
+    num_elements: E, the search space's number of elements.
 
   Returns:
-    float32 tensor [N, NUM_ELEMENTS].
+    float32 tensor [N, E].
 
   Raises:
     ValueError: N odd or < 2 (`check_antithetic_pairs`).
@@ -280,13 +283,13 @@ def element_perturbations(seed, period, num_trajectories):
   base = tf.random.experimental.stateless_fold_in(
       tf.cast(tf.stack([seed, _PERTURBATION_STREAM]), tf.int64), tf.cast(period, tf.int64))
   pairs = tf.stack([
-      tf.random.stateless_normal([NUM_ELEMENTS], tf.random.experimental.stateless_fold_in(base, j))
+      tf.random.stateless_normal([num_elements], tf.random.experimental.stateless_fold_in(base, j))
       for j in range(num_trajectories // 2)])
-  return tf.reshape(tf.stack([pairs, -pairs], axis=1), [num_trajectories, NUM_ELEMENTS])
+  return tf.reshape(tf.stack([pairs, -pairs], axis=1), [num_trajectories, num_elements])
 
 
 def perturbed_theta(theta, perturbations, sigma):
-  """θ_n = θ + σ A ε_n for every trajectory n: [K], [N, 36] -> [N, K]."""
+  """θ_n = θ + σ A ε_n for every trajectory n: [K], [N, E] -> [N, K]."""
   theta = _float_tensor(theta, "theta")
   return theta + sigma * tf.cast(spread_to_operations(perturbations), theta.dtype)
 
@@ -317,12 +320,12 @@ def evolution_gradient(perturbations, rewards, sigma):
   """A Σ_n ã_n ε_n / (N σ): the evolution-strategies gradient of the Gaussian-smoothed reward.
 
   Args:
-    perturbations: float tensor [N, 36], the ε_n the trajectories sampled with.
+    perturbations: float tensor [N, E], the ε_n the trajectories sampled with.
     rewards: float tensor [N], ã.
     sigma: the perturbation scale σ > 0.
 
   Returns:
-    Tensor [NUM_OPERATIONS] of perturbations' dtype.
+    Tensor [E²] of perturbations' dtype.
   """
   perturbations = _float_tensor(perturbations, "perturbations")
   rewards = tf.cast(rewards, perturbations.dtype)
@@ -343,7 +346,7 @@ def ascent_direction(estimator, theta, op_counts, rewards, perturbations=None, s
     theta: float tensor or variable [K].
     op_counts: int or float tensor [N, K].
     rewards: float tensor [N], ã.
-    perturbations: float [N, 36], element_es's ε_n (ignored by the others).
+    perturbations: float [N, E], element_es's ε_n (ignored by the others).
     sigma: element_es's σ.
 
   Returns:
@@ -384,7 +387,7 @@ def reinforce_step(theta, optimizer, op_counts, accuracies, estimator="reinforce
     op_counts: int or float tensor [N, K], the ops each trajectory applied in the period.
     accuracies: float tensor [N], what each trajectory scored (accuracy, or another reward).
     estimator: one of ESTIMATORS.
-    perturbations: float [N, 36], the ε_n of element_es (`element_perturbations`).
+    perturbations: float [N, E], the ε_n of element_es (`element_perturbations`).
     sigma: element_es's σ.
 
   Returns:
@@ -466,12 +469,12 @@ def sample_operations(theta, num_samples, seed):
   return draw_operations(log_operation_probabilities(theta), num_samples, seed)
 
 
-def operation_histogram(ops, num_operations=NUM_OPERATIONS):
+def operation_histogram(ops, num_operations):
   """c_k = number of times op k occurs in `ops`, the per-trajectory counts of Algorithm 1.
 
   Args:
     ops: int tensor of any shape with values in [0, num_operations).
-    num_operations: length of the histogram (default NUM_OPERATIONS).
+    num_operations: length of the histogram, K of the search space.
 
   Returns:
     int32 tensor [num_operations].
@@ -493,31 +496,48 @@ def operation_histogram(ops, num_operations=NUM_OPERATIONS):
 # ---------------------------------------------------------------------------------------------
 
 
+def num_elements_of(num_operations):
+  """E of a space of K = E² operations.
+
+  Raises:
+    ValueError: K unknown (an unknown last dimension) or not a square.
+  """
+  num_elements = math.isqrt(num_operations) if num_operations else 0
+  if num_operations is None or num_elements**2 != num_operations or num_elements < 1:
+    raise ValueError("the last dimension must be a known number of operations K = E² (E "
+                     f"elements). Received: K={num_operations}")
+  return num_elements
+
+
 def probability_matrix(probs):
   """Arranges p over ops as a matrix: row e1 (applied first), column e2 (applied second).
 
   Args:
-    probs: float tensor [..., NUM_OPERATIONS].
+    probs: float tensor [..., K], K = E² (static).
 
   Returns:
-    Tensor [..., NUM_ELEMENTS, NUM_ELEMENTS] with M[e1, e2] = probs[NUM_ELEMENTS·e1 + e2].
+    Tensor [..., E, E] with M[e1, e2] = probs[E·e1 + e2].
+
+  Raises:
+    ValueError: K unknown or not a square.
   """
   probs = _float_tensor(probs, "probs")
-  # k = 36·e1 + e2 is row-major order over (e1, e2), so a plain reshape does it.
-  return tf.reshape(probs, tf.concat([tf.shape(probs)[:-1], [NUM_ELEMENTS, NUM_ELEMENTS]], 0))
+  num_elements = num_elements_of(probs.shape[-1])
+  # k = E·e1 + e2 is row-major order over (e1, e2), so a plain reshape does it.
+  return tf.reshape(probs, tf.concat([tf.shape(probs)[:-1], [num_elements, num_elements]], 0))
 
 
 def element_marginals(probs):
   """Probability that an element sits at a uniformly chosen position of a sampled op.
 
   = 0.5·(P(e1 = e) + P(e2 = e)), i.e. half the row sums plus half the column sums of
-  `probability_matrix`; sums to 1, and is 1/36 each under the uniform policy (cf. Fig. 5).
+  `probability_matrix`; sums to 1, and is 1/E each under the uniform policy (cf. Fig. 5).
 
   Args:
-    probs: float tensor [..., NUM_OPERATIONS].
+    probs: float tensor [..., K], K = E².
 
   Returns:
-    Tensor [..., NUM_ELEMENTS].
+    Tensor [..., E].
   """
   matrix = probability_matrix(probs)
   return 0.5 * (tf.reduce_sum(matrix, axis=-1) + tf.reduce_sum(matrix, axis=-2))
@@ -526,26 +546,28 @@ def element_marginals(probs):
 def probability_of_pairs_with(probs, elements):
   """Total probability of the ops that use at least one of `elements` (as e1 or e2).
 
-  Under the uniform policy this is 1 − ((36 − m)/36)² for m distinct elements, e.g. 0.2099 for 4.
+  Under the uniform policy this is 1 − ((E − m)/E)² for m distinct elements, e.g. 0.2099 for 4
+  of the paper's 36.
 
   Args:
-    probs: float tensor [..., NUM_OPERATIONS].
-    elements: int list/tensor [m] of element indices in [0, NUM_ELEMENTS); duplicates count once.
+    probs: float tensor [..., K], K = E².
+    elements: int list/tensor [m] of element indices in [0, E); duplicates count once.
 
   Returns:
     Tensor [...] of probs' dtype.
   """
   matrix = probability_matrix(probs)
+  num_elements = matrix.shape[-1]
   elements = tf.reshape(tf.convert_to_tensor(elements, dtype=tf.int32, name="elements"), [-1])
   # tf.one_hot maps out-of-range indices to all-zero rows; make that an error instead.
   checks = [
       tf.debugging.assert_non_negative(elements, message="elements must be >= 0"),
-      tf.debugging.assert_less(elements, NUM_ELEMENTS,
-                               message=f"elements must be < {NUM_ELEMENTS}"),
+      tf.debugging.assert_less(elements, num_elements,
+                               message=f"elements must be < {num_elements}"),
   ]
   with tf.control_dependencies(checks):
-    member = tf.reduce_max(tf.one_hot(elements, NUM_ELEMENTS, dtype=matrix.dtype), axis=0)
-  # Duplicates collapse in the max; with m = 0 elements reduce_max of an empty [0, 36] gives the
+    member = tf.reduce_max(tf.one_hot(elements, num_elements, dtype=matrix.dtype), axis=0)
+  # Duplicates collapse in the max; with m = 0 elements reduce_max of an empty [0, E] gives the
   # dtype's lowest value, hence the clip to [0, 1].
   member = tf.clip_by_value(member, 0.0, 1.0)
   # An op (e1, e2) is out only when neither element is in the set.

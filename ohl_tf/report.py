@@ -7,7 +7,8 @@ checkpoint in MODEL_DIR/checkpoints with `tf.train.load_checkpoint` and builds n
 runs in seconds beside a training run. Into --out (default MODEL_DIR/report/) it writes the
 figures the run's TensorBoard shows (`ohl_tf.summaries`):
 
-  probabilities.png      p_θ as a 36×36 heatmap, row e1 (applied first), column e2
+  probabilities.png      p_θ as an E×E heatmap (36×36, 37×37 with Identity), row e1 (applied
+                         first), column e2
   element_marginals.png  the per-element marginals over outer steps 0 .. now (paper, Fig. 5)
   lineage.png            the ops the surviving network trained on (only runs that record it)
 
@@ -26,12 +27,11 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
+from ohl_tf import augment
 from ohl_tf import augmentation_policies
 from ohl_tf import policy
 from ohl_tf import policy_file
 from ohl_tf import summaries
-from ohl_tf.augment import NUM_ELEMENTS
-from ohl_tf.augment import NUM_OPERATIONS
 
 _OUT = flags.DEFINE_string("out", None, "Folder for the PNG files. Default: MODEL_DIR/report.")
 
@@ -56,9 +56,10 @@ class RunState:
   Attributes:
     checkpoint: path prefix of the checkpoint read.
     outer_step: int, outer steps completed.
-    theta: float64 [1296], θ after the last outer step.
-    theta_history: float64 [outer_step + 1, 1296], row t = θ after outer step t (row 0: θ = 0).
-    lineage: float64 [1296], running op counts of each period's best trajectory, or None when
+    theta: float64 [K], θ after the last outer step (K = 1296, or 1369 in --search_space=
+      paper_identity: the size says the space).
+    theta_history: float64 [outer_step + 1, K], row t = θ after outer step t (row 0: θ = 0).
+    lineage: float64 [K], running op counts of each period's best trajectory, or None when
       the run does not record them.
   """
   checkpoint: str
@@ -66,6 +67,11 @@ class RunState:
   theta: np.ndarray
   theta_history: np.ndarray
   lineage: np.ndarray | None
+
+  @property
+  def space(self):
+    """The run's `augment.SearchSpace`, the one of θ's size."""
+    return augment.space_of_operations(self.theta.shape[0])
 
 
 def _check_policy_has_theta(model_dir):
@@ -116,9 +122,12 @@ def read_run(model_dir):
   outer_step = int(reader.get_tensor(OUTER_STEP_KEY))
   theta = reader.get_tensor(THETA_KEY).astype(np.float64)
   history = reader.get_tensor(THETA_HISTORY_KEY).astype(np.float64)
-  if theta.shape != (NUM_OPERATIONS,) or history.ndim != 2 or history.shape[0] <= outer_step:
-    raise ReportError(f"{path}: expected theta [{NUM_OPERATIONS}] and theta_history with more "
-                      f"than outer_step = {outer_step} rows. Received: theta {theta.shape}, "
+  sizes = [space.num_operations for space in augment.SEARCH_SPACES.values()]
+  if (theta.ndim != 1 or theta.shape[0] not in sizes or history.ndim != 2 or
+      history.shape != (history.shape[0], theta.shape[0]) or history.shape[0] <= outer_step):
+    raise ReportError(f"{path}: expected theta [K] (K = {' or '.join(map(str, sizes))}, a search "
+                      f"space's operations) and theta_history [T, K] with more than "
+                      f"outer_step = {outer_step} rows. Received: theta {theta.shape}, "
                       f"theta_history {history.shape}")
   lineage = (reader.get_tensor(LINEAGE_KEY).astype(np.float64) if LINEAGE_KEY in keys else None)
   return RunState(checkpoint=path, outer_step=outer_step, theta=theta,
@@ -138,20 +147,22 @@ def write_png_atomically(path, image):
     raise
 
 
-def _operation_name(op):
-  e1, e2 = divmod(int(op), NUM_ELEMENTS)
-  return f"{summaries.element_label(e1)}→{summaries.element_label(e2)}"
+def _operation_name(op, space):
+  e1, e2 = divmod(int(op), space.num_elements)
+  return f"{summaries.element_label(e1, space)}→{summaries.element_label(e2, space)}"
 
 
 def summary_line(state, probs):
   """One line: the outer step, the entropy of p_θ and the top operations with their p."""
+  space = state.space
   entropy = float(policy.entropy(probs))
   # A stable sort of −p keeps equal probabilities in op-index order (all ties at θ = 0).
   top = np.argsort(-probs, kind="stable")[:TOP_OPERATIONS]
-  ops = ", ".join(f"{_operation_name(op)} {probs[op] * NUM_OPERATIONS:.2f}×" for op in top)
+  ops = ", ".join(f"{_operation_name(op, space)} {probs[op] * space.num_operations:.2f}×"
+                  for op in top)
   return (f"outer step {state.outer_step}: entropy {entropy:.3f} nats "
-          f"({entropy / np.log(NUM_OPERATIONS):.3f} of uniform); "
-          f"top {TOP_OPERATIONS} (p × 1296): {ops}")
+          f"({entropy / np.log(space.num_operations):.3f} of uniform); "
+          f"top {TOP_OPERATIONS} (p × {space.num_operations}): {ops}")
 
 
 def figures(state):

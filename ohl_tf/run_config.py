@@ -18,6 +18,7 @@ import typing
 from absl import flags
 
 import models
+from ohl_tf import augment
 from ohl_tf import augmentation_policies
 from ohl_tf import cluster as cluster_lib
 from ohl_tf import datasets
@@ -41,6 +42,12 @@ class Config:
          "to this square; 0 = the dataset's own (ImageNet 224).")
   model: str = _setting("resnet8", "Model: " + " | ".join(models.names()) + ".")
   policy: str = _setting("ohl", augmentation_policies.flag_help())
+  search_space: str = _setting(
+      "paper", "The elements of the OHL operations: " + " | ".join(augment.SEARCH_SPACES) +
+               ". paper: the paper's 36 (Table 1), 1296 operations; paper_identity: the same 36 "
+               "plus Identity as element 36, 1369 operations, among them (Identity, Identity), "
+               "no operation (beyond the paper; docs/search_space.md). A run resumes and a "
+               "--policy=file: reads a policy.json only in the space it was learned in.")
   trajectories: int = _setting(4, "N, copies of the network.")
   epochs: int = _setting(10, "Training epochs (warm-up included).")
   inner_steps: int = _setting(0, "I, inner steps per outer step; 0 = one epoch.")
@@ -124,6 +131,7 @@ class Config:
     if not self.model_dir:
       object.__setattr__(self, "model_dir", default_model_dir(self.dataset, self.model))
     augmentation = augmentation_policies.parse(self.policy)
+    augment.search_space(self.search_space)
     datasets.check_spec(self.dataset)
     _check_choice("model", self.model, models.names())
     _check_choice("reward", self.reward, policy_lib.REWARDS)

@@ -180,7 +180,8 @@ class OnlineSearch:
     self.local_indices = (cluster.local_trajectories(config.trajectories) if cluster else
                           list(range(config.trajectories)))
     self.augmentation = augmentation_policies.parse(config.policy)
-    self.fixed_probabilities = self.augmentation.fixed_probabilities()
+    self.space = augment.search_space(config.search_space)
+    self.fixed_probabilities = self.augmentation.fixed_probabilities(self.space)
     # Only a learned θ explores: the fixed policies sample from their own p unperturbed.
     self.estimator = config.estimator if self.augmentation.learns_theta else "reinforce"
     if config.estimator != self.estimator:
@@ -198,7 +199,8 @@ class OnlineSearch:
         source, self.schedule, data.mean, data.std, config.seed,
         config.cutout if self.augmentation.uses_cutout else 0, base=data.train_base,
         augment_batch=self.augmentation.augment_batch(data.name),
-        augment_path=config.augment_path, augment_on=config.augment_on)
+        augment_path=config.augment_path, augment_on=config.augment_on,
+        search_space=self.space)
     self.val_data = pipeline.eval_dataset(data.eval_examples("val"), config.eval_batch_size,
                                           data.mean, data.std)
     validation_bytes = pipeline.dataset_bytes(self.val_data, config.eval_batch_size)
@@ -210,18 +212,19 @@ class OnlineSearch:
 
     num_periods = self.schedule.num_periods
     with tf.device("/cpu:0"):  # θ is the outer loop's own plain variable, not a mirrored one
-      self.theta = tf.Variable(tf.zeros([augment.NUM_OPERATIONS]), name="theta")
+      self.theta = tf.Variable(tf.zeros([self.space.num_operations]), name="theta")
       self.theta_optimizer = policy.make_theta_optimizer(config.theta_lr)
       self.theta_optimizer.build([self.theta])
       self.outer_step = tf.Variable(0, dtype=tf.int64, name="outer_step")
-      self.theta_history = tf.Variable(tf.zeros([num_periods + 1, augment.NUM_OPERATIONS]),
+      self.theta_history = tf.Variable(tf.zeros([num_periods + 1, self.space.num_operations]),
                                        name="theta_history")
       self.val_history = tf.Variable(tf.zeros([num_periods, config.trajectories]),
                                      name="val_history")
       self.wall_time = tf.Variable(0.0, dtype=tf.float64, name="wall_time")
       # The running sum of each period's best trajectory's op counts: what the surviving
       # network trained on (best-of-N broadcast), which is not p_θ.
-      self.lineage = tf.Variable(tf.zeros([augment.NUM_OPERATIONS], tf.float64), name="lineage")
+      self.lineage = tf.Variable(tf.zeros([self.space.num_operations], tf.float64),
+                                 name="lineage")
     self._checkpointed = dict(
         theta=self.theta, theta_optimizer=self.theta_optimizer, outer_step=self.outer_step,
         theta_history=self.theta_history, val_history=self.val_history,
@@ -251,7 +254,8 @@ class OnlineSearch:
                                   count_operations=self.augmentation.samples_operations,
                                   precision=config.precision, jit_compile=config.jit_compile,
                                   finish_batch=self.train_data.device_augmentation(
-                                      self.augmentation.samples_operations))
+                                      self.augmentation.samples_operations),
+                                  search_space=self.space)
         for n, devices in zip(self.local_indices, trajectory_devices)]
 
   # -------------------------------------------------------------------------------------------
@@ -317,10 +321,11 @@ class OnlineSearch:
   # -------------------------------------------------------------------------------------------
 
   def perturbations(self, period):
-    """ε_n [N, 36] of element_es in `period` (a function of the seed and period), else 0."""
+    """ε_n [N, E] of element_es in `period` (a function of the seed and period), else 0."""
     if self.estimator == "element_es":
-      return policy.element_perturbations(self.config.seed, period, self.config.trajectories)
-    return tf.zeros([self.config.trajectories, augment.NUM_ELEMENTS])
+      return policy.element_perturbations(self.config.seed, period, self.config.trajectories,
+                                          self.space.num_elements)
+    return tf.zeros([self.config.trajectories, self.space.num_elements])
 
   def random_stream(self, trajectory):
     """The random streams (ops, signs, Cutout) of a trajectory: its own, except under
@@ -348,7 +353,8 @@ class OnlineSearch:
     one, so no period restarts a training pipeline (`TrainPipeline.run_dataset`)."""
     if not self._persistent_inputs:
       for t in self.trajectories:  # all in this thread, before any trains (`_inner_loop`)
-        feed = pipeline.SamplingFeed() if self.augmentation.samples_operations else None
+        feed = (pipeline.SamplingFeed(search_space=self.space)
+                if self.augmentation.samples_operations else None)
         dataset = self.train_data.run_dataset(period, self.random_stream(t.index), feed)
         self._persistent_inputs[t.index] = (t.input_iterator(dataset), feed)
     return self._persistent_inputs
@@ -656,7 +662,9 @@ def run(config, on_outer_step=None, started_at=None):
   try:
     # In a cluster only the chief reads and writes model_dir.
     resuming = check_model_dir(config) if not cluster or cluster.is_chief else False
-    augmentation_policies.parse(config.policy).fixed_probabilities()  # fails before data loads
+    # Fails before data loads.
+    augmentation_policies.parse(config.policy).fixed_probabilities(
+        augment.search_space(config.search_space))
     data = datasets.load(config.dataset, data_dir=config.data_dir, val_size=config.val_size,
                          seed=config.seed, image_size=config.image_size or None,
                          test_size=config.test_size, stream=config.folder_stream)

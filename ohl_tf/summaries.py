@@ -6,13 +6,14 @@ table, labels), testable without a TensorFlow graph, and thin writers that send 
 draws the same figures from a checkpoint into PNG files.
 
 Tags written by `write_policy` (once per outer step, after the θ update; the images only when
-asked, which the trainer does at an interval, --figure_interval_secs):
-  policy/theta               histogram of θ [1296]
-  policy/probabilities       image: p_θ as a 36×36 heatmap, row e1 (applied first), column e2,
-                             colour bar in multiples of uniform (1/1296)
+asked, which the trainer does at an interval, --figure_interval_secs), for a search space of E
+elements and K = E² operations (the paper's: 36, 1296; the space is the one of θ's size):
+  policy/theta               histogram of θ [K]
+  policy/probabilities       image: p_θ as an E×E heatmap, row e1 (applied first), column e2,
+                             colour bar in multiples of uniform (1/K)
   policy/element_marginals   image: per-element marginal over the outer steps (paper, Fig. 5)
   policy/entropy             scalar: entropy of p_θ in nats (log 1296 = 7.167 when uniform)
-  policy/normalized_entropy  scalar: entropy / log 1296 (1 when uniform)
+  policy/normalized_entropy  scalar: entropy / log K (1 when uniform)
   policy/top_operations      text: the 10 most probable operations, as a Markdown table
 
 Tags written by `write_lineage`:
@@ -43,23 +44,21 @@ from matplotlib.backends import backend_agg
 import numpy as np
 import tensorflow as tf
 
+from ohl_tf import augment
 from ohl_tf import policy
 from ohl_tf import policy_file
-from ohl_tf.augment import ELEMENTS
-from ohl_tf.augment import NUM_ELEMENTS
-from ohl_tf.augment import NUM_OPERATIONS
 
-# The marginals figure maps [0, MARGINAL_SCALE_MAX] onto the colormap, the same at every step, so
-# that a colour means the same probability in every column and in every step's figure. The
-# uniform 1/36 sits a third of the way up (blue); an element that doubles its share (2/36) is
-# green, 3/36 or more is yellow (clipped), 0 is dark purple.
-MARGINAL_SCALE_MAX = 3.0 / NUM_ELEMENTS
+# The marginals figure maps [0, 3/E] (`marginal_scale_max`) onto the colormap, the same at every
+# step, so that a colour means the same probability in every column and in every step's figure.
+# The uniform 1/E sits a third of the way up (blue); an element that doubles its share (2/E) is
+# green, 3/E or more is yellow (clipped), 0 is dark purple.
+MARGINAL_SCALE = 3.0  # in multiples of uniform
 
 # viridis: close to perceptually uniform (equal steps in probability look like roughly equal
 # steps in colour) and ordered by lightness, so it still reads in greyscale.
 COLORMAP = "viridis"
-# Figure size and resolution: 36 names per axis stay legible at LABEL_FONT_SIZE and an image is
-# 700×650 pixels, small enough that rendering one per outer step costs little (~0.1-0.2 s).
+# Figure size and resolution: 36 (or 37) names per axis stay legible at LABEL_FONT_SIZE and an
+# image is 700×650 pixels, small enough that rendering one per outer step costs little (~0.1-0.2 s).
 FIGURE_SIZE = (7.0, 6.5)  # inches
 DPI = 100
 LABEL_FONT_SIZE = 6
@@ -73,12 +72,19 @@ HEATMAP_BOX = (0.17, 0.17, 0.66, 0.74)
 COLORBAR_BOX = (0.86, 0.17, 0.025, 0.74)
 FAMILY_LINE_COLOUR = "white"
 
-# First element index of each family after the first (ShearX 0-2, ShearY 3-5, ..., Invert 35):
-# where the name changes.
-FAMILY_BOUNDARIES = tuple(e for e in range(1, NUM_ELEMENTS)
-                          if ELEMENTS[e].name != ELEMENTS[e - 1].name)
-
 TOP_OPERATIONS = 10
+
+
+def marginal_scale_max(num_elements):
+  """The top of the marginals figure's fixed scale: 3/E, three times the uniform marginal."""
+  return MARGINAL_SCALE / num_elements
+
+
+def family_boundaries(space):
+  """First element index of each family after the first (paper: ShearX 0-2, ShearY 3-5, ...,
+  Invert 35; Identity 36 in paper_identity): where the name changes."""
+  return tuple(e for e in range(1, space.num_elements)
+               if space.elements[e].name != space.elements[e - 1].name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,13 +118,13 @@ def _figure_to_image(figure):
   return np.array(figure.canvas.buffer_rgba())[..., :3]
 
 
-def _label_elements(axis, which, title):
-  """Names the 36 cells of axis' x or y axis (`which` = "x" or "y") and gives the axis a title.
+def _label_elements(axis, which, title, space):
+  """Names the E cells of axis' x or y axis (`which` = "x" or "y") and gives the axis a title.
 
-  The names are plain text artists rather than 36 tick objects per axis: ticks cost about 1 ms
+  The names are plain text artists rather than E tick objects per axis: ticks cost about 1 ms
   each to build and draw, which made them most of a figure's rendering time.
   """
-  labels = [element_label(e) for e in range(NUM_ELEMENTS)]
+  labels = [element_label(e, space) for e in range(space.num_elements)]
   text = dict(fontsize=LABEL_FONT_SIZE, clip_on=False)
   if which == "x":
     axis.set_xticks([])
@@ -135,9 +141,9 @@ def _label_elements(axis, which, title):
     axis.set_ylabel(title, labelpad=ELEMENT_LABEL_PAD)
 
 
-def _draw_family_lines(axis, rows=True, columns=True):
+def _draw_family_lines(axis, space, rows=True, columns=True):
   """Thin lines between element families (ShearX | ShearY | ... | Invert), between the cells."""
-  for boundary in FAMILY_BOUNDARIES:
+  for boundary in family_boundaries(space):
     if rows:
       axis.axhline(boundary - 0.5, color=FAMILY_LINE_COLOUR, linewidth=0.5)
     if columns:
@@ -154,17 +160,29 @@ def _colour_limits(values):
   return low - 0.5, high + 0.5
 
 
+def _space(shape, name, count):
+  """The search space whose number of `count` ("elements" or "operations") is the last axis of
+  `shape`, or a ValueError naming the array `name`."""
+  try:
+    return {"elements": augment.space_of_elements,
+            "operations": augment.space_of_operations}[count](shape[-1] if shape else None)
+  except ValueError:
+    sizes = " or ".join(str(getattr(s, f"num_{count}")) for s in augment.SEARCH_SPACES.values())
+    raise ValueError(f"{name} must have {sizes} {count} (a search space's) on its last axis. "
+                     f"Received: {name}.shape={shape}") from None
+
+
 def probability_figure(matrix, title):
-  """A distribution over the 1296 operations as a labelled 36×36 heatmap.
+  """A distribution over a search space's K = E² operations as a labelled E×E heatmap.
 
   Cell (e1, e2), row e1 (applied first) and column e2 (applied second), shows the matrix entry
-  in multiples of uniform, M[e1, e2] × 1296 (1 = as likely as under the uniform policy). Colours
+  in multiples of uniform, M[e1, e2] × K (1 = as likely as under the uniform policy). Colours
   span the matrix's own range, so the pattern shows at every stage of training; the colour bar
   gives the numbers. Thin white lines separate the element families.
 
   Args:
-    matrix: float array [36, 36] of probabilities, e.g. `policy.probability_matrix(probs)`; must
-      be finite.
+    matrix: float array [E, E] of probabilities (E = 36 in the paper's space, 37 with
+      Identity), e.g. `policy.probability_matrix(probs)`; must be finite.
     title: str, drawn above the heatmap.
 
   Returns:
@@ -174,21 +192,21 @@ def probability_figure(matrix, title):
     ValueError: wrong shape or non-finite values.
   """
   matrix = _finite_array(matrix, "matrix", rank=2)
-  if matrix.shape != (NUM_ELEMENTS, NUM_ELEMENTS):
-    raise ValueError(f"matrix must have shape [{NUM_ELEMENTS}, {NUM_ELEMENTS}]. "
-                     f"Received: matrix.shape={matrix.shape}")
-  ratios = matrix * NUM_OPERATIONS
+  space = _space(matrix.shape, "matrix", "elements")
+  if matrix.shape[1] != matrix.shape[0]:
+    raise ValueError(f"matrix must be square, [E, E]. Received: matrix.shape={matrix.shape}")
+  ratios = matrix * space.num_operations
   low, high = _colour_limits(ratios)
   figure = _new_figure()
   axis = figure.add_axes(HEATMAP_BOX)
   heatmap = axis.imshow(ratios, cmap=COLORMAP, vmin=low, vmax=high, interpolation="nearest",
                         aspect="auto")
-  _label_elements(axis, "x", "e2 (applied second)")
-  _label_elements(axis, "y", "e1 (applied first)")
+  _label_elements(axis, "x", "e2 (applied second)", space)
+  _label_elements(axis, "y", "e1 (applied first)", space)
   axis.set_title(title, fontsize="medium")
-  _draw_family_lines(axis)
+  _draw_family_lines(axis, space)
   colorbar = figure.colorbar(heatmap, cax=figure.add_axes(COLORBAR_BOX))
-  colorbar.set_label("probability × 1296 (1 = uniform)")
+  colorbar.set_label(f"probability × {space.num_operations} (1 = uniform)")
   if low <= 1.0 <= high:
     colorbar.ax.axhline(1.0, color="red", linewidth=1.0)  # Where uniform sits on the scale.
   return _figure_to_image(figure)
@@ -197,13 +215,14 @@ def probability_figure(matrix, title):
 def marginals_figure(history):
   """Per-element marginal probability over the outer steps, like the paper's Fig. 5.
 
-  Row e (top to bottom: ShearX(0.1) ... Invert) and column t (outer step t, left to right)
-  show history[t, e] on the fixed scale [0, MARGINAL_SCALE_MAX = 3/36]: the uniform 1/36 is the
-  same blue in every column and every step's figure, and values above 3/36 are drawn as 3/36.
+  Row e (top to bottom: ShearX(0.1) ... Invert, then Identity in paper_identity) and column t
+  (outer step t, left to right) show history[t, e] on the fixed scale [0, 3/E]
+  (`marginal_scale_max`): the uniform 1/E is the same blue in every column and every step's
+  figure, and values above 3/E are drawn as 3/E.
 
   Args:
-    history: float array [T, 36], T ≥ 1: row t is `policy.element_marginals(p_θ)` after outer
-      step t (row 0: the initial θ); must be finite.
+    history: float array [T, E], T ≥ 1, E = 36 or 37 (the search space's elements): row t is
+      `policy.element_marginals(p_θ)` after outer step t (row 0: the initial θ); must be finite.
 
   Returns:
     uint8 array [H, W, 3], the rendered figure (the same size for every T).
@@ -212,40 +231,45 @@ def marginals_figure(history):
     ValueError: wrong shape, T = 0 or non-finite values.
   """
   history = _finite_array(history, "history", rank=2)
-  if history.shape[1] != NUM_ELEMENTS or history.shape[0] == 0:
-    raise ValueError(f"history must have shape [T, {NUM_ELEMENTS}] with T >= 1. "
+  if history.shape[0] == 0:
+    raise ValueError("history must have shape [T, E] with T >= 1. "
                      f"Received: history.shape={history.shape}")
+  space = _space(history.shape, "history", "elements")
+  uniform, top = 1.0 / space.num_elements, marginal_scale_max(space.num_elements)
   figure = _new_figure()
   axis = figure.add_axes(HEATMAP_BOX)
-  heatmap = axis.imshow(history.T, cmap=COLORMAP, vmin=0.0, vmax=MARGINAL_SCALE_MAX,
+  heatmap = axis.imshow(history.T, cmap=COLORMAP, vmin=0.0, vmax=top,
                         interpolation="nearest", aspect="auto")
-  _label_elements(axis, "y", "element")
+  _label_elements(axis, "y", "element", space)
   # Integer steps only: with few columns the default locator would put ticks at ±0.5.
   axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))
   axis.set_xlabel("outer step")
   axis.set_title("Element marginals over the outer steps", fontsize="medium")
-  _draw_family_lines(axis, columns=False)
+  _draw_family_lines(axis, space, columns=False)
   colorbar = figure.colorbar(heatmap, cax=figure.add_axes(COLORBAR_BOX), extend="max")
-  colorbar.set_ticks([0.0, 1.0 / NUM_ELEMENTS, 2.0 / NUM_ELEMENTS, MARGINAL_SCALE_MAX],
-                     labels=["0", "1/36", "2/36", "≥ 3/36"])
-  colorbar.set_label("marginal probability (1/36 = uniform)")
-  colorbar.ax.axhline(1.0 / NUM_ELEMENTS, color="red", linewidth=1.0)
+  e = space.num_elements
+  colorbar.set_ticks([0.0, uniform, 2.0 * uniform, top],
+                     labels=["0", f"1/{e}", f"2/{e}", f"≥ {MARGINAL_SCALE:g}/{e}"])
+  colorbar.set_label(f"marginal probability (1/{e} = uniform)")
+  colorbar.ax.axhline(uniform, color="red", linewidth=1.0)
   return _figure_to_image(figure)
 
 
-def element_label(e):
+def element_label(e, space=augment.PAPER):
   """An element's name and Table 1 magnitude: "ShearX(0.1)", "Rotate(10)", "AutoContrast".
 
   Args:
-    e: int in [0, 36).
+    e: int in [0, E).
+    space: the `augment.SearchSpace` of the index (default the paper's, E = 36).
 
   Raises:
-    ValueError: e outside [0, 36) (a negative index would otherwise silently wrap).
+    ValueError: e outside [0, E) (a negative index would otherwise silently wrap).
   """
   e = operator.index(e)
-  if not 0 <= e < NUM_ELEMENTS:
-    raise ValueError(f"e must be in [0, {NUM_ELEMENTS}). Received: e={e}")
-  element = ELEMENTS[e]
+  if not 0 <= e < space.num_elements:
+    raise ValueError(f"e must be in [0, {space.num_elements}) in --search_space={space.name}. "
+                     f"Received: e={e}")
+  element = space.elements[e]
   if element.magnitude is None:
     return element.name
   return f"{element.name}({element.magnitude:g})"
@@ -254,21 +278,20 @@ def element_label(e):
 def top_operations_markdown(probs, k=TOP_OPERATIONS):
   """The k most probable operations as a Markdown table (TensorBoard's text plugin renders it).
 
-  Columns: rank (from 1), op index k = 36·e1 + e2, first element e1, second element e2 (applied
-  as e2(e1(image))), p_θ(op) and its ratio to the uniform 1/1296. Equal probabilities are ranked
+  Columns: rank (from 1), op index k = E·e1 + e2, first element e1, second element e2 (applied
+  as e2(e1(image))), p_θ(op) and its ratio to the uniform 1/K. Equal probabilities are ranked
   by op index, so the table is deterministic (all ties at θ = 0).
 
   Args:
-    probs: float array [1296], p_θ; must be finite.
-    k: number of rows, ≥ 1; more than 1296 gives all 1296.
+    probs: float array [K], p_θ over a search space's K = E² operations (1296 or 1369); must be
+      finite.
+    k: number of rows, ≥ 1; more than K gives all K.
 
   Returns:
     str, a header and k rows, lines separated by "\\n".
   """
   probs = _finite_array(probs, "probs", rank=1)
-  if probs.shape[0] != NUM_OPERATIONS:
-    raise ValueError(f"probs must have shape [{NUM_OPERATIONS}]. "
-                     f"Received: probs.shape={probs.shape}")
+  space = _space(probs.shape, "probs", "operations")
   k = operator.index(k)
   if k < 1:
     raise ValueError(f"k must be >= 1. Received: k={k}")
@@ -277,9 +300,9 @@ def top_operations_markdown(probs, k=TOP_OPERATIONS):
   lines = ["| rank | op | first element | second element | probability | × uniform |",
            "|---:|---:|---|---|---:|---:|"]
   for rank, op in enumerate(order, start=1):
-    e1, e2 = divmod(int(op), NUM_ELEMENTS)
-    lines.append(f"| {rank} | {op} | {element_label(e1)} | {element_label(e2)} | "
-                 f"{probs[op]:.6f} | {probs[op] * NUM_OPERATIONS:.2f} |")
+    e1, e2 = divmod(int(op), space.num_elements)
+    lines.append(f"| {rank} | {op} | {element_label(e1, space)} | {element_label(e2, space)} | "
+                 f"{probs[op]:.6f} | {probs[op] * space.num_operations:.2f} |")
   return "\n".join(lines)
 
 
@@ -300,8 +323,8 @@ def write_policy(writer, step, theta, marginal_history, figures=True):
   Args:
     writer: a `tf.summary.SummaryWriter`, e.g. `tf.summary.create_file_writer(model_dir/logs)`.
     step: int, the outer step (x axis of every tag).
-    theta: float array, tensor or variable [1296].
-    marginal_history: float array [T, 36], the element marginals of every outer step recorded so
+    theta: float array, tensor or variable [K], K = E² of a search space (1296 or 1369).
+    marginal_history: float array [T, E], the element marginals of every outer step recorded so
       far *including this one* (the trainer keeps it; its last row should be
       `policy.element_marginals(policy.operation_probabilities(theta))`).
     figures: whether to render and write the two images (about a second of CPU per outer step:
@@ -313,10 +336,10 @@ def write_policy(writer, step, theta, marginal_history, figures=True):
   """
   _check_eager("write_policy")
   theta = tf.convert_to_tensor(theta)
-  if theta.shape != [NUM_OPERATIONS]:
-    raise ValueError(f"theta must have shape [{NUM_OPERATIONS}]. "
-                     f"Received: theta.shape={theta.shape}")
-  # In float64, so that the uniform policy reads log 1296 and 1.0 exactly (float32 gives
+  if theta.shape.rank != 1:
+    raise ValueError(f"theta must have shape [K]. Received: theta.shape={theta.shape}")
+  space = _space(theta.shape.as_list(), "theta", "operations")
+  # In float64, so that the uniform policy reads log K and 1.0 exactly (float32 gives
   # 0.9999997), and a flat stretch of the entropy curve is not float32 noise.
   probs = policy.operation_probabilities(tf.cast(theta, tf.float64))
   entropy = float(policy.entropy(probs))
@@ -332,7 +355,8 @@ def write_policy(writer, step, theta, marginal_history, figures=True):
         "policy/element_marginals": (
             marginals_figure(marginal_history),
             "Element marginals (rows, ShearX(0.1) at the top) over outer steps (columns); "
-            "fixed scale 0 .. 1/36 (uniform) .. 3/36+."),
+            f"fixed scale 0 .. 1/{space.num_elements} (uniform) .. "
+            f"{MARGINAL_SCALE:g}/{space.num_elements}+."),
     }
   table = top_operations_markdown(probs.numpy())
   with writer.as_default():
@@ -340,7 +364,8 @@ def write_policy(writer, step, theta, marginal_history, figures=True):
     for tag, (image, description) in images.items():
       tf.summary.image(tag, image[np.newaxis], step=step, description=description)
     tf.summary.scalar("policy/entropy", entropy, step=step)
-    tf.summary.scalar("policy/normalized_entropy", entropy / math.log(NUM_OPERATIONS), step=step)
+    tf.summary.scalar("policy/normalized_entropy", entropy / math.log(space.num_operations),
+                      step=step)
     tf.summary.text("policy/top_operations", table, step=step)
   # Leaving as_default() flushes already (TF 2.21, eager); flushing here as well keeps "on disk
   # when the function returns" true whatever that context manager does in later versions.
@@ -358,8 +383,8 @@ def write_lineage(writer, step, lineage_counts, figures=True):
   Args:
     writer: a `tf.summary.SummaryWriter`.
     step: int, the outer step.
-    lineage_counts: int or float array [1296], the running sum of the best trajectory's op
-      counts over the outer steps so far.
+    lineage_counts: int or float array [K] (1296 or 1369), the running sum of the best
+      trajectory's op counts over the outer steps so far.
     figures: whether to render and write the image (see `write_policy`).
 
   Raises:

@@ -97,6 +97,7 @@ class Trajectory:
       which the paper's settings assume); applies to every trainable variable.
     batch_size: the global batch of one step (all replicas of this trajectory).
     count_operations: whether the batches carry sampled operations to count.
+    search_space: the `augment.SearchSpace` of the counted operations (the histogram's length).
     precision: one of `PRECISIONS`, the Keras dtype policy the model is built under (float16
       also wraps the optimizer in loss scaling: `make_optimizer`).
     jit_compile: whether XLA compiles each replica's forward and backward pass (training) and
@@ -109,7 +110,7 @@ class Trajectory:
 
   def __init__(self, index, devices, build_model, make_optimizer, weight_decay, batch_size,
                count_operations=True, precision="float32", jit_compile=False,
-               finish_batch=None):
+               finish_batch=None, search_space=augment.PAPER):
     self.index = index
     self.devices = tuple(devices)
     self.strategy = devices_lib.make_strategy(list(devices))
@@ -120,6 +121,7 @@ class Trajectory:
     self._batch_size = batch_size
     self._weight_decay = weight_decay
     self._count_operations = count_operations
+    self._num_operations = search_space.num_operations
     self._finish_batch = finish_batch
     self.precision = precision
     with self.strategy.scope():
@@ -133,7 +135,7 @@ class Trajectory:
     self._predict_fn = (tf.function(self._predict, jit_compile=True)
                         if jit_compile else self._predict)
     with tf.device(devices[0]):
-      self.op_counts = tf.Variable(tf.zeros([augment.NUM_OPERATIONS], tf.int32), trainable=False)
+      self.op_counts = tf.Variable(tf.zeros([self._num_operations], tf.int32), trainable=False)
       self.loss_sum = tf.Variable(0.0, trainable=False, dtype=tf.float64)
       self.correct = tf.Variable(0, trainable=False, dtype=tf.int64)
       self.seen = tf.Variable(0, trainable=False, dtype=tf.int64)
@@ -238,8 +240,8 @@ class Trajectory:
     self.optimizer.apply_gradients(zip(gradients, variables))
     correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, tf.int32),
                                              tf.cast(labels, tf.int32)), tf.int64))
-    counts = (policy.operation_histogram(ops) if self._count_operations
-              else tf.zeros([augment.NUM_OPERATIONS], tf.int32))
+    counts = (policy.operation_histogram(ops, self._num_operations) if self._count_operations
+              else tf.zeros([self._num_operations], tf.int32))
     return cross_entropy, loss, correct, counts
 
   @tf.function

@@ -1,12 +1,15 @@
 """Fidelity of ohl_tf.augment against the independent Pillow reference (docs/correctness.md).
 
-Every element (36), both signs, on real images: the 256 CIFAR-10 images through the
+Every element (36, and the Identity of --search_space=paper_identity), both signs, on real
+images: the 256 CIFAR-10 images through the
 batched path in one call, the 224x224 mosaic through the batched and per-image paths,
 and 16 CIFAR-10 images through the per-image path inside `tf.data.Dataset.map`.
 docs/correctness.md tolerances: geometric elements >= 98% of pixel values equal to
 Pillow's; the others >= 99% within +-1 and mean absolute difference <= 0.5. A stricter
 test asks for >= 99.9% exactly equal, since the implementation aims to be bit-exact.
-A sample of 40 operations (pairs) goes through `apply_operation`.
+A sample of 40 operations (pairs) goes through `apply_operation`, and operations with
+Identity in the paper_identity space. Each case runs in its own space: the paper's elements in
+the paper's (8 kernels), Identity in paper_identity (9).
 
 Run: .venv/bin/python -m pytest tests/augment_pillow_test.py -q
 """
@@ -31,8 +34,20 @@ MIN_WITHIN_ONE = 0.99
 MAX_MAE = 0.5
 MIN_EXACT = 0.999
 
-CASES = [(e, s) for e in range(ref.NUM_ELEMENTS) for s in (1, -1)]
+IDENTITY = ref.NUM_ELEMENTS  # Identity's index in the paper_identity space
+PAPER_CASES = [(e, s) for e in range(ref.NUM_ELEMENTS) for s in (1, -1)]
+CASES = PAPER_CASES + [(IDENTITY, 1), (IDENTITY, -1)]
 CASE_IDS = [ref.element_id(e, s) for e, s in CASES]
+
+
+def _space(element):
+  """The smallest search space holding `element`: the paper's, or paper_identity for Identity."""
+  return augment.PAPER if element < augment.PAPER.num_elements else augment.PAPER_IDENTITY
+
+
+def _pillow_element(image, element, sign):
+  """The reference over the paper_identity elements (the paper's keep their indices)."""
+  return ref.pillow_element(image, element, sign, ref.IDENTITY_ELEMENTS)
 
 
 # ---------------------------------------------------------------------------
@@ -60,7 +75,7 @@ def _examples(inputs, ours, pillow, geometric, count=3):
 
 
 def _describe(what, element, sign, stats):
-  name, m = ref.ELEMENTS[element]
+  name, m = ref.IDENTITY_ELEMENTS[element]
   exact, within_one, mae = stats
   return (f"{what}: element {element} {name} magnitude {m} sign {sign:+d}: "
           f"exactly equal {exact:.5f}, within +-1 {within_one:.5f}, MAE {mae:.4f}")
@@ -77,7 +92,7 @@ def _assert_design_tolerance(what, element, sign, inputs, ours, pillow):
   """Asserts the docs/correctness.md tolerance for `element`; explains a failure."""
   assert ours.dtype == np.uint8, f"{what}: dtype {ours.dtype}, want uint8"
   assert ours.shape == pillow.shape, f"{what}: shape {ours.shape}, want {pillow.shape}"
-  geometric = ref.ELEMENTS[element].name in ref.GEOMETRIC
+  geometric = ref.IDENTITY_ELEMENTS[element].name in ref.GEOMETRIC
   stats = _stats(ours, pillow)
   tolerance = (f">= {GEOMETRIC_MIN_EQUAL} exactly equal" if geometric else
                f">= {MIN_WITHIN_ONE} within +-1 and MAE <= {MAX_MAE}")
@@ -87,7 +102,7 @@ def _assert_design_tolerance(what, element, sign, inputs, ours, pillow):
 
 
 def _pillow_batch(images, element, sign):
-  return np.stack([np.asarray(ref.pillow_element(Image.fromarray(x), element, sign))
+  return np.stack([np.asarray(_pillow_element(Image.fromarray(x), element, sign))
                    for x in images])
 
 
@@ -95,7 +110,7 @@ def _batched(images, element, sign):
   """The batched path on a whole batch: every image gets `element` and `sign`."""
   n = images.shape[0]
   out = augment.apply_element(tf.constant(images), tf.fill([n], tf.constant(element, tf.int32)),
-                              tf.fill([n], tf.constant(sign, tf.int32)))
+                              tf.fill([n], tf.constant(sign, tf.int32)), space=_space(element))
   return out.numpy()
 
 
@@ -124,8 +139,8 @@ def mosaic_results(mosaic_224):
   def get(element, sign):
     batched = _batched(mosaic_224[None], element, sign)[0]
     per_image = augment.apply_element(tf.constant(mosaic_224), tf.constant(element, tf.int32),
-                                      tf.constant(sign, tf.int32)).numpy()
-    pillow = np.asarray(ref.pillow_element(Image.fromarray(mosaic_224), element, sign))
+                                      tf.constant(sign, tf.int32), space=_space(element)).numpy()
+    pillow = np.asarray(_pillow_element(Image.fromarray(mosaic_224), element, sign))
     return batched, per_image, pillow
 
   return get
@@ -135,17 +150,22 @@ def mosaic_results(mosaic_224):
 def per_image_results(cifar_images):
   """case -> TF per-image path in tf.data.Dataset.map on the first 16 images.
 
-  All 72 cases go through one dataset (one trace of the switch), 16 images each.
+  The 72 cases of the paper's elements go through one dataset (one trace of the switch), 16
+  images each, and Identity's 2 through one of the paper_identity space.
   """
   images = cifar_images[:NUM_PER_IMAGE]
-  n = len(CASES) * NUM_PER_IMAGE
-  all_images = np.tile(images, [len(CASES), 1, 1, 1])
-  elements = np.repeat(np.array([e for e, _ in CASES], np.int32), NUM_PER_IMAGE)
-  signs = np.repeat(np.array([s for _, s in CASES], np.int32), NUM_PER_IMAGE)
-  ds = tf.data.Dataset.from_tensor_slices((all_images, elements, signs))
-  ds = ds.map(augment.apply_element).batch(n)
-  out = next(iter(ds)).numpy()
-  return {case: out[i * NUM_PER_IMAGE:(i + 1) * NUM_PER_IMAGE] for i, case in enumerate(CASES)}
+  results = {}
+  for space in (augment.PAPER, augment.PAPER_IDENTITY):
+    cases = [case for case in CASES if _space(case[0]) == space]
+    all_images = np.tile(images, [len(cases), 1, 1, 1])
+    elements = np.repeat(np.array([e for e, _ in cases], np.int32), NUM_PER_IMAGE)
+    signs = np.repeat(np.array([s for _, s in cases], np.int32), NUM_PER_IMAGE)
+    ds = tf.data.Dataset.from_tensor_slices((all_images, elements, signs))
+    ds = ds.map(functools.partial(augment.apply_element, space=space)).batch(len(elements))
+    out = next(iter(ds)).numpy()
+    results.update({case: out[i * NUM_PER_IMAGE:(i + 1) * NUM_PER_IMAGE]
+                    for i, case in enumerate(cases)})
+  return results
 
 
 # ---------------------------------------------------------------------------
@@ -157,7 +177,13 @@ def test_element_table_matches_design():
   assert augment.NUM_ELEMENTS == 36
   assert augment.NUM_OPERATIONS == 1296
   assert len(augment.ELEMENTS) == 36
-  for i, (theirs, mine) in enumerate(zip(augment.ELEMENTS, ref.ELEMENTS)):
+  assert augment.PAPER.elements == augment.ELEMENTS
+  assert augment.PAPER.num_operations == 1296
+  identity_space = augment.search_space("paper_identity")
+  assert identity_space.num_elements == 37 and identity_space.num_operations == 1369
+  assert identity_space.elements[:36] == augment.ELEMENTS  # the paper's keep their indices
+  assert len(identity_space.elements) == len(ref.IDENTITY_ELEMENTS)
+  for i, (theirs, mine) in enumerate(zip(identity_space.elements, ref.IDENTITY_ELEMENTS)):
     assert theirs.name == mine.name, f"element {i}: {theirs.name}, want {mine.name}"
     if mine.magnitude is None:
       assert theirs.magnitude is None, f"element {i} {mine.name}: {theirs.magnitude}"
@@ -182,17 +208,30 @@ def _element_index(name, magnitude=None):
 def test_reference_shapes_and_dtype(cifar_images):
   x = cifar_images[3]
   for element, sign in CASES:
-    y = np.asarray(ref.pillow_element(_pil(x), element, sign))
+    y = np.asarray(_pillow_element(_pil(x), element, sign))
     assert y.shape == x.shape and y.dtype == np.uint8, ref.element_id(element, sign)
 
 
 def test_reference_rejects_bad_arguments(cifar_images):
   with pytest.raises(ValueError, match="element"):
     ref.pillow_element(_pil(cifar_images[0]), 36, 1)
+  with pytest.raises(ValueError, match="element"):
+    ref.pillow_element(_pil(cifar_images[0]), 37, 1, ref.IDENTITY_ELEMENTS)
+  with pytest.raises(ValueError, match="op"):
+    ref.pillow_operation(_pil(cifar_images[0]), 1369, (1, 1), ref.IDENTITY_ELEMENTS)
   with pytest.raises(ValueError, match="sign"):
     ref.pillow_element(_pil(cifar_images[0]), 0, 0)
   with pytest.raises(ValueError, match="op"):
     ref.pillow_operation(_pil(cifar_images[0]), 1296, (1, 1))
+
+
+def test_reference_identity_is_the_image(cifar_images):
+  for x in cifar_images[:8]:
+    for sign in (1, -1):
+      np.testing.assert_array_equal(np.asarray(_pillow_element(_pil(x), IDENTITY, sign)), x)
+    # (Identity, Identity) = 37 * 36 + 36: no operation.
+    np.testing.assert_array_equal(
+        np.asarray(ref.pillow_operation(_pil(x), 1368, (1, -1), ref.IDENTITY_ELEMENTS)), x)
 
 
 def test_reference_invert_twice_is_identity(cifar_images):
@@ -370,7 +409,7 @@ def non_square(mosaic_224):
 @pytest.mark.parametrize("element,sign", CASES, ids=CASE_IDS)
 def test_batched_element_matches_pillow_non_square(non_square, element, sign):
   ours = _batched(non_square[None], element, sign)[0]
-  pillow = np.asarray(ref.pillow_element(_pil(non_square), element, sign))
+  pillow = np.asarray(_pillow_element(_pil(non_square), element, sign))
   _assert_design_tolerance("batched, 40x72 image", element, sign, non_square, ours, pillow)
 
 
@@ -396,31 +435,39 @@ def _synthetic_images():
 SYNTHETIC = _synthetic_images()
 
 
+@pytest.mark.parametrize("space", [augment.PAPER, augment.PAPER_IDENTITY], ids=lambda s: s.name)
 @pytest.mark.parametrize("kind", sorted(SYNTHETIC))
-def test_elements_match_pillow_on_synthetic_edge_cases(kind):
-  """All 72 cases in one batched call per image kind: mixed elements in a batch of 72."""
+def test_elements_match_pillow_on_synthetic_edge_cases(kind, space):
+  """All cases of a space in one batched call per image kind: mixed elements in a batch of 72
+  (paper) or 74 (paper_identity, whose Identity images are stitched back untouched)."""
   x = SYNTHETIC[kind]
-  elements = np.array([e for e, _ in CASES], np.int32)
-  signs = np.array([s for _, s in CASES], np.int32)
-  images = np.repeat(x[None], len(CASES), axis=0)
+  cases = [case for case in CASES if case[0] < space.num_elements]
+  elements = np.array([e for e, _ in cases], np.int32)
+  signs = np.array([s for _, s in cases], np.int32)
+  images = np.repeat(x[None], len(cases), axis=0)
   ours = augment.apply_element(tf.constant(images), tf.constant(elements),
-                               tf.constant(signs)).numpy()
-  for i, (element, sign) in enumerate(CASES):
-    pillow = np.asarray(ref.pillow_element(_pil(x), element, sign))
+                               tf.constant(signs), space=space).numpy()
+  for i, (element, sign) in enumerate(cases):
+    pillow = np.asarray(_pillow_element(_pil(x), element, sign))
     _assert_design_tolerance(f"synthetic {kind} {x.shape}", element, sign, x, ours[i], pillow)
 
 
 def test_unknown_image_size_matches_pillow(cifar_images, non_square):
   """Both paths inside a tf.function that does not know H and W (e.g. after a random crop)."""
-  per_image = tf.function(augment.apply_element, input_signature=[
-      tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32),
-      tf.TensorSpec([], tf.int32)])
-  batched = tf.function(augment.apply_element, input_signature=[
-      tf.TensorSpec([None, None, None, 3], tf.uint8), tf.TensorSpec([None], tf.int32),
-      tf.TensorSpec([None], tf.int32)])
+  def traced(space, rank):
+    """apply_element in `space` on images of `rank` (3: one image, 4: a batch), sizes unknown."""
+    def apply(image, element, sign):
+      return augment.apply_element(image, element, sign, space)
+    index = tf.TensorSpec([None] * (rank - 3), tf.int32)
+    return tf.function(apply, input_signature=[
+        tf.TensorSpec([None] * (rank - 1) + [3], tf.uint8), index, index])
+  spaces = (augment.PAPER, augment.PAPER_IDENTITY)
+  per_image_fns = {space: traced(space, 3) for space in spaces}
+  batched_fns = {space: traced(space, 4) for space in spaces}
   for x in (cifar_images[5], non_square):
     for element, sign in CASES:
-      pillow = np.asarray(ref.pillow_element(_pil(x), element, sign))
+      per_image, batched = per_image_fns[_space(element)], batched_fns[_space(element)]
+      pillow = np.asarray(_pillow_element(_pil(x), element, sign))
       ours = per_image(tf.constant(x), tf.constant(element), tf.constant(sign)).numpy()
       _assert_design_tolerance(f"per-image, unknown size {x.shape}", element, sign, x, ours,
                                pillow)
@@ -545,3 +592,36 @@ def test_operation_with_seed_draws_signs(cifar_images):
     best = max(range(4), key=lambda i: _stats(ours, candidates[i])[0])
     _assert_operation_matches(f"apply_operation, seed, signs read as {pairs[best]}", op,
                               x[None], [pairs[best]], ours[None])
+
+
+# Operations with Identity (paper_identity, op k = 37 e1 + e2): (Identity, Identity), Identity
+# before and after elements of every kernel, and two paper pairs at their paper_identity index.
+_IDENTITY_SPACE_OPS = np.array(
+    [37 * IDENTITY + IDENTITY] + [37 * IDENTITY + e for e in (0, 14, 16, 20, 26, 28, 31, 33, 34)]
+    + [37 * e + IDENTITY for e in (3, 8, 12, 17, 22, 24, 29, 33, 35)] + [37 * 12 + 35, 37 * 5 + 5],
+    np.int32)
+
+
+def test_identity_space_operations_match_pillow(cifar_images):
+  """apply_operation in paper_identity, batched and per image, against the reference."""
+  rng = np.random.default_rng(OPS_SEED + 3)
+  space = augment.PAPER_IDENTITY
+  ops = np.repeat(_IDENTITY_SPACE_OPS, 4)
+  images = cifar_images[rng.choice(cifar_images.shape[0], size=ops.size)]
+  signs = rng.choice(np.array([-1, 1], np.int32), size=(ops.size, 2))
+  batched = augment.apply_operation(tf.constant(images), tf.constant(ops), tf.constant(signs),
+                                    space=space).numpy()
+  per_image = np.stack([augment.apply_operation(tf.constant(x), tf.constant(op), tf.constant(s),
+                                                space=space).numpy()
+                        for x, op, s in zip(images, ops, signs)])
+  np.testing.assert_array_equal(per_image, batched)
+  for x, op, s, ours in zip(images, ops, signs, batched):
+    pillow = np.asarray(ref.pillow_operation(_pil(x), op, s, ref.IDENTITY_ELEMENTS))
+    e1, e2 = divmod(int(op), 37)
+    geometric = bool({ref.IDENTITY_ELEMENTS[e1].name, ref.IDENTITY_ELEMENTS[e2].name}
+                     & ref.GEOMETRIC)
+    assert _passes_design_tolerance(geometric, _stats(ours, pillow)), (
+        f"paper_identity op {op} = {ref.IDENTITY_ELEMENTS[e1]} then {ref.IDENTITY_ELEMENTS[e2]}, "
+        f"signs {s.tolist()}: {_stats(ours, pillow)}")
+    if op == 37 * IDENTITY + IDENTITY:
+      np.testing.assert_array_equal(ours, x)  # no operation: the image, bit for bit

@@ -108,6 +108,50 @@ def test_operation_is_first_element_then_second(cifar_images):
   np.testing.assert_array_equal(augment.apply_operation(images, ops, signs), expected)
 
 
+_IDENTITY_SPACE = augment.PAPER_IDENTITY
+_IDENTITY = 36  # Identity's element index in paper_identity
+
+
+def test_identity_is_the_image_on_both_paths(cifar_images):
+  images = cifar_images[:32]
+  for sign in (-1, 1):
+    batched = augment.apply_element(images, np.full(32, _IDENTITY, np.int32),
+                                    np.full(32, sign, np.int32), space=_IDENTITY_SPACE)
+    np.testing.assert_array_equal(batched, images)
+    per_image = augment.apply_element(images[3], _IDENTITY, sign, space=_IDENTITY_SPACE)
+    np.testing.assert_array_equal(per_image, images[3])
+
+
+def test_every_identity_space_operation_is_its_first_element_then_its_second(cifar_images):
+  # All 1369 ops of paper_identity, random signs: apply_operation (checked and drawn, batched
+  # and per image in tf.data) gives the bytes of e1 = k // 37, then e2 = k % 37; and an op
+  # without Identity gives the bytes of the same pair in the paper's space (k' = 36 e1 + e2).
+  space = _IDENTITY_SPACE
+  ops = np.arange(space.num_operations, dtype=np.int32)
+  images = cifar_images[ops % len(cifar_images)]
+  signs = augment.sample_signs([len(ops), 2], seed=[9, 1]).numpy()
+  e1, e2 = ops // 37, ops % 37
+  first = augment.apply_element(images, e1, signs[:, 0], space=space)
+  expected = augment.apply_element(first, e2, signs[:, 1], space=space).numpy()
+  checked = augment.apply_operation(images, ops, signs, space=space).numpy()
+  np.testing.assert_array_equal(checked, expected)
+  np.testing.assert_array_equal(augment.apply_drawn_operation(images, ops, signs, space), expected)
+  dataset = tf.data.Dataset.from_tensor_slices((images, ops, signs)).map(
+      lambda image, op, sign: augment.apply_drawn_operation(image, op, sign, space))
+  np.testing.assert_array_equal(next(iter(dataset.batch(len(ops)))), expected)
+  paper = (e1 < _IDENTITY) & (e2 < _IDENTITY)
+  np.testing.assert_array_equal(
+      augment.apply_operation(images[paper], 36 * e1[paper] + e2[paper], signs[paper]),
+      expected[paper])
+  no_operation = ops == 37 * _IDENTITY + _IDENTITY
+  np.testing.assert_array_equal(expected[no_operation], images[no_operation])
+  one_element = (e1 == _IDENTITY) != (e2 == _IDENTITY)  # (Identity, e) or (e, Identity)
+  lone = np.where(e1 == _IDENTITY, e2, e1)[one_element]
+  lone_signs = np.where(e1 == _IDENTITY, signs[:, 1], signs[:, 0])[one_element]
+  np.testing.assert_array_equal(
+      augment.apply_element(images[one_element], lone, lone_signs), expected[one_element])
+
+
 def test_drawn_operation_gives_the_checked_bytes_on_every_operation(cifar_images):
   # The pipeline's unchecked entry point, on all 1296 ops with random signs, on both paths.
   ops = np.arange(augment.NUM_OPERATIONS, dtype=np.int32)
@@ -195,6 +239,10 @@ def test_out_of_range_indices_raise(element, sign, pattern):
 def test_out_of_range_op_raises():
   with pytest.raises(tf.errors.InvalidArgumentError, match=r"op must be in \[0, 1296\)"):
     augment.apply_operation(_IMAGES, [0, 1296])
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r"op must be in \[0, 1369\)"):
+    augment.apply_operation(_IMAGES, [0, 1369], space=_IDENTITY_SPACE)
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r"element must be in \[0, 37\)"):
+    augment.apply_element(_IMAGES, [0, 37], [1, 1], space=_IDENTITY_SPACE)
   with pytest.raises(tf.errors.InvalidArgumentError, match=r"signs must be -1 or \+1"):
     augment.apply_operation(_IMAGES, [0, 1], [[1, 1], [0, 1]])
 
@@ -216,6 +264,18 @@ def test_mismatched_batch_sizes_raise_at_run_time_in_a_graph():
       tf.TensorSpec([None], tf.int32)])
   with pytest.raises(tf.errors.InvalidArgumentError, match="mismatched batch sizes"):
     fn(_IMAGES, [0, 1, 2], [1, 1, 1])
+
+
+def test_search_spaces_by_name_and_size():
+  assert augment.search_space("paper") is augment.PAPER
+  assert augment.search_space("paper_identity") is _IDENTITY_SPACE
+  assert augment.space_of_operations(1369) is _IDENTITY_SPACE
+  assert augment.space_of_elements(36) is augment.PAPER
+  with pytest.raises(ValueError, match=r"--search_space must be one of paper, paper_identity. "
+                                       r"Received: --search_space=identity"):
+    augment.search_space("identity")
+  with pytest.raises(ValueError, match=r"no search space has 1300 operations.*1296 \(paper\)"):
+    augment.space_of_operations(1300)
 
 
 def test_bad_index_inside_tf_data_raises_when_iterated():

@@ -52,10 +52,11 @@ def test_a_file_policy_reads_its_probabilities(tmp_path):
   export.write_json(path, policy_file.learned_payload(theta))
   entry = augmentation_policies.parse(f"file:{path}")
   assert entry.path == str(path)
-  np.testing.assert_allclose(entry.fixed_probabilities(), policy_file.read(str(path)))
-  assert augmentation_policies.parse("ohl").fixed_probabilities() is None
+  np.testing.assert_allclose(entry.fixed_probabilities(augment.PAPER), policy_file.read(str(path)))
+  assert augmentation_policies.parse("ohl").fixed_probabilities(augment.PAPER) is None
   with pytest.raises(ValueError, match=r"--policy=file:.*absent.json: no such file"):
-    augmentation_policies.parse(f"file:{tmp_path / 'absent.json'}").fixed_probabilities()
+    augmentation_policies.parse(f"file:{tmp_path / 'absent.json'}").fixed_probabilities(
+        augment.PAPER)
 
 
 def test_a_name_registered_twice_is_refused():

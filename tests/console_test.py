@@ -148,6 +148,11 @@ def test_format_summary_of_a_search():
   ]
 
 
+def test_format_summary_names_a_search_space_other_than_the_papers():
+  assert ("  policy    ohl in paper_identity: θ learned by reinforce, Adam lr 0.05; n* by "
+          "validation accuracy" in _summary(search_space="paper_identity").splitlines())
+
+
 def test_format_summary_of_a_baseline_resuming():
   summary = _summary(policy="cutout", trajectories=1)
   config = run_config.Config(model_dir="/runs/quick", policy="cutout", trajectories=1)

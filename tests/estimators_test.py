@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ohl_tf import augment
 from ohl_tf import policy
 from ohl_tf import run_config
 
-K = policy.NUM_OPERATIONS
-E = policy.NUM_ELEMENTS
+K = augment.NUM_OPERATIONS
+E = augment.NUM_ELEMENTS
 
 
 def _incidence():
@@ -92,19 +93,19 @@ def test_pooled_is_the_reinforce_gradient_of_the_element_reparametrisation():
 # ---------------------------------------------------------------------------------------------
 
 def test_perturbations_are_antithetic_pairs_fixed_by_seed_period_and_pair():
-  eps = policy.element_perturbations(7, 3, 6).numpy()
+  eps = policy.element_perturbations(7, 3, 6, E).numpy()
   assert eps.shape == (6, E) and eps.dtype == np.float32
   np.testing.assert_array_equal(eps[1::2], -eps[0::2])
   # Pair j does not depend on how many trajectories run beside it; periods and seeds differ.
-  np.testing.assert_array_equal(policy.element_perturbations(7, 3, 2).numpy(), eps[:2])
-  np.testing.assert_array_equal(policy.element_perturbations(7, 3, 6).numpy(), eps)
-  assert not np.allclose(policy.element_perturbations(7, 4, 6).numpy(), eps)
-  assert not np.allclose(policy.element_perturbations(8, 3, 6).numpy(), eps)
+  np.testing.assert_array_equal(policy.element_perturbations(7, 3, 2, E).numpy(), eps[:2])
+  np.testing.assert_array_equal(policy.element_perturbations(7, 3, 6, E).numpy(), eps)
+  assert not np.allclose(policy.element_perturbations(7, 4, 6, E).numpy(), eps)
+  assert not np.allclose(policy.element_perturbations(8, 3, 6, E).numpy(), eps)
   assert len({tuple(row) for row in eps[0::2]}) == 3
 
 
 def test_perturbations_are_standard_normal():
-  eps = np.concatenate([policy.element_perturbations(0, t, 2).numpy()[0] for t in range(400)])
+  eps = np.concatenate([policy.element_perturbations(0, t, 2, E).numpy()[0] for t in range(400)])
   # 14,400 draws: mean within 4 standard errors of 0, variance within 4 of 1.
   assert abs(eps.mean()) < 4 / np.sqrt(eps.size)
   assert abs(eps.var() - 1.0) < 4 * np.sqrt(2.0 / eps.size)
@@ -114,7 +115,7 @@ def test_perturbations_are_standard_normal():
 def test_an_odd_number_of_trajectories_is_refused(n):
   with pytest.raises(ValueError, match=f"--trajectories must be even and >= 2. Received: "
                      f"--trajectories={n}"):
-    policy.element_perturbations(0, 0, n)
+    policy.element_perturbations(0, 0, n, E)
   with pytest.raises(ValueError, match="--trajectories must be even"):
     run_config.Config(estimator="element_es", trajectories=max(n, 1) if n % 2 else 3)
 
@@ -133,7 +134,7 @@ def test_config_checks_the_estimator_and_its_settings():
 
 def test_element_es_direction_matches_its_closed_form():
   theta, counts, rewards = _problem(3)
-  eps = policy.element_perturbations(1, 0, 4).numpy().astype(np.float64)
+  eps = policy.element_perturbations(1, 0, 4, E).numpy().astype(np.float64)
   sigma = 0.7
   points = theta + sigma * eps @ A.T
   expected = (A @ (eps.T @ rewards) / (4 * sigma) +
@@ -144,7 +145,7 @@ def test_element_es_direction_matches_its_closed_form():
 
 def test_score_term_is_autodiff_of_each_trajectorys_log_likelihood_at_its_own_point():
   theta, counts, rewards = _problem(4)
-  eps = tf.cast(policy.element_perturbations(2, 0, 4), tf.float64)
+  eps = tf.cast(policy.element_perturbations(2, 0, 4, E), tf.float64)
   theta = tf.constant(theta)
   with tf.GradientTape() as tape:
     tape.watch(theta)
@@ -161,7 +162,7 @@ def test_evolution_term_is_unbiased_for_the_smoothed_gradient_monte_carlo():
   rng = np.random.default_rng(5)
   theta, target = rng.normal(size=K) * 0.1, rng.normal(size=K) * 0.1
   sigma, n, periods = 0.5, 8, 3000
-  eps = tf.cast(tf.stack([policy.element_perturbations(0, t, n) for t in range(periods)]),
+  eps = tf.cast(tf.stack([policy.element_perturbations(0, t, n, E) for t in range(periods)]),
                 tf.float64)  # [T, N, E]
   points = theta + sigma * tf.einsum("tne,ke->tnk", eps, A)
   raw_rewards = -0.5 * tf.reduce_sum((points - target)**2, axis=-1)  # [T, N], not normalised
@@ -223,13 +224,13 @@ def _run_bandit(estimator, steps=40, trajectories=4, draws=512, beta=1.0, noise=
 
   @tf.function
   def outer_step(step):
-    eps = (policy.element_perturbations(seed, step, trajectories) if estimator == "element_es"
+    eps = (policy.element_perturbations(seed, step, trajectories, E) if estimator == "element_es"
            else tf.zeros([trajectories, E]))
     points = policy.perturbed_theta(theta, eps, 1.0)
     counts, rewards = [], []
     for n in range(trajectories):
       ops = policy.sample_operations(points[n], draws, tf.stack([seed, step * 100 + n]))
-      c = policy.operation_histogram(ops)
+      c = policy.operation_histogram(ops, K)
       share = tf.reduce_sum(tf.cast(c, tf.float32) * harmful) / draws
       counts.append(c)
       rewards.append(0.5 - beta * share +

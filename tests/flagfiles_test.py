@@ -43,9 +43,10 @@ def test_every_row_of_tables_2_and_3_has_a_flagfile():
 def test_paper_rows_keep_the_papers_estimator_and_the_quick_run_one_that_learns():
   for path in FLAGFILES:
     config = _parse(path)
-    if path.stem in PAPER_ROWS:  # eq. 6 with the paper's Adam (section 4.1)
-      assert (config.estimator, config.theta_lr, config.reward) == (
-          "reinforce", 0.05, "accuracy"), path.stem
+    if path.stem in PAPER_ROWS:  # eq. 6 with the paper's Adam (section 4.1), its 36 elements
+      assert (config.estimator, config.theta_lr, config.reward, config.search_space) == (
+          "reinforce", 0.05, "accuracy", "paper"), path.stem
+      assert _file_settings(path)["search_space"] == "paper", path.stem
   quick = _parse(_FLAGS_DIR / "quickstart.cfg")
   assert (quick.estimator, quick.reward, quick.es_sigma, quick.theta_lr) == (
       "element_es", "loss", 2.0, 0.5)

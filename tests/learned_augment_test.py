@@ -311,3 +311,34 @@ def test_keras_file_round_trip(tmp_path):
   outputs = loaded_layer(images).numpy()
   assert np.any(outputs != images)
   _assert_each_is_a_candidate(outputs, images, _GEOMETRIC_OP)
+
+
+# ---------------------------------------------------------------------------
+# The paper_identity search space (37 elements, 1369 operations)
+# ---------------------------------------------------------------------------
+
+def test_a_policy_of_the_identity_space_applies_its_operations(tmp_path):
+  space = augment.PAPER_IDENTITY
+  probabilities = np.zeros([37, 37])
+  probabilities[36, 36] = 0.5  # (Identity, Identity): no operation
+  probabilities[36, 12] = 0.5  # Rotate 10 alone
+  layer = LearnedAugment(probabilities, seed=4)
+  assert layer.space is space
+  images = _images(200)
+  outputs = layer(images).numpy()
+  unchanged = np.all(outputs == images, axis=(1, 2, 3))
+  rotated = np.stack([augment.apply_element(images, np.full(200, 12), np.full(200, sign))
+                      for sign in (-1, 1)])
+  assert np.all(unchanged | np.any(np.all(outputs[None] == rotated, axis=(2, 3, 4)), axis=0))
+  assert 60 < unchanged.sum() < 140  # half and half: 100 ± 5 standard deviations of 7
+  ops, _ = layer.sample_operations(1000)
+  assert set(np.unique(ops.numpy())) == {37 * 36 + 36, 37 * 36 + 12}
+  path = tmp_path / "policy.json"
+  theta = np.full(space.num_operations, -30.0, np.float32)
+  theta[37 * 36 + 36] = 30.0
+  export.write_json(path, policy_file.learned_payload(theta))
+  from_file = LearnedAugment.from_policy(path, seed=0)
+  assert from_file.space is space
+  np.testing.assert_array_equal(from_file(images).numpy(), images)
+  restored = LearnedAugment.from_config(from_file.get_config())
+  assert restored.space is space

@@ -232,10 +232,12 @@ def _final_checkpoint(model_dir):
           if "wall_time" not in name and not name.startswith("_CHECKPOINTABLE")}
 
 
-@pytest.mark.parametrize("estimator", ["reinforce", "element_es"])
-def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path, estimator):
+@pytest.mark.parametrize("estimator, search_space", [
+    ("reinforce", "paper"), ("element_es", "paper"), ("element_es", "paper_identity")])
+def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path, estimator, search_space):
   # 8 outer steps; element_es also replays each period's perturbations after the restart.
-  flags = ["--epochs=2", "--inner_steps=2", "--deterministic", f"--estimator={estimator}"]
+  flags = ["--epochs=2", "--inner_steps=2", "--deterministic", f"--estimator={estimator}",
+           f"--search_space={search_space}"]
   uninterrupted = _run(tmp_path / "whole", *flags)
   assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
 
@@ -258,8 +260,11 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path, estimator):
   assert expected.keys() == actual.keys()
   for name in expected:
     np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
-  assert (json.loads((killed_dir / "policy.json").read_text())["theta"] ==
-          json.loads((tmp_path / "whole" / "policy.json").read_text())["theta"])
+  policy_json = json.loads((killed_dir / "policy.json").read_text())
+  whole = json.loads((tmp_path / "whole" / "policy.json").read_text())
+  assert policy_json["theta"] == whole["theta"]
+  assert policy_json["search_space"] == search_space
+  assert len(policy_json["theta"]) == augment.search_space(search_space).num_operations
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,6 +425,7 @@ def test_augmenting_on_the_device_gives_the_run_augmenting_on_the_host(quick_run
     (["--estimator=element_es", "--trajectories=3"], "--trajectories must be even"),
     (["--estimator=natural"], "--estimator"),
     (["--theta_lr=-0.05"], "--theta_lr must be > 0"),
+    (["--search_space=identity"], "--search_space must be one of paper, paper_identity"),
 ])
 def test_bad_input_exits_with_a_clear_message_and_writes_nothing(tmp_path, flags, message):
   result = _run(tmp_path / "run", "--epochs=1", *flags)

@@ -1,4 +1,4 @@
-"""Pillow reference for the 36 OHL-Auto-Aug elements (docs/search_space.md).
+"""Pillow reference for the 36 OHL-Auto-Aug elements and Identity (docs/search_space.md).
 
 Written from the design notes only, independently of `ohl_tf/augment.py`, so that
 the tests comparing the two check the implementation rather than restate it.
@@ -12,6 +12,7 @@ Every element is exactly the Pillow call of docs/search_space.md:
   Posterize: `ImageOps.posterize(img, round(m))` (4, 6 and 7 bits).
   Solarize: `ImageOps.solarize(img, threshold=m)`.
   AutoContrast/Equalize/Invert: the ImageOps function; the sign is ignored.
+  Identity (element 36 of the paper_identity space only): the image itself (`img.copy()`).
 
 Example:
   >>> out = pillow_operation(Image.fromarray(x), 36 * 12 + 35, (1, -1))  # Rotate 10, Invert
@@ -47,6 +48,8 @@ _FAMILIES = (
 
 ELEMENTS = tuple(Element(name, m) for name, mags in _FAMILIES for m in mags)
 NUM_ELEMENTS = len(ELEMENTS)  # 36
+# The paper_identity space: the paper's 36, then Identity as element 36.
+IDENTITY_ELEMENTS = ELEMENTS + (Element("Identity", None),)
 GEOMETRIC = frozenset(("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"))
 
 assert NUM_ELEMENTS == 36, NUM_ELEMENTS
@@ -82,53 +85,56 @@ _OPS = {
     "AutoContrast": lambda img, m, s: ImageOps.autocontrast(img),
     "Equalize": lambda img, m, s: ImageOps.equalize(img),
     "Invert": lambda img, m, s: ImageOps.invert(img),
+    "Identity": lambda img, m, s: img.copy(),
 }
-assert set(_OPS) == {name for name, _ in _FAMILIES}
+assert set(_OPS) == {name for name, _ in _FAMILIES} | {"Identity"}
 
 
 def element_id(element, sign):
-  """A readable test id such as "ShearX_0.1_+1" or "Invert_-1"."""
-  name, m = ELEMENTS[element]
+  """A readable test id such as "ShearX_0.1_+1", "Invert_-1" or "Identity_+1"."""
+  name, m = IDENTITY_ELEMENTS[element]
   sign_str = "+1" if sign > 0 else "-1"
   return f"{name}_{sign_str}" if m is None else f"{name}_{m:g}_{sign_str}"
 
 
-def pillow_element(image, element, sign):
+def pillow_element(image, element, sign, elements=ELEMENTS):
   """Applies element `element` (0..35) with sign `sign` (+1 or -1) the Pillow way.
 
   Args:
     image: an RGB `PIL.Image.Image`.
-    element: int in [0, 36), the index of docs/search_space.md.
-    sign: +1 or -1; ignored by AutoContrast, Equalize and Invert.
+    element: int in [0, len(elements)), the index of docs/search_space.md.
+    sign: +1 or -1; ignored by AutoContrast, Equalize, Invert and Identity.
+    elements: the space's elements, ELEMENTS (the paper's) or IDENTITY_ELEMENTS.
 
   Returns:
     A new RGB `PIL.Image.Image` of the same size.
   """
   element, sign = int(element), int(sign)
-  if not 0 <= element < NUM_ELEMENTS:
-    raise ValueError(f"element must be in [0, {NUM_ELEMENTS}). Received: element={element}")
+  if not 0 <= element < len(elements):
+    raise ValueError(f"element must be in [0, {len(elements)}). Received: element={element}")
   if sign not in (-1, 1):
     raise ValueError(f"sign must be +1 or -1. Received: sign={sign}")
   if image.mode != "RGB":
     raise ValueError(f"image must be RGB. Received: mode={image.mode}")
-  name, m = ELEMENTS[element]
+  name, m = elements[element]
   return _OPS[name](image, m, sign)
 
 
-def pillow_operation(image, op, signs):
-  """Applies operation `op` = 36 * e1 + e2 as e2(e1(image)), the Pillow way.
+def pillow_operation(image, op, signs, elements=ELEMENTS):
+  """Applies operation `op` = E * e1 + e2 as e2(e1(image)), the Pillow way (E = len(elements)).
 
   Args:
     image: an RGB `PIL.Image.Image`.
-    op: int in [0, 1296).
+    op: int in [0, E²): [0, 1296) in the paper's space.
     signs: two signs (+1/-1), for e1 and e2.
+    elements: the space's elements, ELEMENTS (the paper's) or IDENTITY_ELEMENTS.
 
   Returns:
     A new RGB `PIL.Image.Image`.
   """
-  op = int(op)
-  if not 0 <= op < NUM_ELEMENTS ** 2:
-    raise ValueError(f"op must be in [0, {NUM_ELEMENTS ** 2}). Received: op={op}")
-  e1, e2 = divmod(op, NUM_ELEMENTS)
+  op, num_elements = int(op), len(elements)
+  if not 0 <= op < num_elements ** 2:
+    raise ValueError(f"op must be in [0, {num_elements ** 2}). Received: op={op}")
+  e1, e2 = divmod(op, num_elements)
   s1, s2 = (int(s) for s in signs)
-  return pillow_element(pillow_element(image, e1, s1), e2, s2)
+  return pillow_element(pillow_element(image, e1, s1, elements), e2, s2, elements)

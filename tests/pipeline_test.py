@@ -109,6 +109,38 @@ def test_per_image_and_batched_paths_give_the_same_bytes_and_operations(train_pi
   assert len(np.unique(ops // augment.NUM_ELEMENTS)) > 20  # most elements were exercised
 
 
+def test_the_identity_space_samples_its_1369_operations_on_both_paths(train_pipeline):
+  # θ puts about half the mass on (Identity, Identity): those images are the images of a run
+  # without OHL operations (same base preprocessing and Cutout), bit for bit.
+  space = augment.PAPER_IDENTITY
+  no_operation = 37 * 36 + 36
+  theta = tf.tensor_scatter_nd_update(
+      tf.random.stateless_normal([space.num_operations], [1, 2], mean=-7.0, stddev=0.3),
+      [[no_operation]], [8.0])
+  log_probs = policy.log_operation_probabilities(theta)
+  p_none = float(tf.exp(log_probs[no_operation]))
+  pipelines = [pipeline.TrainPipeline(train_pipeline.source, train_pipeline.schedule, _MEAN, _STD,
+                                      seed=7, cutout_size=16, augment_path=path,
+                                      search_space=space)
+               for path in pipeline.AUGMENT_PATHS]
+  (images, _, ops), (other_images, _, other_ops) = (_collect(p.dataset(1, 2, log_probs))
+                                                    for p in pipelines)
+  np.testing.assert_array_equal(images, other_images)
+  np.testing.assert_array_equal(ops, other_ops)
+  assert ops.min() >= 0 and ops.max() < space.num_operations
+  assert ((ops // 37 == 36) != (ops % 37 == 36)).any()  # (Identity, e) or (e, Identity) drawn
+  untouched = ops == no_operation
+  assert abs(untouched.mean() - p_none) < 4 * np.sqrt(p_none * (1 - p_none) / len(ops))
+  plain = _collect(pipelines[0].dataset(1, 2, None))[0]
+  np.testing.assert_array_equal(images[untouched], plain[untouched])
+  assert (images[~untouched] != plain[~untouched]).any()
+  feed = pipeline.SamplingFeed.uniform(1, space)
+  uniform = policy.log_operation_probabilities(tf.zeros([space.num_operations]))
+  np.testing.assert_array_equal(feed.take(), uniform)
+  with pytest.raises(ValueError):
+    feed.put(tf.zeros([augment.NUM_OPERATIONS]))  # a log p of the paper's space
+
+
 @pytest.mark.parametrize("setting,message", [
     (dict(augment_path="per_batch"), "augment_path must be one of batched, per_image"),
     (dict(augment_on="gpu"), "augment_on must be one of host, device"),

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ohl_tf import augment
 from ohl_tf import policy
 
-K = policy.NUM_OPERATIONS
-E = policy.NUM_ELEMENTS
+K = augment.NUM_OPERATIONS
+E = augment.NUM_ELEMENTS
 E1 = np.arange(K) // E  # Element applied first by each op.
 E2 = np.arange(K) % E  # Element applied second.
 
@@ -328,7 +329,7 @@ def test_sampled_frequencies_match_p_theta():
   theta = _skewed_theta()
   num_samples = 200_000
   ops = policy.sample_operations(theta, num_samples, tf.constant([7, 11], tf.int64))
-  counts = policy.operation_histogram(ops)
+  counts = policy.operation_histogram(ops, K)
   assert counts.dtype == tf.int32 and counts.shape == [K]
   assert int(tf.reduce_sum(counts)) == num_samples
   counts = counts.numpy().astype(np.float64)
@@ -353,18 +354,18 @@ def test_sample_operations_in_tf_data_matches_eager():
 
 def test_operation_histogram_counts():
   ops = tf.constant([[0, 5, 5], [K - 1, 5, 0]], tf.int32)
-  counts = policy.operation_histogram(ops).numpy()
+  counts = policy.operation_histogram(ops, K).numpy()
   expected = np.zeros(K, np.int32)
   expected[[0, 5, K - 1]] = [2, 3, 1]
   np.testing.assert_array_equal(counts, expected)
-  np.testing.assert_array_equal(policy.operation_histogram(tf.zeros([0], tf.int32)).numpy(),
+  np.testing.assert_array_equal(policy.operation_histogram(tf.zeros([0], tf.int32), K).numpy(),
                                 np.zeros(K))
 
 
 @pytest.mark.parametrize("bad_op", [K, -1])
 def test_operation_histogram_rejects_out_of_range_ops(bad_op):
   with pytest.raises(tf.errors.InvalidArgumentError, match=r"ops must be in \[0, 1296\)"):
-    policy.operation_histogram(tf.constant([0, bad_op]))
+    policy.operation_histogram(tf.constant([0, bad_op]), K)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,7 +391,7 @@ def _run_bandit(reward_mask, reward_sign, steps=50, trajectories=8, draws=256, n
     counts, accuracies = [], []
     for n in range(trajectories):
       ops = policy.sample_operations(theta, draws, tf.stack([step, n]))
-      c = policy.operation_histogram(ops)
+      c = policy.operation_histogram(ops, K)
       fraction = tf.reduce_sum(tf.cast(c, tf.float32) * mask) / draws
       eps = tf.random.stateless_normal([], tf.stack([step, 1000 + n]))
       counts.append(c)

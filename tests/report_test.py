@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ohl_tf import augment
 from ohl_tf import report
 from ohl_tf import summaries
 
-K = summaries.NUM_OPERATIONS
-E = summaries.NUM_ELEMENTS
+K = augment.NUM_OPERATIONS
+E = augment.NUM_ELEMENTS
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIGURE_SHAPE = (round(summaries.FIGURE_SIZE[1] * summaries.DPI),
                 round(summaries.FIGURE_SIZE[0] * summaries.DPI), 3)
@@ -38,7 +39,7 @@ def _write_run(model_dir, theta, outer_step=3, lineage=None, policy_name=None):
   outer_step, as in a run that is still training.
   """
   num_periods = outer_step + 2
-  history = np.zeros((num_periods + 1, K), np.float32)
+  history = np.zeros((num_periods + 1, len(theta)), np.float32)
   for t in range(1, outer_step + 1):
     history[t] = theta * t / outer_step
   variables = dict(theta=tf.Variable(theta), theta_history=tf.Variable(history),
@@ -93,6 +94,22 @@ def test_report_writes_readable_pngs_that_show_the_policy(tmp_path, capsys):
   assert f"Wrote {favoured / 'report' / 'probabilities.png'}" in out
   # Rotate(20) second is favoured: the top operation is its first pair in index order.
   assert "outer step 3: entropy " in out and "top 5 (p × 1296): ShearX(0.1)→Rotate(20)" in out
+
+
+def test_report_of_an_identity_space_run_draws_its_37_elements(tmp_path, capsys):
+  theta = np.zeros((37, 37), np.float32)
+  theta[36, :] = 2.0  # Identity applied first is favoured
+  lineage = np.ones(37 * 37)
+  run = _write_run(tmp_path / "identity", theta.reshape(-1), lineage=lineage)
+  paper = _write_run(tmp_path / "paper", np.zeros(K, np.float32), lineage=np.ones(K))
+  assert report.read_run(str(run)).space.name == "paper_identity"
+  report.report(str(run))
+  report.report(str(paper))
+  for name in ("probabilities.png", "element_marginals.png", "lineage.png"):
+    image = _read_png(run / "report" / name)
+    assert image.shape == FIGURE_SHAPE and np.any(image != _read_png(paper / "report" / name))
+  out = capsys.readouterr().out
+  assert "top 5 (p × 1369): Identity→ShearX(0.1)" in out
 
 
 def test_report_without_lineage_writes_no_lineage_png(tmp_path, capsys):

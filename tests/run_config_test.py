@@ -46,6 +46,8 @@ def test_parsed_flags_become_the_config(flag_values):
     (dict(batch_size=0), "--batch_size must be >= 1. Received: --batch_size=0"),
     (dict(cutout=-1), "--cutout must be >= 0"),
     (dict(theta_lr=-0.05), "--theta_lr must be > 0. Received: --theta_lr=-0.05"),
+    (dict(search_space="identity"), "--search_space must be one of paper, paper_identity. "
+                                     "Received: --search_space=identity"),
     (dict(augment_on="gpu"), "--augment_on must be one of host, device. Received: "
                              "--augment_on=gpu"),
     (dict(augment_on="device", augment_path="per_image"),

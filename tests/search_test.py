@@ -97,7 +97,7 @@ def test_element_es_trajectories_sample_at_their_own_perturbed_theta(tmp_path, s
   config = _config(tmp_path, trajectories=4, estimator="element_es", es_sigma=0.5)
   ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS])
   ohl.theta.assign(tf.random.stateless_normal([augment.NUM_OPERATIONS], [1, 2]))
-  eps = policy.element_perturbations(config.seed, 3, 4)
+  eps = policy.element_perturbations(config.seed, 3, 4, augment.NUM_ELEMENTS)
   for n, log_probs in enumerate(ohl.sampling_log_probs(3)):
     expected = policy.log_operation_probabilities(
         ohl.theta + 0.5 * policy.spread_to_operations(eps[n]))
@@ -122,6 +122,53 @@ def test_every_estimator_learns_with_every_reward(tmp_path, small_data, estimato
   for step in steps:  # the reward scores, the accuracies are recorded
     expected = step["accuracies"] if reward == "accuracy" else -np.abs(step["scores"])
     np.testing.assert_array_equal(step["scores"], expected)
+
+
+def test_a_run_in_the_identity_space_learns_and_exports_its_1369_operations(tmp_path,
+                                                                            small_data):
+  config = _config(tmp_path, trajectories=2, estimator="element_es", reward="loss",
+                   search_space="paper_identity")
+  ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
+  assert ohl.theta.shape == [1369] and ohl.lineage.shape == [1369]
+  assert ohl.perturbations(0).shape == [2, 37]
+  steps = []
+  ohl.run(on_outer_step=steps.append)
+  for period, step in enumerate(steps):  # one operation counted per image
+    start, end = ohl.schedule.period(period)
+    assert step["op_counts"].shape == (2, 1369)
+    assert step["op_counts"].sum() == 2 * (end - start) * config.batch_size
+  applied = np.sum([step["op_counts"] for step in steps], axis=(0, 1))
+  assert applied[36 * 37:].sum() > 0 and applied[36::37].sum() > 0  # Identity first, second
+  assert np.any(ohl.theta.numpy() != 0)
+  payload = json.loads(open(os.path.join(config.model_dir, "policy.json")).read())
+  assert payload["search_space"] == "paper_identity" and len(payload["theta"]) == 1369
+  np.testing.assert_allclose(policy_file.read(os.path.join(config.model_dir, "policy.json"),
+                                              augment.PAPER_IDENTITY),
+                             policy.operation_probabilities(ohl.theta.numpy()), rtol=1e-6)
+
+
+def test_a_model_dir_or_policy_file_of_another_search_space_is_refused(tmp_path, small_data):
+  config = _config(tmp_path)
+  search.start_model_dir(config, resuming=False)
+  with pytest.raises(ValueError, match=r"different configuration \(--search_space: 'paper' "
+                                       r"there, 'paper_identity' now\)"):
+    search.check_model_dir(dataclasses.replace(config, search_space="paper_identity"))
+  # A run started before --search_space existed was a run in the paper's space.
+  path = os.path.join(config.model_dir, "config.json")
+  saved = json.load(open(path))
+  del saved["search_space"]
+  export.write_json(path, saved)
+  assert not search.check_model_dir(config)
+  with pytest.raises(ValueError, match=r"--search_space: 'paper' there"):
+    search.check_model_dir(dataclasses.replace(config, search_space="paper_identity"))
+  paper_policy = tmp_path / "paper.json"
+  export.write_json(paper_policy, policy_file.learned_payload(np.zeros(1296, np.float32)))
+  identity = _config(tmp_path, model_dir=str(tmp_path / "identity"),
+                     policy=f"file:{paper_policy}", search_space="paper_identity")
+  with pytest.raises(ValueError, match=r"--policy=file:.*paper.json was learned in "
+                                       r"--search_space=paper .*--search_space=paper_identity"):
+    search.OnlineSearch(identity, small_data, [[_CPUS[0]]])
+  assert not os.path.exists(identity.model_dir)
 
 
 def test_a_checkpoint_from_before_the_lineage_resumes(tmp_path, small_data):

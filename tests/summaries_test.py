@@ -15,12 +15,13 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
+from ohl_tf import augment
 from ohl_tf import policy
 from ohl_tf import policy_file
 from ohl_tf import summaries
 
-K = summaries.NUM_OPERATIONS
-E = summaries.NUM_ELEMENTS
+K = augment.NUM_OPERATIONS
+E = augment.NUM_ELEMENTS
 VIRIDIS = matplotlib.colormaps["viridis"]
 # RGB of the bottom and top of the colormap, as uint8.
 BOTTOM_COLOUR = np.array(VIRIDIS(0.0)[:3]) * 255
@@ -126,7 +127,8 @@ def test_probability_figure_of_a_constant_matrix_is_the_middle_colour(value):
 
 
 @pytest.mark.parametrize("matrix, message", [
-    (np.zeros((E, E + 1)), r"matrix must have shape \[36, 36\].*\(36, 37\)"),
+    (np.zeros((E, E + 1)), r"matrix must be square.*\(36, 37\)"),
+    (np.zeros((E + 2, E + 2)), r"matrix must have 36 or 37 elements.*\(38, 38\)"),
     (np.zeros(K), r"matrix must have rank 2.*\(1296,\)"),
     (np.where(np.eye(E) > 0, np.nan, 0.0), r"matrix must be finite.*36 NaN"),
     (np.full((E, E), np.inf), r"matrix must be finite"),
@@ -138,7 +140,31 @@ def test_probability_figure_rejects_bad_input(matrix, message):
 
 def test_family_boundaries():
   # 11 families of three, then AutoContrast, Equalize and Invert alone: 13 boundaries.
-  assert summaries.FAMILY_BOUNDARIES == (3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33, 34, 35)
+  paper = (3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33, 34, 35)
+  assert summaries.family_boundaries(augment.PAPER) == paper
+  assert summaries.family_boundaries(augment.PAPER_IDENTITY) == paper + (36,)
+
+
+def test_the_figures_of_the_identity_space_label_and_colour_37_elements():
+  space = augment.PAPER_IDENTITY
+  theta = np.zeros([space.num_elements, space.num_elements], np.float32)
+  theta[36, 36] = 6.0  # (Identity, Identity): no operation, far above the rest.
+  probs = policy.operation_probabilities(theta.reshape(-1))
+  image = summaries.probability_figure(policy.probability_matrix(probs).numpy(), "p")
+  assert image.shape == (HEIGHT, WIDTH, 3)
+  _assert_colour(_cell(image, 36, 36, num_rows=37, num_columns=37), TOP_COLOUR)
+  _assert_colour(_cell(image, 0, 36, num_rows=37, num_columns=37), BOTTOM_COLOUR)
+  history = np.full((3, 37), 1.0 / 37)
+  history[1, 36] = summaries.marginal_scale_max(37)  # Identity at the top of the scale.
+  marginals = summaries.marginals_figure(history)
+  _assert_colour(_cell(marginals, 36, 1, num_rows=37, num_columns=3), TOP_COLOUR)
+  _assert_colour(_cell(marginals, 36, 0, num_rows=37, num_columns=3),
+                 _viridis(1 / summaries.MARGINAL_SCALE))
+  rows = _table_rows(summaries.top_operations_markdown(probs.numpy(), k=2))
+  assert rows[0][1:4] == ["1368", "Identity", "Identity"]
+  assert summaries.element_label(36, space) == "Identity"
+  with pytest.raises(ValueError, match=r"history must have 36 or 37"):
+    summaries.marginals_figure(np.full((3, 38), 1.0 / 38))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,7 +173,7 @@ def test_family_boundaries():
 
 
 def _uniform_marginal_colour():
-  return _viridis((1.0 / E) / summaries.MARGINAL_SCALE_MAX)
+  return _viridis((1.0 / E) / summaries.marginal_scale_max(E))
 
 
 @pytest.mark.parametrize("steps", [1, 7, 200])
@@ -161,7 +187,7 @@ def test_marginals_figure_shape_dtype_and_uniform_colour(steps):
 
 def test_marginals_figure_columns_are_steps_and_rows_are_elements():
   history = np.full((5, E), 1.0 / E)
-  history[2, 6] = summaries.MARGINAL_SCALE_MAX  # Step 2, TranslateX(0.15): top of the scale.
+  history[2, 6] = summaries.marginal_scale_max(E)  # Step 2, TranslateX(0.15): top of the scale.
   history[4, 35] = 0.0  # Step 4, Invert: bottom of the scale.
   image = summaries.marginals_figure(history)
   _assert_colour(_cell(image, 6, 2, num_columns=5), TOP_COLOUR)
@@ -192,7 +218,7 @@ def test_marginals_figure_colour_bar_spans_the_fixed_scale():
 
 @pytest.mark.parametrize("history, message", [
     (np.zeros((0, E)), r"history must have shape.*T >= 1.*\(0, 36\)"),
-    (np.zeros((4, E - 1)), r"history must have shape \[T, 36\].*\(4, 35\)"),
+    (np.zeros((4, E - 1)), r"history must have 36 or 37 elements.*\(4, 35\)"),
     (np.full(E, 1.0 / E), r"history must have rank 2"),
     (np.full((2, E), np.inf), r"history must be finite"),
 ])
@@ -269,7 +295,7 @@ def test_top_operations_k_larger_than_k_lists_every_op_once():
 
 
 @pytest.mark.parametrize("probs, k, message", [
-    (np.full(K - 1, 1.0 / K), 10, r"shape \[1296\]"),
+    (np.full(K - 1, 1.0 / K), 10, r"probs must have 1296 or 1369 operations.*\(1295,\)"),
     (np.full(K, np.nan), 10, r"finite"),
     (np.full(K, 1.0 / K), 0, r"k must be >= 1"),
 ])
@@ -408,7 +434,7 @@ def test_lineage_probabilities_are_counts_over_their_sum():
 @pytest.mark.parametrize("counts, message", [
     (np.zeros(K), r"lineage_counts must not all be 0"),
     (np.zeros(K, np.int64), r"lineage_counts must not all be 0"),
-    (np.ones(K - 1), r"lineage_counts must have shape \[1296\].*\(1295,\)"),
+    (np.ones(K - 1), r"lineage_counts must have shape \[1296\] or \[1369\].*\(1295,\)"),
     (np.ones((2, K)), r"lineage_counts must have rank 1"),
     (np.where(np.arange(K) == 7, np.nan, 1.0), r"lineage_counts must be finite"),
     (np.where(np.arange(K) == 7, -2.0, 1.0), r"lineage_counts must be >= 0.*1 negative"),
