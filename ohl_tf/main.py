@@ -25,6 +25,7 @@ import pathlib
 import sys
 
 from absl import app
+from absl import flags
 
 from ohl_tf import cluster
 from ohl_tf import devices
@@ -60,4 +61,7 @@ def main(argv):
 
 if __name__ == "__main__":
   run_config.define_flags()
+  # The flags are defined in run_config, so absl's --help (the main module's key flags) would
+  # list none of them: adopting them as main's key flags shows them there; --helpfull lists all.
+  flags.adopt_module_key_flags(run_config)
   app.run(main, argv=with_default_flagfile(sys.argv))

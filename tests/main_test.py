@@ -1,6 +1,7 @@
 """End to end through `python -m ohl_tf.main`, as a user runs it: artefacts read back with plain
 TensorFlow and TensorBoard, a SIGKILL and resume, and bad input."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -22,6 +23,7 @@ import terminal_testing
 from ohl_tf import augment
 from ohl_tf import datasets
 from ohl_tf import policy_file
+from ohl_tf import run_config
 from ohl_tf import summaries
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -471,3 +473,20 @@ def test_a_model_dir_of_another_run_is_refused_and_kept(quick_run):
   assert result.returncode != 0
   assert "holds a run with a different configuration (--lr: 0.05 there, 0.3 now)" in result.stderr
   assert (model_dir / "config.json").read_text() == before
+
+
+def _help(flag):
+  return subprocess.run([sys.executable, "-m", "ohl_tf.main", flag], cwd=_ROOT,
+                        env=terminal_testing.environment(), capture_output=True, text=True,
+                        timeout=300, check=False)
+
+
+def test_help_lists_the_trainers_flags_and_helpfull_everything():
+  shown = _help("--help")  # absl's help exits with status 1 after printing
+  assert shown.stdout.startswith("Trains a classifier"), shown.stderr[-3000:]
+  listed = set(re.findall(r"^  --(?:\[no\])?(\w+):", shown.stdout, re.MULTILINE))
+  assert {"estimator", "policy", "trajectories", "search_space"} <= listed
+  assert listed == {field.name for field in dataclasses.fields(run_config.Config)}
+  assert "--test_srcdir" not in shown.stdout and "--test_tmpdir" not in shown.stdout
+  full = _help("--helpfull")
+  assert "  --estimator:" in full.stdout and "  --flagfile:" in full.stdout
