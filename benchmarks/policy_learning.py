@@ -11,7 +11,7 @@ For every seed, at one fixed budget, this runs `--policy=uniform` and `--policy=
 estimator, as mean ± standard error over the seeds:
   * harm: p_θ's mass on the harmful pairs, as a multiple of uniform's (1.00 = nothing learned);
   * lineage: the harmful share of the operations the surviving network trained on (the winners'
-    batches, see README "What a run leaves"), as a multiple of uniform's;
+    batches, see docs/run_directory.md, policy.json), as a multiple of uniform's;
   * drift: total variation between p_θ restricted to the innocent pairs and uniform over them
     (collateral change where nothing should change; 0 for uniform);
   * best validation and test accuracy, and wall time;

@@ -1,4 +1,4 @@
-"""Several machines: one run over the workers of a cluster (README, *Several machines*).
+"""Several machines: one run over the workers of a cluster (docs/several_machines.md).
 
 Every worker runs the same command. Each holds whole trajectories (a contiguous block of the N
 indices, `Cluster.local_trajectories`), each under its own local MirroredStrategy over the

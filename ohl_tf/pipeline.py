@@ -273,7 +273,7 @@ class TrainPipeline:
     augment_path: where the sampled OHL operations are applied, one of `AUGMENT_PATHS`:
       "per_image" in the per-image map (`tf.switch_case`), "batched" after batching
       (`tf.dynamic_partition`). The same bytes either way; which is faster depends on the
-      machine (README, *Augmentation throughput*).
+      machine (docs/benchmarks.md, *Augmentation throughput*).
     augment_on: where the batch's sampled operation (batched path), Cutout and standardisation
       run, one of `AUGMENT_ON`: "host", in this pipeline, which yields float32 images; "device",
       in each replica's training step (`device_augmentation`), the pipeline yielding uint8

@@ -34,7 +34,7 @@ def _setting(default, help_text):
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  """A run's settings (see each field's help, also `python -m ohl_tf.main --helpfull`)."""
+  """A run's settings (see each field's help, also `python -m ohl_tf.main --help`)."""
   dataset: str = _setting("synthetic", datasets.flag_help())
   data_dir: str | None = _setting(None, "tensorflow-datasets data directory.")
   image_size: int = _setting(
@@ -78,13 +78,13 @@ class Config:
       "batched", "Where the sampled OHL operations are applied: " + " | ".join(
           pipeline.AUGMENT_PATHS) + ". batched: per batch (tf.dynamic_partition by kernel); "
       "per_image: in the per-image tf.data map (tf.switch_case). The same bytes either way; "
-      "README, Augmentation throughput, says which is faster where.")
+      "docs/benchmarks.md, Augmentation throughput, says which is faster where.")
   augment_on: str = _setting(
       "host", "Where each batch's sampled OHL operations, Cutout and standardisation run: " +
       " | ".join(pipeline.AUGMENT_ON) + ". host: in the tf.data pipeline; device: in each "
       "replica's training step on its own device, the host only decoding, cropping, flipping and "
       "drawing (uint8 to the device). The same bytes either way; device needs "
-      "--augment_path=batched. README, Augmentation on the device, says which to pick.")
+      "--augment_path=batched. docs/benchmarks.md, Augmentation on the device, says which to pick.")
   val_size: int = _setting(500, "Validation images held out of the training split.")
   test_size: int = _setting(
       500, "folder: in the ROOT/<class> layout, images held out of the folder as the test split "
@@ -120,9 +120,9 @@ class Config:
   overwrite: bool = _setting(False,
                              "Delete a run with another configuration found in --model_dir.")
   cluster: str = _setting(
-      "auto", "Several machines (README): " + " | ".join(cluster_lib.CLUSTERS) + ". auto: "
-              "TF_CONFIG if it names several tasks, else a Slurm step of several tasks, else "
-              "none (one process).")
+      "auto", "Several machines (docs/several_machines.md): "
+              + " | ".join(cluster_lib.CLUSTERS) + ". auto: TF_CONFIG if it names several tasks, "
+              "else a Slurm step of several tasks, else none (one process).")
   cluster_timeout: int = _setting(
       3600, "Seconds a worker waits at an outer step for the others (or for the start and the "
             "end) before it gives up; dead or stopped workers are noticed within seconds.")

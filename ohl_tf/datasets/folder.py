@@ -28,15 +28,15 @@ _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 _TEST_SPLITS = ("test", "val", "validation")  # beside ROOT/train, the folder of the test split
 # The standardisation statistics come from a seeded sample of at most this many training
 # images, the same rule held in memory or streamed: a full decode pass over a large folder
-# would delay the first training step by as long as decoding it into memory (README, Streamed
-# folders: 43 s for 100,000 small JPEGs on 2 cores), while 10,000 CIFAR-10 images give its
+# would delay the first training step by as long as decoding it into memory (docs/benchmarks.md,
+# Streamed folders: 43 s for 100,000 small JPEGs on 2 cores), while 10,000 CIFAR-10 images give its
 # per-channel mean within about 0.4 levels and std within 0.2 (standard errors, by bootstrap
 # from the shared 4,660 images).
 STATS_SAMPLE_SIZE = 10_000
 # --folder_stream=auto streams a folder with more training and test files than this, or whose
 # decoded images would take more than STREAM_ABOVE_BYTES: decoding into memory costs ~0.4 ms a
-# small image before the first step on 2 loaded cores (README, Streamed folders: 43 s for
-# 100,000, 6.7 s streamed), so ~9 s at this size; below it, memory spares an accelerator from
+# small image before the first step on 2 loaded cores (docs/benchmarks.md, Streamed folders: 43 s
+# for 100,000, 6.7 s streamed), so ~9 s at this size; below it, memory spares an accelerator from
 # waiting on the CPU's decoding every epoch.
 STREAM_ABOVE_FILES = 20_000
 STREAM_ABOVE_BYTES = 2 << 30
