@@ -114,6 +114,11 @@ def names():
   return [entry.spec for entry in _POLICIES.values()]
 
 
+def sampling_names():
+  """The --policy values whose images get OHL operations (what --search_space applies to)."""
+  return [entry.spec for entry in _POLICIES.values() if entry.samples_operations]
+
+
 def flag_help():
   """--policy's help text: every policy with what it does."""
   return " | ".join(f"{entry.spec}: {entry.help_text}" for entry in _POLICIES.values()) + "."

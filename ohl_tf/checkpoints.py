@@ -33,6 +33,12 @@ _FILE = re.compile(r"^ckpt-(\d+)\.(?:index|data-\d+-of-\d+)$")
 _TF_MESSAGE = re.compile(r"^(?:\{\{[^}]*\}\}\s*)?(.*?)(?:\s*\[Op:\w+\])?$")
 
 
+# The TensorFlow errors that a failed file write raises (full disk, file size limit, permissions).
+_TF_WRITE_ERRORS = (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError,
+                    tf.errors.UnknownError, tf.errors.FailedPreconditionError,
+                    tf.errors.DataLossError, tf.errors.InternalError)
+
+
 class DamagedCheckpointError(ValueError):
   """No checkpoint of a run directory can be read."""
 
@@ -193,12 +199,18 @@ def failed_write(error, directory):
   write, or None when the error names none (it is not a write failure there)."""
   if isinstance(error, OSError):
     path = error.filename
-  elif isinstance(error, tf.errors.OpError):
+  elif isinstance(error, _TF_WRITE_ERRORS) and error.message.strip():
     path = _TF_MESSAGE.match(error.message.strip().splitlines()[0]).group(1).rsplit("; ", 1)[0]
   else:
     return None
-  inside = isinstance(path, str) and os.path.abspath(path).startswith(
-      os.path.abspath(directory) + os.sep)
+  if not isinstance(path, str):
+    return None
+  # A TensorFlow message's first line is a path only if it reads as one, as written: abspath
+  # would turn any relative text (e.g. "Error in user-defined function") into a path inside.
+  if isinstance(error, tf.errors.OpError) and not (
+      path.startswith(directory.rstrip(os.sep) + os.sep) or os.path.isabs(path)):
+    return None
+  inside = os.path.abspath(path).startswith(os.path.abspath(directory) + os.sep)
   return path if inside else None
 
 

@@ -17,20 +17,24 @@ from ohl_tf import preprocess
 
 
 def write_json(path, payload):
-  """Writes `payload` as JSON atomically (temporary file in the same folder, then rename)."""
-  folder = os.path.dirname(os.path.abspath(path))
-  with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as file:
-    try:
-      json.dump(payload, file, indent=2)
-      file.write("\n")
-      file.flush()  # a full disk fails here, not after the temporary file is renamed into place
-    except OSError as error:  # named after the destination: the temporary file is gone
-      os.remove(file.name)
+  """Writes `payload` as JSON atomically (temporary file in the same folder, then rename).
+
+  Raises:
+    OSError: the write failed, named after `path` (its filename); the temporary file is removed.
+  """
+  text = json.dumps(payload, indent=2) + "\n"  # a payload that cannot be encoded fails first
+  handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
+  try:
+    # The close is inside: a full disk may fail only when the buffered text is flushed.
+    with os.fdopen(handle, "w") as file:
+      file.write(text)
+    os.replace(temporary, path)
+  except BaseException as error:
+    if os.path.exists(temporary):
+      os.remove(temporary)
+    if isinstance(error, OSError):  # named after the destination: the temporary file is gone
       raise OSError(error.errno, error.strerror, path) from None
-    except BaseException:
-      os.remove(file.name)
-      raise
-  os.replace(file.name, path)
+    raise
 
 
 CLASS_NAMES_FILE = "class_names.txt"  # saved_model/assets/: line i names class i

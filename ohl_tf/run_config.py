@@ -132,6 +132,11 @@ class Config:
       object.__setattr__(self, "model_dir", default_model_dir(self.dataset, self.model))
     augmentation = augmentation_policies.parse(self.policy)
     augment.search_space(self.search_space)
+    if self.search_space != augment.PAPER.name and not augmentation.samples_operations:
+      raise ValueError(f"--search_space only applies to the policies that sample OHL operations "
+                       f"({', '.join(augmentation_policies.sampling_names())}); leave it at "
+                       f"{augment.PAPER.name!r} for --policy={self.policy}. Received: "
+                       f"--policy={self.policy}, --search_space={self.search_space}")
     datasets.check_spec(self.dataset)
     _check_choice("model", self.model, models.names())
     _check_choice("reward", self.reward, policy_lib.REWARDS)

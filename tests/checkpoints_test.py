@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from ohl_tf import checkpoints
+from ohl_tf import export
 
 
 def _damage_data(path):
@@ -154,6 +155,27 @@ def test_cause_strips_tensorflows_decorations():
       "No space left on device")
 
 
+def test_an_error_that_names_no_written_file_is_not_a_write_failure(tmp_path, monkeypatch):
+  # A data error's first line is no path, even with the run directory as the working directory.
+  monkeypatch.chdir(tmp_path)
+  error = tf.errors.InvalidArgumentError(
+      None, None, "Error in user-defined function passed to ParallelMapDatasetV2: assertion "
+      "failed: [Images differ in size]")
+  assert checkpoints.failed_write(error, str(tmp_path)) is None
+  assert checkpoints.failed_write(error, ".") is None
+  assert checkpoints.failed_write(tf.errors.UnknownError(None, None, ""), ".") is None
+
+
+def test_a_failed_json_write_names_its_file_and_leaves_no_temporary(tmp_path, file_size_limit):
+  path = tmp_path / "results.json"
+  file_size_limit(4096)
+  with pytest.raises(OSError) as raised:
+    export.write_json(str(path), {"values": list(range(5000))})
+  assert raised.value.filename == str(path)
+  assert checkpoints.failed_write(raised.value, str(tmp_path)) == str(path)
+  assert os.listdir(tmp_path) == []
+
+
 @pytest.fixture
 def file_size_limit():
   """Lowers this process's file size limit (writes beyond it fail with EFBIG) for the test."""
@@ -178,7 +200,6 @@ def test_a_failed_save_leaves_nothing_and_keeps_the_previous_checkpoints(tmp_pat
   file_size_limit(4096)  # the 16 KB data file cannot be written
   with pytest.raises(checkpoints.WriteFailedError) as raised:
     checkpoints.save(manager, 3)
-  file_size_limit(resource.RLIM_INFINITY)
   assert str(raised.value) == (
       f"Could not write {directory}/ckpt-3: File too large. Nothing half-written is left; "
       "rerunning the same command resumes from outer step 2.")

@@ -246,6 +246,21 @@ def test_streamed_images_of_another_size_need_image_size(tmp_path):
     datasets.load(f"folder:{tmp_path}", val_size=1, stream="always")
 
 
+@pytest.mark.parametrize("bad", ["size", "unreadable"])
+def test_a_bad_test_image_of_a_streamed_folder_is_refused_before_training(tmp_path, bad):
+  _make(tmp_path / "train", {"a": 3, "b": 3})
+  _make(tmp_path / "test", {"a": 2, "b": 2})
+  odd = tmp_path / "test" / "b" / "001.png"
+  if bad == "size":
+    _write(odd, np.zeros([12, 10, 3], np.uint8))
+    message = r"Images differ in size: .* but .*test/b/001\.png is 12x10 .*Pass --image_size"
+  else:
+    odd.write_bytes(b"not an image")
+    message = rf"Cannot read image file {re.escape(str(odd))} as PNG/JPEG/BMP/GIF"
+  with pytest.raises(ValueError, match=message):
+    datasets.load(f"folder:{tmp_path}", val_size=1, stream="always")
+
+
 def test_a_streamed_image_of_another_size_fails_naming_the_file(tmp_path):
   _make(tmp_path, {"a": 3, "b": 3})
   data = datasets.load(f"folder:{tmp_path}", val_size=1, stream="always")

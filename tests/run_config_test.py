@@ -48,6 +48,9 @@ def test_parsed_flags_become_the_config(flag_values):
     (dict(theta_lr=-0.05), "--theta_lr must be > 0. Received: --theta_lr=-0.05"),
     (dict(search_space="identity"), "--search_space must be one of paper, paper_identity. "
                                      "Received: --search_space=identity"),
+    (dict(policy="trivialaugment", search_space="paper_identity"),
+     r"--search_space only applies to the policies that sample OHL operations \(ohl, uniform, "
+     r"file:PATH\); leave it at 'paper' for --policy=trivialaugment"),
     (dict(augment_on="gpu"), "--augment_on must be one of host, device. Received: "
                              "--augment_on=gpu"),
     (dict(augment_on="device", augment_path="per_image"),

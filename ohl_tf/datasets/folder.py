@@ -357,6 +357,11 @@ def read_folder(request):
         description=description)
   mean, std = _streamed_stats(_take(listing.train_paths, sample), image_shape, image_size,
                               first_path)
+  if listing.test_paths and len(listing.test_paths) <= STREAM_ABOVE_FILES:
+    # Read once now, so that an unreadable test file or one of another size stops the run
+    # before training (naming the file) rather than after it, when the test split is evaluated.
+    for _ in _decoded_batches(listing.test_paths, image_shape, image_size, first_path):
+      pass
   paths = lambda split: None if split is None else tuple(split)
   return containers.FolderStream(
       name=spec, class_names=listing.class_names, mean=mean, std=std, image_shape=image_shape,
