@@ -234,8 +234,10 @@ def _final_checkpoint(model_dir):
           if "wall_time" not in name and not name.startswith("_CHECKPOINTABLE")}
 
 
+# element_es runs in the identity space: its resume is the paper space's code with E = 37, so one
+# case covers both (each case costs ~55 s of the suite's 15 minutes).
 @pytest.mark.parametrize("estimator, search_space", [
-    ("reinforce", "paper"), ("element_es", "paper"), ("element_es", "paper_identity")])
+    ("reinforce", "paper"), ("element_es", "paper_identity")])
 def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path, estimator, search_space):
   # 8 outer steps; element_es also replays each period's perturbations after the restart.
   flags = ["--epochs=2", "--inner_steps=2", "--deterministic", f"--estimator={estimator}",
