@@ -1,5 +1,6 @@
 """A run's checkpoints (ohl_tf.checkpoints): damaged ones set aside, failed saves cleaned up."""
 
+import contextlib
 import os
 import resource
 import signal
@@ -168,8 +169,7 @@ def test_an_error_that_names_no_written_file_is_not_a_write_failure(tmp_path, mo
 
 def test_a_failed_json_write_names_its_file_and_leaves_no_temporary(tmp_path, file_size_limit):
   path = tmp_path / "results.json"
-  file_size_limit(4096)
-  with pytest.raises(OSError) as raised:
+  with file_size_limit(4096), pytest.raises(OSError) as raised:
     export.write_json(str(path), {"values": list(range(5000))})
   assert raised.value.filename == str(path)
   assert checkpoints.failed_write(raised.value, str(tmp_path)) == str(path)
@@ -178,18 +178,23 @@ def test_a_failed_json_write_names_its_file_and_leaves_no_temporary(tmp_path, fi
 
 @pytest.fixture
 def file_size_limit():
-  """Lowers this process's file size limit (writes beyond it fail with EFBIG) for the test."""
+  """A context manager that lowers this process's file size limit (writes beyond it fail with
+  EFBIG) within its block only: pytest writes its report to a file that may be past the limit."""
   if not hasattr(resource, "RLIMIT_FSIZE"):
     pytest.skip("no RLIMIT_FSIZE on this platform")
-  soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-  handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of killing
 
+  @contextlib.contextmanager
   def limit(size):
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails, not the process
     resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+      yield
+    finally:
+      resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+      signal.signal(signal.SIGXFSZ, handler)
 
-  yield limit
-  resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-  signal.signal(signal.SIGXFSZ, handler)
+  return limit
 
 
 def test_a_failed_save_leaves_nothing_and_keeps_the_previous_checkpoints(tmp_path,
@@ -197,9 +202,8 @@ def test_a_failed_save_leaves_nothing_and_keeps_the_previous_checkpoints(tmp_pat
   directory = str(tmp_path / "checkpoints")
   manager = _saved_run(directory, count=2)
   listing = sorted(os.listdir(directory))
-  file_size_limit(4096)  # the 16 KB data file cannot be written
-  with pytest.raises(checkpoints.WriteFailedError) as raised:
-    checkpoints.save(manager, 3)
+  with file_size_limit(4096), pytest.raises(checkpoints.WriteFailedError) as raised:
+    checkpoints.save(manager, 3)  # the 16 KB data file cannot be written
   assert str(raised.value) == (
       f"Could not write {directory}/ckpt-3: File too large. Nothing half-written is left; "
       "rerunning the same command resumes from outer step 2.")
