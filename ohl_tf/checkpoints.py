@@ -33,10 +33,12 @@ _FILE = re.compile(r"^ckpt-(\d+)\.(?:index|data-\d+-of-\d+)$")
 _TF_MESSAGE = re.compile(r"^(?:\{\{[^}]*\}\}\s*)?(.*?)(?:\s*\[Op:\w+\])?$")
 
 
-# The TensorFlow errors that a failed file write raises (full disk, file size limit, permissions).
-_TF_WRITE_ERRORS = (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError,
-                    tf.errors.UnknownError, tf.errors.FailedPreconditionError,
-                    tf.errors.DataLossError, tf.errors.InternalError)
+# The TensorFlow errors that a failed file write raises: a full disk is ResourceExhausted, a file
+# size limit (EFBIG) OutOfRange, permissions PermissionDenied; the others for what remains.
+_TF_WRITE_ERRORS = (tf.errors.ResourceExhaustedError, tf.errors.OutOfRangeError,
+                    tf.errors.PermissionDeniedError, tf.errors.UnknownError,
+                    tf.errors.FailedPreconditionError, tf.errors.DataLossError,
+                    tf.errors.InternalError, tf.errors.AbortedError)
 
 
 class DamagedCheckpointError(ValueError):

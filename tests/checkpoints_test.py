@@ -152,6 +152,14 @@ def test_cause_strips_tensorflows_decorations():
   assert checkpoints.failed_write(error, "/run") == (
       "/run/checkpoints/ckpt-3_temp/part-00000-of-00001.data-00000-of-00001.tempstate1")
   assert checkpoints.failed_write(error, "/elsewhere") is None
+  too_large = tf.errors.OutOfRangeError(  # what SaveV2 raises past a file size limit (EFBIG)
+      None, None, "{{function_node __wrapped__SaveV2}} /run/.saved_model.tmp-a0/saved_model/"
+      "variables/variables_temp/part-00000-of-00001.data-00000-of-00001.tempstate1; File too "
+      "large [Op:SaveV2]")
+  assert checkpoints.failed_write(too_large, "/run") == (
+      "/run/.saved_model.tmp-a0/saved_model/variables/variables_temp/part-00000-of-00001.data-"
+      "00000-of-00001.tempstate1")
+  assert checkpoints.cause(too_large) == "File too large"
   assert checkpoints.cause(OSError(28, "No space left on device", "/run/x")) == (
       "No space left on device")
 
