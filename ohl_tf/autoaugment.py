@@ -41,7 +41,7 @@ once on the images that need it (`tf.dynamic_partition`/`tf.dynamic_stitch`), sl
 and in a tf.data map. Underneath, `compile_operations` turns distinct (name, level) pairs into
 per-operation tables under a level -> parameter mapping (`level_parameter`, this module's; another
 for TrivialAugment's bins) and `apply_operations` runs one per image; `ohl_tf.randaugment` and
-`ohl_tf.trivialaugment` share them, and draw their signs with `random_signs`.
+`ohl_tf.trivialaugment` share them, and draw their signs with `augment.sample_signs`.
 
 Example:
   >>> images = tf.zeros([8, 32, 32, 3], tf.uint8)
@@ -56,6 +56,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
+from ohl_tf import augment
 from ohl_tf import pil_ops
 
 POLICY_NAMES = ("cifar10", "imagenet", "svhn")
@@ -519,11 +520,6 @@ def check_seed(seed):
 # Public API.
 # ---------------------------------------------------------------------------
 
-def random_signs(shape, seed):
-  """int32 `shape`, each -1 or +1 with probability 1/2, a stateless function of `seed` [2]."""
-  return 2 * tf.random.stateless_uniform(shape, seed, minval=0, maxval=2, dtype=tf.int32) - 1
-
-
 def policy_for_dataset(dataset_name):
   """The policy AutoAugment gives a dataset: "imagenet", "svhn", or "cifar10" for the rest.
 
@@ -567,7 +563,7 @@ def sample_decisions(num_images, policy_name, seed):
   uniform = tf.random.stateless_uniform([num_images, 2], apply_seed)
   applied = uniform < tf.gather(plan.probability, subpolicy)
   # augmentation_transforms.py negates when random.random() > 0.5: one fair bit per slot.
-  return Decisions(subpolicy, applied, random_signs([num_images, 2], sign_seed))
+  return Decisions(subpolicy, applied, augment.sample_signs([num_images, 2], sign_seed))
 
 
 def apply_decisions(images, policy_name, decisions):

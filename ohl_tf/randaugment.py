@@ -69,6 +69,7 @@ import collections
 import numpy as np
 import tensorflow as tf
 
+from ohl_tf import augment
 from ohl_tf import autoaugment
 
 # The paper's Figure 2 list, in its order; the index is the operation id `sample_decisions` draws.
@@ -150,7 +151,7 @@ def sample_decisions(num_images, num_layers, seed):
   shape = tf.stack([num_images, num_layers])
   operations = tf.random.stateless_uniform(shape, operation_seed, minval=0,
                                            maxval=NUM_OPERATIONS, dtype=tf.int32)
-  return Decisions(operations, autoaugment.random_signs(shape, sign_seed))
+  return Decisions(operations, augment.sample_signs(shape, sign_seed))
 
 
 def apply_decisions(images, decisions, magnitude, translate_policy="cifar10"):

@@ -77,6 +77,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from ohl_tf import augment
 from ohl_tf import autoaugment
 
 # torchvision's `_augmentation_space` order; the index is the operation id `sample_decisions` draws.
@@ -208,7 +209,7 @@ def sample_decisions(num_images, seed):
                                            maxval=NUM_OPERATIONS, dtype=tf.int32)
   bins = tf.random.stateless_uniform([num_images], bin_seed, minval=0,
                                      maxval=NUM_MAGNITUDE_BINS, dtype=tf.int32)
-  return Decisions(operations, bins, autoaugment.random_signs([num_images], sign_seed))
+  return Decisions(operations, bins, augment.sample_signs([num_images], sign_seed))
 
 
 def apply_decisions(images, decisions):
