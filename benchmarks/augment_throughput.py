@@ -47,6 +47,7 @@ _REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_REPO_ROOT))
 
 from ohl_tf import augment  # pylint: disable=g-import-not-at-top
+from ohl_tf import operations  # pylint: disable=g-import-not-at-top
 from ohl_tf import randaugment  # pylint: disable=g-import-not-at-top
 from ohl_tf import preprocess  # pylint: disable=g-import-not-at-top
 import reporting  # pylint: disable=g-import-not-at-top
@@ -127,7 +128,7 @@ def _sample_ops(shape, seed):
   """Operation indices and signs, uniform, stateless: [*shape] and [*shape, 2]."""
   op_seed, sign_seed = _split(seed, 2)
   ops = tf.random.stateless_uniform(shape, op_seed, 0, augment.NUM_OPERATIONS, tf.int32)
-  return ops, augment.sample_signs(list(shape) + [2], sign_seed)
+  return ops, operations.sample_signs(list(shape) + [2], sign_seed)
 
 
 def _maybe_autograph(fn, autograph):
@@ -378,7 +379,7 @@ def profile(images, repeats=5):
 
   overhead = _cpu_microseconds_per_image(per_image(lambda x: x), num_images, repeats)
   rows = []
-  signs = augment.sample_signs([num_images], seed)
+  signs = operations.sample_signs([num_images], seed)
   for name, indices in _families().items():
     elements = tf.gather(indices, tf.range(num_images) % len(indices))  # every magnitude
     rows.append((name, per_image(augment.apply_element, elements, signs),

@@ -11,10 +11,12 @@ A `SearchSpace` names its elements (`SEARCH_SPACES`, `--search_space`): "paper",
 (1369 operations), a space that can also say "less". `ELEMENTS`, `NUM_ELEMENTS` and
 `NUM_OPERATIONS` are the paper space's.
 
-Two execution paths share the same kernels (`pil_ops`), so they give identical bytes:
-  * one image [H,W,3] with scalar indices: `tf.switch_case` over the 8 kernels (one per family
-    of Pillow routine, the magnitude a tensor; a 9th, Identity's, in a space that has it), each
-    run on the image itself (no batch of one), meant for the per-image `tf.data` map;
+The elements are operations of the compiler `ohl_tf.operations` (as AutoAugment's, RandAugment's
+and TrivialAugment's are), compiled once per space (`element_table`), and run on its two
+execution paths, which share the same kernels (`pil_ops`), so they give identical bytes:
+  * one image [H,W,3] with scalar indices: a switch over the 8 kernels (one per family of Pillow
+    routine, the magnitude a tensor; a 9th, Identity's, in a space that has it), each run on the
+    image itself (no batch of one), meant for the per-image `tf.data` map;
   * a batch [B,H,W,3] with per-image indices: `tf.dynamic_partition` by kernel, each kernel once
     on its share of the batch, `tf.dynamic_stitch` back.
 
@@ -26,14 +28,10 @@ Example:
 """
 
 import dataclasses
-import functools
 
-import numpy as np
 import tensorflow as tf
-# Only for `switch_case` below: tf.switch_case does not expose whether its Case op is lowered.
-from tensorflow.python.ops import control_flow_switch_case  # pylint: disable=g-direct-tensorflow-import
 
-from ohl_tf import pil_ops
+from ohl_tf import operations
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +96,7 @@ PAPER = SearchSpace("paper", ELEMENTS)
 # operation and (Identity, e), (e, Identity) one.
 PAPER_IDENTITY = SearchSpace("paper_identity", ELEMENTS + (IDENTITY,))
 SEARCH_SPACES = {space.name: space for space in (PAPER, PAPER_IDENTITY)}
-# The element tables below are indexed by element over the largest space; every space is a
-# prefix of it, so an element has one index whatever the space.
+# Every space is a prefix of the largest, so an element has one index whatever the space.
 _ALL_ELEMENTS = PAPER_IDENTITY.elements
 assert all(space.elements == _ALL_ELEMENTS[:space.num_elements]
            for space in SEARCH_SPACES.values())
@@ -146,197 +143,48 @@ def space_of_operations(num_operations):
   """
   return _space_with("operations", num_operations)
 
-_SIGNS = (-1, 1)  # column 0 of the per-sign tables is s = -1, column 1 is s = +1
-_GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
-_FILL = 128  # Pillow's fillcolor (128, 128, 128) outside the transformed image
-_NUM_GEOMETRIC = sum(e.name in _GEOMETRIC for e in ELEMENTS)
-# Row 2 e + (s > 0) of the geometric source table serves element e: they must come first.
-assert all(e.name in _GEOMETRIC for e in ELEMENTS[:_NUM_GEOMETRIC])
-_MIN_SIZE = 3  # SMOOTH (Sharpness) needs a 3x3 neighbourhood
-
 
 # ---------------------------------------------------------------------------
-# Element parameters, as plain tables indexed by element (and sign).
+# The elements as operations of `ohl_tf.operations`: (name, magnitude) with Table 1's meaning.
 # ---------------------------------------------------------------------------
 
-def _affine_matrix(element, sign, width, height):
-  """The coefficients that docs/search_space.md passes to Pillow for a geometric element."""
-  v = sign * element.magnitude
-  # Table 1 gives translations as fractions of the size; Pillow takes pixels.
-  scale = {"TranslateX": width, "TranslateY": height}.get(element.name)
-  return pil_ops.affine_matrix(element.name, v if scale is None else v * scale, width, height)
+def element_parameter(name, magnitude, sign, width, height):
+  """The value docs/search_space.md passes to Pillow for element (name, magnitude) and sign s.
 
-
-@functools.lru_cache(maxsize=16)
-def geometric_source_table(height, width):
-  """int32 [15 * 2, height * width]: source pixels of element e, sign s at row 2 e + (s > 0).
-
-  Pillow's sampling depends only on the matrix and the image size, so it is tabulated once per
-  size (32x32: 120 KiB; 224x224: 6 MiB) and each geometric element becomes one gather.
+  The parameter function of `operations.compile_operations` for the OHL elements: geometric
+  s m (translations are fractions of the size in Table 1, Pillow takes pixels: s m W, s m H);
+  ImageEnhance factor Color 1 + s m, Contrast, Sharpness, Brightness 1 + s (m - 1); Posterize
+  round(m) bits; Solarize the threshold m.
   """
-  return np.stack([
-      pil_ops.affine_source_indices(_affine_matrix(element, sign, width, height), width, height)
-      for element in ELEMENTS if element.name in _GEOMETRIC for sign in _SIGNS
-  ])
+  value = sign * magnitude
+  if name in ("TranslateX", "TranslateY"):
+    return value * (width if name == "TranslateX" else height)
+  if name in operations.GEOMETRIC:
+    return value
+  if name == "Color":
+    return 1 + sign * magnitude
+  if name in operations.ENHANCE:
+    return 1 + sign * (magnitude - 1)
+  return round(magnitude) if name == "Posterize" else magnitude  # Solarize
 
 
-def _point_parameters(element):
-  """(mask, threshold) of `pil_ops.posterize_solarize` for a fixed point operation."""
-  if element.name == "Posterize":
-    return pil_ops.posterize_mask(round(element.magnitude)), 256
-  if element.name == "Solarize":
-    return 255, element.magnitude
-  if element.name == "Invert":
-    return 255, 0
-  return 255, 256  # identity: not used
+def element_table(space=PAPER):
+  """The `operations.OperationTable` of a space's elements: its operation id e is element e.
 
-
-def _enhance_factor(element, sign):
-  """ImageEnhance factor: Color 1 + s m; Contrast, Sharpness, Brightness 1 + s (m - 1)."""
-  if element.name == "Color":
-    return 1 + sign * element.magnitude
-  if element.name in ("Contrast", "Sharpness", "Brightness"):
-    return 1 + sign * (element.magnitude - 1)
-  return 1.0
-
-
-_POINT_PARAMETERS = np.array([_point_parameters(e) for e in _ALL_ELEMENTS], np.int32)  # [E, 2]
-# float32 as Pillow's C blend takes it: [E, 2] by sign.
-_ENHANCE_FACTORS = np.array([[_enhance_factor(e, s) for s in _SIGNS] for e in _ALL_ELEMENTS],
-                            np.float32)
-
-
-# ---------------------------------------------------------------------------
-# Kernels: fn(images [B,H,W,3] uint8, elements [B], signs [B]) -> uint8 [B,H,W,3], or the same
-# on one image [H,W,3] with scalar elements and signs.
-# ---------------------------------------------------------------------------
-
-def _sign_column(signs):
-  return tf.cast(signs > 0, tf.int32)
-
-
-def _source_table(images):
-  """`geometric_source_table` for the images' size, a constant when the size is static."""
-  height, width = images.shape[-3], images.shape[-2]
-  if height is not None and width is not None:
-    return tf.constant(geometric_source_table(height, width))
-  # Size known only at run time: the same numpy table, built (and cached) per size.
-  size = tf.shape(images)[-3:-1]
-  table = tf.numpy_function(lambda h, w: geometric_source_table(int(h), int(w)),
-                            [size[0], size[1]], tf.int32, stateful=False)
-  return tf.ensure_shape(table, [2 * _NUM_GEOMETRIC, None])
-
-
-def _geometric(images, elements, signs):
-  rows = 2 * elements + _sign_column(signs)
-  return pil_ops.remap(images, tf.gather(_source_table(images), rows), _FILL)
-
-
-def _point(images, elements, signs):
-  del signs  # Posterize, Solarize and Invert have no direction.
-  masks, thresholds = tf.unstack(tf.gather(_POINT_PARAMETERS, elements), axis=-1)
-  return pil_ops.posterize_solarize(images, masks, thresholds)
-
-
-def _enhance(degenerate_fn):
-  def kernel(images, elements, signs):
-    factors = tf.gather_nd(_ENHANCE_FACTORS, tf.stack([elements, _sign_column(signs)], -1))
-    return pil_ops.blend(degenerate_fn(images), images, factors)
-  return kernel
-
-
-def _autocontrast(images, elements, signs):
-  del elements, signs
-  return pil_ops.autocontrast(images)
-
-
-def _equalize(images, elements, signs):
-  del elements, signs
-  return pil_ops.equalize(images)
-
-
-def _identity(images, elements, signs):
-  del elements, signs
-  return images  # batched: its share is stitched back untouched; per image: the image itself
-
-
-_KERNEL_OF_FAMILY = {
-    **{name: _geometric for name in _GEOMETRIC},
-    "Color": _enhance(pil_ops.color_degenerate),
-    "Contrast": _enhance(pil_ops.contrast_degenerate),
-    "Sharpness": _enhance(pil_ops.sharpness_degenerate),
-    "Brightness": _enhance(lambda images: tf.zeros_like(images)),
-    "Posterize": _point,
-    "Solarize": _point,
-    "Invert": _point,
-    "AutoContrast": _autocontrast,
-    "Equalize": _equalize,
-    "Identity": _identity,
-}
-_KERNELS = tuple(dict.fromkeys(_KERNEL_OF_FAMILY.values()))  # 9, in first-seen order
-_KERNEL_OF_ELEMENT = np.array([_KERNELS.index(_KERNEL_OF_FAMILY[e.name]) for e in _ALL_ELEMENTS],
-                              np.int32)
-
-
-def _kernels(num_elements):
-  """The kernels that elements [0, num_elements) use: the paper's 8 (no identity branch or
-  partition in the paper space), 9 with Identity."""
-  return _KERNELS[:int(_KERNEL_OF_ELEMENT[:num_elements].max()) + 1]
-
-
-def _switch_case(branch_index, branch_fns):
-  """`tf.switch_case` whose Case op stays a function call when the graph runs.
-
-  By default TensorFlow lowers a Case op to Switch/Merge nodes before running the graph, and the
-  executor then carries a dead tensor through every node of every branch not taken: inside a
-  `tf.data` map at 32x32 that made an operation (two switches over the 8 kernels) cost ~30 us
-  more per image than the unlowered Case, which runs only the selected branch's function.
+  Its kernels are the 8 of the paper's elements (no Identity branch or partition in the paper
+  space), 9 with Identity. Cached: one table per space.
   """
-  return control_flow_switch_case._indexed_case_helper(  # pylint: disable=protected-access
-      branch_fns, None, branch_index, "switch_case", lower_using_switch_merge=False)
-
-
-def _switch_path(image, element, sign, space):
-  """One image: a switch over the space's kernels, each run on the image with scalar parameters.
-
-  Only the selected branch runs, so an element costs its own kernel plus the switch.
-  """
-  branches = [functools.partial(kernel, image, element, sign)
-              for kernel in _kernels(space.num_elements)]
-  return tf.ensure_shape(_switch_case(tf.gather(_KERNEL_OF_ELEMENT, element), branches),
-                         image.shape)
-
-
-def _partition_path(images, elements, signs, space):
-  """A batch: each of the space's kernels once on the images whose element it implements."""
-  return pil_ops.apply_partitioned(_kernels(space.num_elements),
-                                   tf.gather(_KERNEL_OF_ELEMENT, elements), images, elements,
-                                   signs)
+  return operations.compile_operations(
+      tuple((element.name, element.magnitude) for element in space.elements), element_parameter)
 
 
 def _apply_element(images, element, sign, space):
-  path = _partition_path if images.shape.rank == 4 else _switch_path
-  return path(images, element, sign, space)
+  return operations.apply_operations(images, element_table(space), element, sign)
 
 
 # ---------------------------------------------------------------------------
 # Argument checks: wrong input raises, never wraps or clips silently.
 # ---------------------------------------------------------------------------
-
-def _check_images(images):
-  images = tf.convert_to_tensor(images)
-  if images.dtype != tf.uint8:
-    raise TypeError("images must be uint8 RGB, [H,W,3] or [B,H,W,3]. "
-                    f"Received: images.dtype={images.dtype.name}")
-  if images.shape.rank not in (3, 4) or images.shape[-1] != 3:
-    raise ValueError("images must be [H,W,3] (one image) or [B,H,W,3] (a batch) with 3 channels. "
-                     f"Received: images.shape={images.shape}")
-  height, width = images.shape[-3], images.shape[-2]
-  if any(d is not None and d < _MIN_SIZE for d in (height, width)):
-    raise ValueError(f"images must be at least {_MIN_SIZE}x{_MIN_SIZE} pixels. "
-                     f"Received: images.shape={images.shape}")
-  return images
-
 
 def _checked(values, *assertions):
   """`values`, computed only after the run-time assertions pass (in graphs and tf.data too)."""
@@ -380,7 +228,7 @@ def apply_element(images, element, sign, space=PAPER):
   """Applies one element per image, as Pillow would (docs/search_space.md).
 
   Args:
-    images: uint8 [B,H,W,3] (batched path) or [H,W,3] (per-image `tf.switch_case` path).
+    images: uint8 [B,H,W,3] (batched path) or [H,W,3] (per-image path, a switch).
     element: int [B] (or a scalar for one image), element indices in [0, E) of `space`.
     sign: int [B] (or a scalar), each -1 or +1; ignored by elements without a direction.
     space: the `SearchSpace` the indices belong to (default the paper's, E = 36).
@@ -389,23 +237,15 @@ def apply_element(images, element, sign, space=PAPER):
     uint8 of the shape of `images`.
 
   Raises:
-    TypeError, ValueError: wrong dtype, rank, channel count, or mismatched shapes.
+    ValueError: images not uint8 [B,H,W,3] or [H,W,3] of at least 3x3, or mismatched shapes.
+    TypeError: a non-integer index or sign.
     tf.errors.InvalidArgumentError: an index or sign out of range (at run time in a graph).
   """
-  images = _check_images(images)
+  images = operations.check_images(images)
   element = _check_range(_check_indices(element, "element", images), "element",
                          space.num_elements)
   sign = _check_signs(_check_indices(sign, "sign", images), "sign")
   return _apply_element(images, element, sign, space)
-
-
-def sample_signs(shape, seed=None):
-  """int32 signs in {-1, +1}, uniform; stateless when `seed` (int [2]) is given."""
-  if seed is None:
-    bits = tf.random.uniform(shape, maxval=2, dtype=tf.int32)
-  else:
-    bits = tf.random.stateless_uniform(shape, seed, minval=0, maxval=2, dtype=tf.int32)
-  return 2 * bits - 1
 
 
 def apply_operation(images, op, signs=None, seed=None, space=PAPER):
@@ -420,10 +260,10 @@ def apply_operation(images, op, signs=None, seed=None, space=PAPER):
 
   Returns and raises as `apply_element`.
   """
-  images = _check_images(images)
+  images = operations.check_images(images)
   op = _check_range(_check_indices(op, "op", images), "op", space.num_operations)
   if signs is None:
-    signs = sample_signs(tf.concat([tf.shape(op), [2]], 0), seed)
+    signs = operations.sample_signs(tf.concat([tf.shape(op), [2]], 0), seed)
   signs = _check_signs(_check_indices(signs, "signs", images, trailing=(2,)), "signs")
   return _apply_operation(images, op, signs, space)
 
@@ -431,10 +271,10 @@ def apply_operation(images, op, signs=None, seed=None, space=PAPER):
 def apply_drawn_operation(images, op, signs, space=PAPER):
   """`apply_operation` for an `op` and `signs` drawn in range, without the run-time checks.
 
-  For the input pipeline, whose ops (`policy.draw_operations`) and signs (`sample_signs`) are
-  valid by construction: the range checks add a dozen small ops per image to the per-image map.
-  The dtype and shape checks remain (per image they run once, when the map is traced). Out-of-
-  range values give undefined results here instead of an error.
+  For the input pipeline, whose ops (`policy.draw_operations`) and signs
+  (`operations.sample_signs`) are valid by construction: the range checks add a dozen small ops
+  per image to the per-image map. The dtype and shape checks remain (per image they run once,
+  when the map is traced). Out-of-range values give undefined results here instead of an error.
 
   Args:
     images: uint8 [B,H,W,3] or [H,W,3].
@@ -445,7 +285,7 @@ def apply_drawn_operation(images, op, signs, space=PAPER):
   Returns:
     uint8 of the shape of `images`, the bytes of `apply_operation(images, op, signs)`.
   """
-  images = _check_images(images)
+  images = operations.check_images(images)
   return _apply_operation(images, _check_indices(op, "op", images),
                           _check_indices(signs, "signs", images, trailing=(2,)), space)
 

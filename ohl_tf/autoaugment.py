@@ -2,8 +2,9 @@
 
 A policy is 25 sub-policies of two operations (name, probability, level). Each image gets one
 sub-policy, chosen uniformly; its first operation is applied with its probability, then its second
-with its own, independently (paper section 3). The operations run on `pil_ops`' kernels, so they
-give Pillow's bytes, Pillow being what the released AutoAugment code calls.
+with its own, independently (paper section 3). The operations are compiled by `ohl_tf.operations`
+and run on `pil_ops`' kernels, so they give Pillow's bytes, Pillow being what the released
+AutoAugment code calls.
 
 The policies, as published in the paper's appendix (transcribed in tensorflow/models
 official/vision/ops/augment.py, `AutoAugment.policy_reduced_cifar10`, `policy_reduced_imagenet`,
@@ -38,10 +39,10 @@ Randomness is stateless: `sample_decisions` draws, from a seed, each image's sub
 each operation applies and the signs; `apply_decisions` applies them deterministically, each kernel
 once on the images that need it (`tf.dynamic_partition`/`tf.dynamic_stitch`), slot 1 then slot 2.
 `apply_policy` is the two in one: the same seed gives the same bytes, eagerly, in a tf.function
-and in a tf.data map. Underneath, `compile_operations` turns distinct (name, level) pairs into
-per-operation tables under a level -> parameter mapping (`level_parameter`, this module's; another
-for TrivialAugment's bins) and `apply_operations` runs one per image; `ohl_tf.randaugment` and
-`ohl_tf.trivialaugment` share them, and draw their signs with `augment.sample_signs`.
+and in a tf.data map. Underneath, `operations.compile_operations` turns the policy's distinct
+(name, level) pairs into one table under this module's level -> parameter mapping
+(`level_parameter`, which `ohl_tf.randaugment` uses too; `operation_table`) and
+`operations.apply_operations` runs one per image.
 
 Example:
   >>> images = tf.zeros([8, 32, 32, 3], tf.uint8)
@@ -56,8 +57,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from ohl_tf import augment
-from ohl_tf import pil_ops
+from ohl_tf import operations
 
 POLICY_NAMES = ("cifar10", "imagenet", "svhn")
 
@@ -156,11 +156,6 @@ _POLICY_OF_DATASET = {"imagenet2012": "imagenet", "imagenet2012_subset": "imagen
                       "svhn_cropped": "svhn"}
 
 _PARAMETER_MAX = 10  # augmentation_transforms.py PARAMETER_MAX: level l means l / 10 of the range
-_FILL = 128  # docs/search_space.md fillcolor (128, 128, 128); also tensorflow/tpu's replace value
-_MIN_SIZE = 3  # SMOOTH (Sharpness) needs a 3x3 neighbourhood
-_SIGNS = (-1, 1)  # column 0 of the per-sign source table rows is s = -1, column 1 is s = +1
-_GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
-_ENHANCE = ("Color", "Contrast", "Brightness", "Sharpness")
 _OPERATION_NAMES = frozenset(name for policy in POLICIES.values() for subpolicy in policy
                              for name, _, _ in subpolicy)
 
@@ -228,14 +223,16 @@ def operation_parameter(policy_name, name, level, width, height):
       "Posterize": lambda: 4 - level * 4 // _PARAMETER_MAX,  # 4 - int_parameter(level, 4)
       "Solarize": lambda: 256 - level * 256 // _PARAMETER_MAX,  # 256 - int_parameter(level, 256)
       # _enhancer_impl: float_parameter(level, 1.8) + .1, "going to 0 just destroys it".
-      **{enhance: (lambda: float(level) * 1.8 / _PARAMETER_MAX + 0.1) for enhance in _ENHANCE},
+      **{enhance: (lambda: float(level) * 1.8 / _PARAMETER_MAX + 0.1)
+         for enhance in operations.ENHANCE},
   }
   return parameters.get(name, lambda: None)()
 
 
 @functools.cache
 def level_parameter(policy_name):
-  """AutoAugment's level -> parameter mapping for `compile_operations`, for one policy's range.
+  """AutoAugment's level -> parameter mapping, for one policy's range: the parameter function of
+  `operations.compile_operations` for AutoAugment's (and RandAugment's) operations.
 
   Args:
     policy_name: one of `POLICY_NAMES`, whose translation range applies.
@@ -252,170 +249,8 @@ def level_parameter(policy_name):
 
   def parameter(name, level, sign, width, height):
     value = operation_parameter(policy_name, name, level, width, height)
-    return sign * value if name in _GEOMETRIC else value
+    return sign * value if name in operations.GEOMETRIC else value
   return parameter
-
-
-# ---------------------------------------------------------------------------
-# Kernels: fn(images [b,H,W,3] uint8, operations [b], signs [b], table) -> uint8 [b,H,W,3].
-# ---------------------------------------------------------------------------
-
-def _identity(images, operations, signs, table):
-  del operations, signs, table
-  return images
-
-
-def _geometric(images, operations, signs, table):
-  sources = tf.constant(table.source_table(images.shape[1], images.shape[2]))
-  rows = 2 * tf.gather(table.geometric_row, operations) + tf.cast(signs > 0, tf.int32)
-  return pil_ops.remap(images, tf.gather(sources, rows), _FILL)
-
-
-def _point(images, operations, signs, table):
-  del signs  # Posterize, Solarize and Invert have no direction.
-  return pil_ops.posterize_solarize(images, tf.gather(table.masks, operations),
-                                    tf.gather(table.thresholds, operations))
-
-
-def _enhance(degenerate_fn):
-  def kernel(images, operations, signs, table):
-    # One factor per sign (AutoAugment's are the same for both; TrivialAugment's are 1 +- m).
-    columns = 2 * operations + tf.cast(signs > 0, tf.int32)
-    factors = tf.gather(tf.reshape(table.factors, [-1]), columns)
-    return pil_ops.blend(degenerate_fn(images), images, factors)
-  return kernel
-
-
-def _autocontrast(images, operations, signs, table):
-  del operations, signs, table
-  return pil_ops.autocontrast(images)
-
-
-def _equalize(images, operations, signs, table):
-  del operations, signs, table
-  return pil_ops.equalize(images)
-
-
-_KERNEL_OF_NAME = {
-    "Identity": _identity,
-    **{name: _geometric for name in _GEOMETRIC},
-    "Posterize": _point,
-    "Solarize": _point,
-    "Invert": _point,
-    "Color": _enhance(pil_ops.color_degenerate),
-    "Contrast": _enhance(pil_ops.contrast_degenerate),
-    "Sharpness": _enhance(pil_ops.sharpness_degenerate),
-    "Brightness": _enhance(tf.zeros_like),
-    "AutoContrast": _autocontrast,
-    "Equalize": _equalize,
-}
-OPERATION_NAMES = tuple(_KERNEL_OF_NAME)  # every name `compile_operations` accepts
-
-
-def _point_parameters(parameter, name, level):
-  """(mask, threshold) of `pil_ops.posterize_solarize`; identity for other operations.
-
-  Posterize's parameter is the bits kept, Solarize's an int threshold (pixels >= it invert);
-  neither has a direction.
-  """
-  if name in ("Posterize", "Solarize"):
-    value = parameter(name, level, 1, 0, 0)
-    if parameter(name, level, -1, 0, 0) != value:
-      raise ValueError(f"{name} has no direction: its parameter must not depend on the sign. "
-                       f"Received: level={level!r}")
-    return (pil_ops.posterize_mask(value), 256) if name == "Posterize" else (255, value)
-  if name == "Invert":
-    return 255, 0
-  return 255, 256
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class OperationTable:
-  """Distinct (name, level) operations compiled to tables indexed by operation id (0: identity).
-
-  Built by `compile_operations`; `apply_operations` runs it. AutoAugment compiles the operations
-  of a policy, RandAugment (`ohl_tf.randaugment`) its operation list at one magnitude,
-  TrivialAugment (`ohl_tf.trivialaugment`) every operation at each of its magnitude bins.
-
-  Attributes:
-    parameter: fn(name, level, sign, width, height) -> the operation's parameter with that sign
-      (see `compile_operations`).
-    operations: the distinct (name, level) pairs; operations[0] is ("Identity", 0).
-    kernels: the kernels the operations need, _identity first.
-    kernel_of_operation: int32 [V], index into `kernels`.
-    geometric_row: int32 [V], the geometric operation's index in `source_table` (rows 2 g, 2 g + 1).
-    masks, thresholds: int32 [V], `pil_ops.posterize_solarize` parameters.
-    factors: float32 [V, 2], ImageEnhance factors for the signs -1 and +1 (float32 as Pillow's C
-      blend takes them).
-  """
-  parameter: object
-  operations: tuple
-  kernels: tuple
-  kernel_of_operation: np.ndarray
-  geometric_row: np.ndarray
-  masks: np.ndarray
-  thresholds: np.ndarray
-  factors: np.ndarray
-
-  @property
-  def geometric_operations(self):
-    return tuple(op for op in self.operations if op[0] in _GEOMETRIC)
-
-  def source_table(self, height, width):
-    """`_source_table` of these operations: Pillow's source pixels, per size."""
-    return _source_table(self.parameter, self.geometric_operations, height, width)
-
-
-@functools.cache
-def compile_operations(operations, parameter):
-  """Compiles (name, level) operations into an `OperationTable`, identity first.
-
-  Args:
-    operations: a tuple of (name, level), names from `OPERATION_NAMES`, levels whatever
-      `parameter` reads; duplicates are kept once, in first-seen order after ("Identity", 0).
-    parameter: fn(name, level, sign, width, height) -> the parameter of a geometric operation
-      with its sign (the value of `pil_ops.affine_matrix`: shear factor, pixels, degrees), the
-      ImageEnhance factor, Posterize's bits or Solarize's int threshold; e.g.
-      `level_parameter(policy_name)`. A module-level or cached function: it is part of the cache
-      key.
-
-  Returns:
-    An `OperationTable` (cached: the same arguments give the same object).
-
-  Raises:
-    ValueError: an unknown operation name, or a Posterize or Solarize parameter that depends on
-      the sign.
-  """
-  unknown = sorted({name for name, _ in operations} - set(OPERATION_NAMES))
-  if unknown:
-    raise ValueError(f"operation names must be in {OPERATION_NAMES}. Received: {unknown}")
-  operations = tuple(dict.fromkeys([("Identity", 0), *operations]))
-  kernels = tuple(dict.fromkeys(_KERNEL_OF_NAME[name] for name, _ in operations))
-  geometric = [op for op in operations if op[0] in _GEOMETRIC]
-  return OperationTable(
-      parameter=parameter,
-      operations=operations,
-      kernels=kernels,
-      kernel_of_operation=np.array([kernels.index(_KERNEL_OF_NAME[name])
-                                    for name, _ in operations], np.int32),
-      geometric_row=np.array([geometric.index(op) if op in geometric else 0
-                              for op in operations], np.int32),
-      masks=np.array([_point_parameters(parameter, *op)[0] for op in operations], np.int32),
-      thresholds=np.array([_point_parameters(parameter, *op)[1] for op in operations], np.int32),
-      factors=np.array([[parameter(name, level, sign, 0, 0) if name in _ENHANCE else 1.0
-                         for sign in _SIGNS] for name, level in operations], np.float32),
-  )
-
-
-@functools.lru_cache(maxsize=32)
-def _source_table(parameter, geometric_operations, height, width):
-  """int32 [2 G, height * width]: row 2 g + (s > 0) is the g-th (name, level) with sign s."""
-  return np.stack([
-      pil_ops.affine_source_indices(
-          pil_ops.affine_matrix(name, parameter(name, level, sign, width, height), width, height),
-          width, height)
-      for name, level in geometric_operations for sign in _SIGNS
-  ])
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -424,12 +259,13 @@ class _Plan:
 
   Attributes:
     name: the policy name.
-    table: the `OperationTable` of the policy's distinct (name, level).
+    table: the `operations.OperationTable` of the policy's distinct (name, level), Identity
+      first: id 0 is a slot that does not apply.
     operation_of_slot: int32 [25, 2], the operation id of each sub-policy's two slots.
     probability: float32 [25, 2], the probability of each slot.
   """
   name: str
-  table: OperationTable
+  table: operations.OperationTable
   operation_of_slot: np.ndarray
   probability: np.ndarray
 
@@ -438,7 +274,7 @@ class _Plan:
 def _plan(policy_name):
   policy = POLICIES[policy_name]
   slots = [(name, level) for subpolicy in policy for name, _, level in subpolicy]
-  table = compile_operations(tuple(slots), level_parameter(policy_name))
+  table = operations.compile_operations((("Identity", 0), *slots), level_parameter(policy_name))
   return _Plan(
       name=policy_name,
       table=table,
@@ -448,31 +284,17 @@ def _plan(policy_name):
   )
 
 
-def source_table(policy_name, height, width):
-  """int32 [2 G, height * width]: Pillow's source pixels of every geometric operation of a policy.
+def operation_table(policy_name):
+  """The `operations.OperationTable` of a policy's distinct (name, level), Identity first.
 
-  Row 2 g + (s > 0) serves the policy's g-th distinct geometric (name, level) with sign s, built
-  with `pil_ops.affine_source_indices` (Pillow's Geometry.c, 16.16 fixed point included). Per size:
-  CIFAR-10 at 32x32 has 14 rows (56 KiB); ImageNet at 224x224 has 8 rows (1.5 MiB).
+  Its `source_table` has a row 2 g + (s > 0) for the policy's g-th distinct geometric
+  (name, level) with sign s: CIFAR-10 at 32x32 has 14 rows (56 KiB); ImageNet at 224x224 has 8
+  rows (1.5 MiB).
+
+  Raises:
+    ValueError: an unknown policy_name.
   """
-  return _plan(_check_policy_name(policy_name)).table.source_table(height, width)
-
-
-def apply_operations(images, table, operations, signs):
-  """Applies one operation of `table` per image, each kernel once on the images that need it.
-
-  Args:
-    images: uint8 [B,H,W,3] with static H, W >= 3.
-    table: an `OperationTable` (from `compile_operations`).
-    operations: int32 [B], operation ids into `table.operations` (0: identity).
-    signs: int32 [B], each -1 or +1 (geometric operations only).
-
-  Returns:
-    uint8 [B,H,W,3], Pillow's bytes.
-  """
-  kernels = [functools.partial(kernel, table=table) for kernel in table.kernels]
-  return pil_ops.apply_partitioned(kernels, tf.gather(table.kernel_of_operation, operations),
-                                   check_images(images), operations, signs)
+  return _plan(_check_policy_name(policy_name)).table
 
 
 # ---------------------------------------------------------------------------
@@ -484,36 +306,6 @@ def _check_policy_name(policy_name):
     raise ValueError(f"policy_name must be one of {POLICY_NAMES}. "
                      f"Received: policy_name={policy_name!r}")
   return policy_name
-
-
-def check_images(images):
-  """uint8 [B,H,W,3] with a static H, W >= 3, as a tensor; a ValueError naming it otherwise."""
-  images = tf.convert_to_tensor(images)
-  if images.dtype != tf.uint8:
-    raise ValueError("images must be uint8 RGB [B,H,W,3]. "
-                     f"Received: images.dtype={images.dtype.name}")
-  if images.shape.rank != 4 or images.shape[-1] != 3:
-    raise ValueError("images must be a batch [B,H,W,3] with 3 channels. "
-                     f"Received: images.shape={images.shape}")
-  height, width = images.shape[1], images.shape[2]
-  if height is None or width is None:
-    raise ValueError("images must have a static height and width (the geometric tables are "
-                     f"built per size). Received: images.shape={images.shape}")
-  if min(height, width) < _MIN_SIZE:
-    raise ValueError(f"images must be at least {_MIN_SIZE}x{_MIN_SIZE} pixels. "
-                     f"Received: images.shape={images.shape}")
-  return images
-
-
-def check_seed(seed):
-  """An int64 [2] seed tensor (a Python int s reads as [s, 0]); a ValueError otherwise."""
-  if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-    seed = [seed, 0]
-  seed = tf.convert_to_tensor(seed)
-  if not seed.dtype.is_integer or seed.shape.rank != 1 or seed.shape[0] not in (2, None):
-    raise ValueError("seed must be an int or an integer tensor of shape [2]. "
-                     f"Received: seed.dtype={seed.dtype.name}, seed.shape={seed.shape}")
-  return tf.cast(seed, tf.int64)
 
 
 # ---------------------------------------------------------------------------
@@ -556,21 +348,21 @@ def sample_decisions(num_images, policy_name, seed):
   """
   plan = _plan(_check_policy_name(policy_name))
   choice_seed, apply_seed, sign_seed = tf.unstack(
-      tf.random.experimental.stateless_split(check_seed(seed), 3))
+      tf.random.experimental.stateless_split(operations.check_seed(seed), 3))
   subpolicy = tf.random.stateless_uniform([num_images], choice_seed, minval=0,
                                           maxval=len(plan.probability), dtype=tf.int32)
   # augmentation_transforms.py applies when random.random() < probability.
   uniform = tf.random.stateless_uniform([num_images, 2], apply_seed)
   applied = uniform < tf.gather(plan.probability, subpolicy)
   # augmentation_transforms.py negates when random.random() > 0.5: one fair bit per slot.
-  return Decisions(subpolicy, applied, augment.sample_signs([num_images, 2], sign_seed))
+  return Decisions(subpolicy, applied, operations.sample_signs([num_images, 2], sign_seed))
 
 
 def apply_decisions(images, policy_name, decisions):
   """Applies drawn decisions: slot 1 where applied, then slot 2, Pillow's bytes.
 
   Args:
-    images: uint8 [B,H,W,3] with static H, W >= 3.
+    images: uint8 [B,H,W,3], H, W >= 3.
     policy_name: one of `POLICY_NAMES`.
     decisions: `Decisions` for B images (e.g. from `sample_decisions`).
 
@@ -578,13 +370,13 @@ def apply_decisions(images, policy_name, decisions):
     uint8 [B,H,W,3].
   """
   plan = _plan(_check_policy_name(policy_name))
-  images = check_images(images)
+  images = operations.check_images(images, ranks=(4,))
   subpolicy = tf.cast(decisions.subpolicy, tf.int32)
   signs = tf.cast(decisions.signs, tf.int32)
   slot_operations = tf.gather(plan.operation_of_slot, subpolicy)
-  operations = tf.where(tf.cast(decisions.applied, tf.bool), slot_operations, 0)
+  slot_ids = tf.where(tf.cast(decisions.applied, tf.bool), slot_operations, 0)
   for slot in range(2):
-    images = apply_operations(images, plan.table, operations[:, slot], signs[:, slot])
+    images = operations.apply_operations(images, plan.table, slot_ids[:, slot], signs[:, slot])
   return images
 
 
@@ -592,7 +384,7 @@ def apply_policy(images, policy_name, seed):
   """AutoAugment: one uniformly chosen sub-policy per image, each operation with its probability.
 
   Args:
-    images: uint8 [B,H,W,3] with static H, W >= 3 (B may be unknown, e.g. in a tf.data map).
+    images: uint8 [B,H,W,3], H, W >= 3 (B, H, W may be unknown, e.g. in a tf.data map).
     policy_name: one of `POLICY_NAMES` (see `policy_for_dataset`).
     seed: int [2] tensor or sequence (or a Python int, read as [seed, 0]); the same seed and batch
       give the same bytes.
@@ -601,11 +393,11 @@ def apply_policy(images, policy_name, seed):
     uint8 [B,H,W,3].
 
   Raises:
-    ValueError: unknown policy_name, images not uint8 [B,H,W,3] with a static size of at least
-      3x3, or a seed that is not an integer [2].
+    ValueError: unknown policy_name, images not uint8 [B,H,W,3] of at least 3x3 pixels, or a
+      seed that is not an integer [2].
   """
   _check_policy_name(policy_name)
-  images = check_images(images)
-  seed = check_seed(seed)
+  images = operations.check_images(images, ranks=(4,))
+  seed = operations.check_seed(seed)
   decisions = sample_decisions(tf.shape(images)[0], policy_name, seed)
   return apply_decisions(images, policy_name, decisions)

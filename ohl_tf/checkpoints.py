@@ -22,9 +22,8 @@ import time
 
 from absl import logging
 import tensorflow as tf
-# The manager's own state writer: the public tf.compat.v1 one cannot write relative paths, which
-# keep a run directory valid when it is moved.
-from tensorflow.python.checkpoint import checkpoint_management
+
+from ohl_tf import private_api
 
 DAMAGED = "damaged"  # the folder of checkpoints/ where unreadable checkpoints are set aside
 # The files of checkpoint `ckpt-<t>`: its index and its data shards (not `ckpt-<t>_temp/`).
@@ -155,10 +154,7 @@ def _record(directory, paths):
   timestamps = [_written_at(p) for p in paths]
   # The manager deletes (beyond max_to_keep) only checkpoints written after this time: before
   # all of them, or the ones named here would be kept forever.
-  checkpoint_management.update_checkpoint_state_internal(
-      directory, model_checkpoint_path=paths[-1], all_model_checkpoint_paths=paths,
-      all_model_checkpoint_timestamps=timestamps,
-      last_preserved_timestamp=min(timestamps) - 1, save_relative_paths=True)
+  private_api.update_checkpoint_state(directory, paths, timestamps, min(timestamps) - 1)
 
 
 def _written_at(path):

@@ -47,9 +47,8 @@ import zlib
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.eager import context
-from tensorflow.python.ops import collective_ops
-from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+
+from ohl_tf import private_api
 
 CLUSTERS = ("auto", "tf_config", "slurm", "none")
 # The coordination service's heartbeat timeout: a worker silent for this long is declared dead.
@@ -194,14 +193,9 @@ class Cluster:
     self._addresses = [spec.task_address(j, i) for j, i in tasks]
     # Our own coordination service first: a bounded heartbeat and registration time (the
     # strategy leaves an existing configuration alone).
-    leader = self._task_names[0]
-    context.context().configure_coordination_service(
-        service_type="standalone", service_leader=leader,
-        heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_S * 1000,
-        cluster_register_timeout_in_ms=REGISTER_TIMEOUT_S * 1000,
-        coordinated_jobs=[
-            coordination_config_pb2.CoordinatedJob(name=j, num_tasks=spec.num_tasks(j))
-            for j in jobs])
+    private_api.configure_coordination_service(
+        self._task_names[0], {j: spec.num_tasks(j) for j in jobs}, HEARTBEAT_TIMEOUT_S,
+        REGISTER_TIMEOUT_S)
     self.strategy = tf.distribute.MultiWorkerMirroredStrategy(
         cluster_resolver=cluster_resolver,
         communication_options=tf.distribute.experimental.CommunicationOptions(
@@ -248,7 +242,7 @@ class Cluster:
                            for w in range(self.num_workers)])
 
   def _gather_rows(self, values):
-    return self._collective(lambda **keys: collective_ops.all_gather_v2(
+    return self._collective(lambda **keys: private_api.all_gather(
         tf.constant(values), **keys).numpy())
 
   def broadcast(self, values, source):
@@ -274,10 +268,10 @@ class Cluster:
 
   def _broadcast_flat(self, flat, source):
     if self.index == source:
-      self._collective(lambda **keys: collective_ops.broadcast_send(
+      self._collective(lambda **keys: private_api.broadcast_send(
           tf.constant(flat), flat.shape, tf.as_dtype(flat.dtype), **keys))
       return flat
-    return self._collective(lambda **keys: collective_ops.broadcast_recv(
+    return self._collective(lambda **keys: private_api.broadcast_recv(
         flat.shape, tf.as_dtype(flat.dtype), **keys).numpy())
 
   def _collective(self, run):
@@ -336,8 +330,7 @@ class Cluster:
         if worker == self.index:
           continue
         try:
-          context.context().check_collective_ops_peer_health(
-              peer, timeout_in_ms=WATCH_TIMEOUT_S * 1000)
+          private_api.check_peer_health(peer, WATCH_TIMEOUT_S)
           failures[worker] = 0
         except Exception as error:  # pylint: disable=broad-except
           failures[worker] += 1
@@ -373,8 +366,7 @@ class Cluster:
     """Waits for every worker (at most --cluster_timeout)."""
     self._barriers += 1
     try:
-      context.context().wait_at_barrier(f"ohl_tf_{name}_{self._barriers}",
-                                        int(self._timeout_s * 1000))
+      private_api.wait_at_barrier(f"ohl_tf_{name}_{self._barriers}", self._timeout_s)
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
             tf.errors.InternalError) as error:
       self._lost(error)

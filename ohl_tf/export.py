@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from ohl_tf import datasets
 from ohl_tf import preprocess
+from ohl_tf import private_api
 
 
 def write_json(path, payload):
@@ -164,7 +165,7 @@ def save_classifier(model, path, mean, std, image_shape, class_names, *, serving
     # saves (keras 3.15, pinned), so that it is copied into assets/, listed in the MetaGraph's
     # asset_file_def (where loaders other than TensorFlow's Python one find it) and is the
     # loaded object's `class_names_file`.
-    root = archive._tf_trackable  # pylint: disable=protected-access
+    root = private_api.export_archive_root(archive)
     root.class_names_file = tf.saved_model.Asset(names_file)
     saved_model = os.path.join(staging, "saved_model")
     archive.write_out(saved_model, verbose=False)

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from ohl_tf import augment
+from ohl_tf import operations
 from ohl_tf import policy
 from ohl_tf import policy_file
 
@@ -104,7 +105,7 @@ class LearnedAugment(keras.layers.Layer):
     op_seed, sign_seed = tf.unstack(tf.random.split(seed, 2))
     count = 1 if batch_size is None else batch_size
     ops = policy.draw_operations(tf.constant(self._log_probabilities), count, op_seed)
-    signs = augment.sample_signs(tf.stack([count, 2]), sign_seed)
+    signs = operations.sample_signs(tf.stack([count, 2]), sign_seed)
     if batch_size is None:
       return ops[0], signs[0]
     return ops, signs

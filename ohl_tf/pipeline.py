@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from ohl_tf import augment
+from ohl_tf import operations
 from ohl_tf import policy
 from ohl_tf import preprocess
 
@@ -328,7 +329,7 @@ class TrainPipeline:
       op_seed, sign_seed = tf.unstack(tf.random.experimental.stateless_split(
           _seed(self.seed, _AUGMENT_STREAM, stream, example_id), 2))
       op = policy.draw_operations(log_probs, 1, op_seed)[0]
-      signs = augment.sample_signs([2], sign_seed)
+      signs = operations.sample_signs([2], sign_seed)
       if self.augment_path == "per_image":
         image = augment.apply_drawn_operation(image, op, signs,  # drawn in range
                                               self.search_space)

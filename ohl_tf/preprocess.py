@@ -26,6 +26,8 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from ohl_tf import operations
+
 # Per-channel RGB statistics of the training sets in [0, 255] units. CIFAR: the pixel mean and
 # pixel standard deviation over the whole training set, as in AutoAugment's
 # augmentation_transforms.py (MEANS/STDS x 255) and Cutout's code (125.3, 123.0, 113.9) /
@@ -71,16 +73,9 @@ def _check_seed(seed):
   return seed
 
 
-def _check_images(images, ranks, dtype=tf.uint8):
-  """Converts `images` to a tensor and checks its dtype and static rank."""
-  images = tf.convert_to_tensor(images)
-  if dtype is not None and images.dtype != dtype:
-    raise ValueError(f"`images` must be {dtype.name}. Received: images.dtype={images.dtype.name}")
-  if images.shape.rank not in ranks:
-    allowed = " or ".join(["[H, W, C]", "[B, H, W, C]"][r - 3] for r in ranks)
-    raise ValueError(f"`images` must have a known rank, {allowed}. "
-                     f"Received: images.shape={images.shape}")
-  return images
+def _check_images(images, ranks):
+  """uint8 `images` of a rank in `ranks`: `operations.check_images`, any channels and size."""
+  return operations.check_images(images, ranks, channels=None, min_size=0)
 
 
 def _check_channel_values(name, value, channels, low, high, integer=False):

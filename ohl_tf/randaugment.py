@@ -11,8 +11,8 @@ and per layer) and always applies it, all at the one magnitude M on AutoAugment'
 The level -> parameter mapping is AutoAugment's released code (tensorflow/models
 research/autoaugment/augmentation_transforms.py, PARAMETER_MAX = 10), the one function that
 `ohl_tf.autoaugment.operation_parameter` implements for the AutoAugment policies too; the
-operations run on the same compiled tables and kernels (`autoaugment.compile_operations`,
-`autoaugment.apply_operations`), so their bytes are Pillow's. At M: Rotate int(3 M) degrees,
+operations are compiled and run by `ohl_tf.operations` (`operations.compile_operations`,
+`operations.apply_operations`), so their bytes are Pillow's. At M: Rotate int(3 M) degrees,
 Shear 0.03 M, Translate int(M T / 10) pixels (T = 10 per 32 pixels; 150 per 331 for ImageNet),
 Posterize 4 - int(0.4 M) bits, Solarize threshold 256 - int(25.6 M), Color, Contrast, Brightness
 and Sharpness the factor 0.18 M + 0.1. Note that at M = 5, the CIFAR setting, that factor is 1.0:
@@ -69,8 +69,8 @@ import collections
 import numpy as np
 import tensorflow as tf
 
-from ohl_tf import augment
 from ohl_tf import autoaugment
+from ohl_tf import operations
 
 # The paper's Figure 2 list, in its order; the index is the operation id `sample_decisions` draws.
 OPERATION_NAMES = ("Identity", "AutoContrast", "Equalize", "Rotate", "Solarize", "Color",
@@ -115,7 +115,7 @@ def _level(name, magnitude):
 
 
 def operation_table(magnitude, translate_policy="cifar10"):
-  """The `autoaugment.OperationTable` of the 14 operations at `magnitude`, ids as listed.
+  """The `operations.OperationTable` of the 14 operations at `magnitude`, ids as listed.
 
   Args:
     magnitude: int M in [0, 10].
@@ -123,14 +123,13 @@ def operation_table(magnitude, translate_policy="cifar10"):
       "imagenet" 150 pixels per 331, otherwise 10 per 32 (see `autoaugment.policy_for_dataset`).
 
   Returns:
-    An `autoaugment.OperationTable` whose operation i is `OPERATION_NAMES[i]` at `magnitude`.
+    An `operations.OperationTable` whose operation i is `OPERATION_NAMES[i]` at `magnitude`.
   """
   magnitude = _check_magnitude(magnitude)
-  # Identity first: `compile_operations` gives it id 0, so ids are `OPERATION_NAMES` indices.
-  operations = tuple((name, _level(name, magnitude)) for name in OPERATION_NAMES)
-  table = autoaugment.compile_operations(operations,
-                                        autoaugment.level_parameter(translate_policy))
-  assert table.operations == operations, table.operations
+  # No two are the same (name, level), so ids are `OPERATION_NAMES` indices.
+  listed = tuple((name, _level(name, magnitude)) for name in OPERATION_NAMES)
+  table = operations.compile_operations(listed, autoaugment.level_parameter(translate_policy))
+  assert table.operations == listed, table.operations
   return table
 
 
@@ -147,18 +146,18 @@ def sample_decisions(num_images, num_layers, seed):
   """
   num_layers = _check_num_layers(num_layers)
   operation_seed, sign_seed = tf.unstack(
-      tf.random.experimental.stateless_split(autoaugment.check_seed(seed), 2))
+      tf.random.experimental.stateless_split(operations.check_seed(seed), 2))
   shape = tf.stack([num_images, num_layers])
-  operations = tf.random.stateless_uniform(shape, operation_seed, minval=0,
-                                           maxval=NUM_OPERATIONS, dtype=tf.int32)
-  return Decisions(operations, augment.sample_signs(shape, sign_seed))
+  drawn = tf.random.stateless_uniform(shape, operation_seed, minval=0, maxval=NUM_OPERATIONS,
+                                      dtype=tf.int32)
+  return Decisions(drawn, operations.sample_signs(shape, sign_seed))
 
 
 def apply_decisions(images, decisions, magnitude, translate_policy="cifar10"):
   """Applies drawn decisions, layer by layer, with Pillow's bytes.
 
   Args:
-    images: uint8 [B,H,W,3] with static H, W >= 3.
+    images: uint8 [B,H,W,3], H, W >= 3.
     decisions: `Decisions` for B images with a static number of layers N.
     magnitude: int M in [0, 10].
     translate_policy: see `operation_table`.
@@ -167,15 +166,15 @@ def apply_decisions(images, decisions, magnitude, translate_policy="cifar10"):
     uint8 [B,H,W,3].
   """
   table = operation_table(magnitude, translate_policy)
-  images = autoaugment.check_images(images)
-  operations = tf.cast(decisions.operations, tf.int32)
+  images = operations.check_images(images, ranks=(4,))
+  ids = tf.cast(decisions.operations, tf.int32)
   signs = tf.cast(decisions.signs, tf.int32)
-  num_layers = operations.shape[1]
+  num_layers = ids.shape[1]
   if num_layers is None:
     raise ValueError("decisions must have a static number of layers. "
-                     f"Received: decisions.operations.shape={operations.shape}")
+                     f"Received: decisions.operations.shape={ids.shape}")
   for layer in range(num_layers):
-    images = autoaugment.apply_operations(images, table, operations[:, layer], signs[:, layer])
+    images = operations.apply_operations(images, table, ids[:, layer], signs[:, layer])
   return images
 
 
@@ -183,7 +182,7 @@ def apply_randaugment(images, num_layers, magnitude, seed, translate_policy="cif
   """RandAugment: N operations per image, each uniform over the 14, all at magnitude M.
 
   Args:
-    images: uint8 [B,H,W,3] with static H, W >= 3 (B may be unknown, e.g. in a tf.data map).
+    images: uint8 [B,H,W,3], H, W >= 3 (B, H, W may be unknown, e.g. in a tf.data map).
     num_layers: int N >= 0 (the paper's CIFAR-10 WRN-28-10: 3; ImageNet ResNet-50: 2).
     magnitude: int M in [0, 10] (CIFAR-10 WRN-28-10: 5; ImageNet ResNet-50: 9).
     seed: int [2] tensor or sequence (or a Python int, read as [seed, 0]); the same seed and
@@ -195,9 +194,9 @@ def apply_randaugment(images, num_layers, magnitude, seed, translate_policy="cif
 
   Raises:
     ValueError: num_layers or magnitude out of range, an unknown translate_policy, images not
-      uint8 [B,H,W,3] with a static size of at least 3x3, or a seed that is not an integer [2].
+      uint8 [B,H,W,3] of at least 3x3 pixels, or a seed that is not an integer [2].
   """
   operation_table(magnitude, translate_policy)  # checks both before anything is drawn
-  images = autoaugment.check_images(images)
+  images = operations.check_images(images, ranks=(4,))
   decisions = sample_decisions(tf.shape(images)[0], num_layers, seed)
   return apply_decisions(images, decisions, magnitude, translate_policy)

@@ -58,7 +58,7 @@ Deviations from torchvision's TrivialAugmentWide:
 
 Randomness is stateless: `sample_decisions` draws every image's operation, bin and sign from a
 seed, `apply_decisions` applies them: every (operation, bin) is one operation of one compiled
-`autoaugment.OperationTable` (344 of them), and one `autoaugment.apply_operations` call runs each
+`operations.OperationTable` (344 of them), and one `operations.apply_operations` call runs each
 kernel once on the images that need it. `apply_trivialaugment` is the two in one: the same seed
 and batch give the same bytes, eagerly, in a tf.function and in a tf.data map. The geometric
 operations' source table has 310 rows (5 operations x 31 bins x 2 signs) per image size:
@@ -77,8 +77,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from ohl_tf import augment
-from ohl_tf import autoaugment
+from ohl_tf import operations
 
 # torchvision's `_augmentation_space` order; the index is the operation id `sample_decisions` draws.
 OPERATION_NAMES = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate",
@@ -87,8 +86,7 @@ OPERATION_NAMES = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "
 NUM_OPERATIONS = len(OPERATION_NAMES)
 NUM_MAGNITUDE_BINS = 31  # TrivialAugment Wide's (torchvision's default num_magnitude_bins)
 
-_ENHANCE = ("Brightness", "Color", "Contrast", "Sharpness")
-SIGNED = frozenset(("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", *_ENHANCE))
+SIGNED = frozenset((*operations.GEOMETRIC, *operations.ENHANCE))
 UNBINNED = frozenset(("Identity", "AutoContrast", "Equalize"))
 
 
@@ -113,7 +111,7 @@ MAGNITUDES = {
     "TranslateX": _linspace(0.0, 32.0),
     "TranslateY": _linspace(0.0, 32.0),
     "Rotate": _linspace(0.0, 135.0),
-    **{name: _linspace(0.0, 0.99) for name in _ENHANCE},
+    **{name: _linspace(0.0, 0.99) for name in operations.ENHANCE},
     # 8 - round(k / ((31 - 1) / 6)): no k / 5 is a tie, so numpy's rounding is torch's.
     "Posterize": tuple(int(8 - round(k / ((NUM_MAGNITUDE_BINS - 1) / 6)))
                        for k in range(NUM_MAGNITUDE_BINS)),
@@ -140,7 +138,7 @@ def _shear_angle(shear):
 def parameter(name, level, sign, width, height):
   """The parameter torchvision's `_apply_op` gives Pillow for operation `name` at bin `level`.
 
-  The `parameter` function of `autoaugment.compile_operations` for TrivialAugment's bins.
+  The `parameter` function of `operations.compile_operations` for TrivialAugment's bins.
 
   Args:
     name: a name of `OPERATION_NAMES` with magnitudes (not Identity, AutoContrast, Equalize).
@@ -165,7 +163,7 @@ def parameter(name, level, sign, width, height):
     return -int(magnitude)  # `F.affine(translate=[t, 0])` samples the input at x - t
   if name == "Rotate":
     return magnitude
-  if name in _ENHANCE:
+  if name in operations.ENHANCE:
     return 1.0 + magnitude
   if name == "Posterize":
     return MAGNITUDES[name][level]
@@ -174,15 +172,15 @@ def parameter(name, level, sign, width, height):
 
 @functools.cache
 def operation_table():
-  """The `autoaugment.OperationTable` of every operation at every bin (Identity first).
+  """The `operations.OperationTable` of every operation at every bin (Identity first).
 
   Returns:
-    An `autoaugment.OperationTable` of 344 operations: Identity, AutoContrast and Equalize once,
+    An `operations.OperationTable` of 344 operations: Identity, AutoContrast and Equalize once,
     the 11 others at each of the 31 bins, as ("Name", bin).
   """
-  operations = tuple((name, level) for name in OPERATION_NAMES
-                     for level in ((0,) if name in UNBINNED else range(NUM_MAGNITUDE_BINS)))
-  return autoaugment.compile_operations(operations, parameter)
+  binned = tuple((name, level) for name in OPERATION_NAMES
+                 for level in ((0,) if name in UNBINNED else range(NUM_MAGNITUDE_BINS)))
+  return operations.compile_operations(binned, parameter)
 
 
 @functools.cache
@@ -204,37 +202,37 @@ def sample_decisions(num_images, seed):
     `Decisions` of batch size B; the same seed and B give the same draws.
   """
   operation_seed, bin_seed, sign_seed = tf.unstack(
-      tf.random.experimental.stateless_split(autoaugment.check_seed(seed), 3))
-  operations = tf.random.stateless_uniform([num_images], operation_seed, minval=0,
-                                           maxval=NUM_OPERATIONS, dtype=tf.int32)
+      tf.random.experimental.stateless_split(operations.check_seed(seed), 3))
+  drawn = tf.random.stateless_uniform([num_images], operation_seed, minval=0,
+                                      maxval=NUM_OPERATIONS, dtype=tf.int32)
   bins = tf.random.stateless_uniform([num_images], bin_seed, minval=0,
                                      maxval=NUM_MAGNITUDE_BINS, dtype=tf.int32)
-  return Decisions(operations, bins, augment.sample_signs([num_images], sign_seed))
+  return Decisions(drawn, bins, operations.sample_signs([num_images], sign_seed))
 
 
 def apply_decisions(images, decisions):
   """Applies drawn decisions, one operation per image, with Pillow's bytes.
 
   Args:
-    images: uint8 [B,H,W,3] with static H, W >= 3.
+    images: uint8 [B,H,W,3], H, W >= 3.
     decisions: `Decisions` for B images (e.g. from `sample_decisions`).
 
   Returns:
     uint8 [B,H,W,3].
   """
   table = operation_table()
-  images = autoaugment.check_images(images)
-  operations = tf.cast(decisions.operations, tf.int32)
+  images = operations.check_images(images, ranks=(4,))
+  drawn = tf.cast(decisions.operations, tf.int32)
   bins = tf.cast(decisions.bins, tf.int32)
-  ids = tf.gather(_operation_ids(), operations * NUM_MAGNITUDE_BINS + bins)
-  return autoaugment.apply_operations(images, table, ids, tf.cast(decisions.signs, tf.int32))
+  ids = tf.gather(_operation_ids(), drawn * NUM_MAGNITUDE_BINS + bins)
+  return operations.apply_operations(images, table, ids, tf.cast(decisions.signs, tf.int32))
 
 
 def apply_trivialaugment(images, seed):
   """TrivialAugment Wide: one operation per image, uniform over 14, at a uniform bin of 31.
 
   Args:
-    images: uint8 [B,H,W,3] with static H, W >= 3 (B may be unknown, e.g. in a tf.data map).
+    images: uint8 [B,H,W,3], H, W >= 3 (B, H, W may be unknown, e.g. in a tf.data map).
     seed: int [2] tensor or sequence (or a Python int, read as [seed, 0]); the same seed and
       batch give the same bytes.
 
@@ -242,9 +240,9 @@ def apply_trivialaugment(images, seed):
     uint8 [B,H,W,3].
 
   Raises:
-    ValueError: images not uint8 [B,H,W,3] with a static size of at least 3x3, or a seed that is
-      not an integer [2].
+    ValueError: images not uint8 [B,H,W,3] of at least 3x3 pixels, or a seed that is not an
+      integer [2].
   """
-  images = autoaugment.check_images(images)
+  images = operations.check_images(images, ranks=(4,))
   decisions = sample_decisions(tf.shape(images)[0], seed)
   return apply_decisions(images, decisions)

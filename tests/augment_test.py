@@ -8,6 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from ohl_tf import augment
+from ohl_tf import operations
 from ohl_tf import pil_ops
 
 _PAIRS = [(e, s) for e in range(augment.NUM_ELEMENTS) for s in (-1, 1)]
@@ -48,10 +49,12 @@ def _pillow_source_indices(element, sign, width, height):
 
 @pytest.mark.parametrize("width,height", [(32, 32), (224, 224), (45, 31), (3, 5)])
 def test_geometric_source_table_is_pillows_sampling(width, height):
-  table = augment.geometric_source_table(height, width)
+  table = augment.element_table(augment.PAPER)
+  sources = table.source_table(height, width)
   for element, sign in _GEOMETRIC_PAIRS:
     expected = _pillow_source_indices(element, sign, width, height)
-    np.testing.assert_array_equal(table[2 * element + (sign > 0)], expected,
+    row = 2 * table.geometric_row[element] + (sign > 0)
+    np.testing.assert_array_equal(sources[row], expected,
                                   err_msg=f"{_pair_id((element, sign))} at {width}x{height}")
 
 
@@ -91,7 +94,7 @@ def test_mixed_batch_matches_per_image_operations(cifar_images):
   images = cifar_images
   ops = tf.random.stateless_uniform([len(images)], [7, 1], maxval=augment.NUM_OPERATIONS,
                                     dtype=tf.int32)
-  signs = augment.sample_signs([len(images), 2], seed=[7, 2])
+  signs = operations.sample_signs([len(images), 2], seed=[7, 2])
   batched = augment.apply_operation(images, ops, signs).numpy()
   dataset = tf.data.Dataset.from_tensor_slices((images, ops, signs))
   per_image = np.stack([x.numpy() for x, *_ in dataset.map(
@@ -129,7 +132,7 @@ def test_every_identity_space_operation_is_its_first_element_then_its_second(cif
   space = _IDENTITY_SPACE
   ops = np.arange(space.num_operations, dtype=np.int32)
   images = cifar_images[ops % len(cifar_images)]
-  signs = augment.sample_signs([len(ops), 2], seed=[9, 1]).numpy()
+  signs = operations.sample_signs([len(ops), 2], seed=[9, 1]).numpy()
   e1, e2 = ops // 37, ops % 37
   first = augment.apply_element(images, e1, signs[:, 0], space=space)
   expected = augment.apply_element(first, e2, signs[:, 1], space=space).numpy()
@@ -156,7 +159,7 @@ def test_drawn_operation_gives_the_checked_bytes_on_every_operation(cifar_images
   # The pipeline's unchecked entry point, on all 1296 ops with random signs, on both paths.
   ops = np.arange(augment.NUM_OPERATIONS, dtype=np.int32)
   images = cifar_images[ops % len(cifar_images)]
-  signs = augment.sample_signs([len(ops), 2], seed=[8, 1]).numpy()
+  signs = operations.sample_signs([len(ops), 2], seed=[8, 1]).numpy()
   checked = augment.apply_operation(images, ops, signs).numpy()
   np.testing.assert_array_equal(augment.apply_drawn_operation(images, ops, signs), checked)
   dataset = tf.data.Dataset.from_tensor_slices((images, ops, signs))
@@ -202,7 +205,7 @@ def test_drawn_signs_are_stateless_with_a_seed(cifar_images):
   first = augment.apply_operation(images, ops, seed=[1, 2])
   np.testing.assert_array_equal(first, augment.apply_operation(images, ops, seed=[1, 2]))
   assert not np.array_equal(first, augment.apply_operation(images, ops, seed=[1, 3]))
-  signs = augment.sample_signs([10000], seed=[5, 6]).numpy()
+  signs = operations.sample_signs([10000], seed=[5, 6]).numpy()
   assert set(np.unique(signs)) == {-1, 1} and abs(signs.mean()) < 0.05
 
 
@@ -214,9 +217,10 @@ _IMAGES = np.zeros([2, 8, 8, 3], np.uint8)
 
 
 @pytest.mark.parametrize("images,error,pattern", [
-    (np.zeros([2, 8, 8, 3], np.float32), TypeError, r"images must be uint8.*float32"),
-    (np.zeros([8, 8], np.uint8), ValueError, r"images must be \[H,W,3\].*\(8, 8\)"),
-    (np.zeros([1, 2, 8, 8, 3], np.uint8), ValueError, r"images must be \[H,W,3\]"),
+    (np.zeros([2, 8, 8, 3], np.float32), ValueError, r"images must be uint8.*float32"),
+    (np.zeros([8, 8], np.uint8), ValueError,
+     r"images must be one image \[H,W,3\] or a batch \[B,H,W,3\].*\(8, 8\)"),
+    (np.zeros([1, 2, 8, 8, 3], np.uint8), ValueError, r"images must be one image \[H,W,3\]"),
     (np.zeros([2, 8, 8, 4], np.uint8), ValueError, r"3 channels.*\(2, 8, 8, 4\)"),
     (np.zeros([2, 2, 8, 3], np.uint8), ValueError, r"at least 3x3"),
 ])

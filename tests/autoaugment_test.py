@@ -178,7 +178,7 @@ def test_source_tables_are_pillows_sampling(width, height):
   for policy in autoaugment.POLICY_NAMES:
     geometric = dict.fromkeys((name, level) for subpolicy in ref.POLICIES[policy]
                               for name, _, level in subpolicy if name in ref.GEOMETRIC)
-    table = autoaugment.source_table(policy, height, width)
+    table = autoaugment.operation_table(policy).source_table(height, width)
     assert table.shape == (2 * len(geometric), width * height)
     for g, (name, level) in enumerate(geometric):
       for column, sign in enumerate((-1, 1)):
@@ -314,11 +314,13 @@ def test_bad_images(images, pattern):
     autoaugment.apply_policy(images, "cifar10", [0, 1])
 
 
-def test_images_need_a_static_size():
-  fn = tf.function(lambda x: autoaugment.apply_policy(x, "cifar10", [0, 1]),
-                   input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
-  with pytest.raises(ValueError, match=r"images must have a static height and width"):
-    fn(_IMAGES)
+def test_a_size_known_only_at_run_time_gives_the_same_bytes(cifar_images):
+  """The geometric tables are then built when the graph runs (operations._source_table)."""
+  images = cifar_images[:64]
+  dynamic = tf.function(lambda x: autoaugment.apply_policy(x, "cifar10", [3, 4]),
+                        input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+  np.testing.assert_array_equal(dynamic(images).numpy(),
+                                autoaugment.apply_policy(images, "cifar10", [3, 4]).numpy())
 
 
 @pytest.mark.parametrize("seed", [[1, 2, 3], [1.0, 2.0], "seed", [[1, 2]]])

@@ -339,7 +339,7 @@ _SEED = tf.constant([1, 2])
      r"Received: images.dtype=float32"),
     (lambda: preprocess.cutout(_IMAGE[0], _SEED, 16, fill=FILL), r"Received: images.shape="),
     (lambda: preprocess.random_pad_crop(_IMAGE, _SEED, -4), r"Received: pad=-4"),
-    (lambda: preprocess.random_pad_crop(_IMAGE[None], _SEED), r"\[H, W, C\]. Received"),
+    (lambda: preprocess.random_pad_crop(_IMAGE[None], _SEED), r"one image \[H,W,C\]. Received"),
     (lambda: preprocess.cifar_train_base(_IMAGE, tf.constant([1, 2, 3])),
      r"shape \[2\]. Received: seed"),
     (lambda: preprocess.random_flip(_IMAGE, tf.constant([1.0, 2.0])), r"Received: seed"),

@@ -27,7 +27,7 @@ from PIL import ImageOps
 
 import reproducible_run
 from ohl_tf import augmentation_policies
-from ohl_tf import autoaugment
+from ohl_tf import operations
 from ohl_tf import trivialaugment
 
 _FILL = (128, 128, 128)  # docs/search_space.md; torchvision's default would be 0
@@ -302,13 +302,13 @@ def test_bad_images_and_seed():
 
 
 def test_a_direction_for_posterize_or_solarize_is_refused():
-  """compile_operations keeps one mask and threshold per operation: they cannot take a sign."""
+  """The compiler keeps one mask and threshold per operation: they cannot take a sign."""
   def signed_threshold(name, level, sign, width, height):
     del name, width, height
     return 128 + sign * level
   with pytest.raises(ValueError, match=r"Solarize has no direction: its parameter must not "
                      r"depend on the sign. Received: level=3"):
-    autoaugment.compile_operations((("Solarize", 3),), signed_threshold)
+    operations.compile_operations((("Solarize", 3),), signed_threshold)
 
 
 # ---------------------------------------------------------------------------
