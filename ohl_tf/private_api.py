@@ -15,6 +15,8 @@ object).
 import dataclasses
 import importlib
 
+import tensorflow as tf
+
 
 @dataclasses.dataclass(frozen=True)
 class Symbol:
@@ -83,6 +85,9 @@ class PrivateApiError(ImportError):
   """A private TensorFlow or Keras symbol the project uses is gone (an upgrade moved it)."""
 
 
+# A lookup, not graph code: called while a map function is traced, autograph would otherwise try
+# to convert importlib's internals (and warn that it cannot).
+@tf.autograph.experimental.do_not_convert
 def _resolve(key, instance=None):
   """The object of `SYMBOLS[key]`, or a `PrivateApiError` naming it and what needs it.
 

@@ -3,6 +3,7 @@ project passes: an upgrade that removes or changes one fails here, naming it."""
 
 import importlib
 import inspect
+import logging
 import pathlib
 
 import keras
@@ -88,3 +89,18 @@ def test_no_module_imports_private_tensorflow_but_private_api():
       if ("tensorflow.python" in line or "tensorflow.compiler" in line or "keras.src" in line)
       and ("import" in line)]
   assert not offenders, f"private TensorFlow/Keras imported outside private_api: {offenders}"
+
+
+def test_a_map_function_using_it_traces_without_autograph_warnings():
+  """The lookup is not converted by autograph (it warned about importlib's internals)."""
+  records = []
+  handler = logging.Handler()
+  handler.emit = records.append
+  tf.get_logger().addHandler(handler)
+  try:
+    dataset = tf.data.Dataset.range(2).map(lambda i: private_api.unlowered_switch_case(
+        tf.cast(i, tf.int32), [lambda: tf.constant(10), lambda: tf.constant(20)]))
+    assert list(dataset.as_numpy_iterator()) == [10, 20]
+  finally:
+    tf.get_logger().removeHandler(handler)
+  assert not [r.getMessage() for r in records if "AutoGraph" in r.getMessage()]
