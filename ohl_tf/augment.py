@@ -30,8 +30,6 @@ import functools
 
 import numpy as np
 import tensorflow as tf
-# Only for `switch_case` below: tf.switch_case does not expose whether its Case op is lowered.
-from tensorflow.python.ops import control_flow_switch_case  # pylint: disable=g-direct-tensorflow-import
 
 from ohl_tf import pil_ops
 
@@ -229,6 +227,9 @@ def _source_table(images):
 
 def _geometric(images, elements, signs):
   rows = 2 * elements + _sign_column(signs)
+  height, width = images.shape[-3], images.shape[-2]
+  if height is not None and width is not None:
+    return pil_ops.remap_table(images, geometric_source_table(height, width), rows, _FILL)
   return pil_ops.remap(images, tf.gather(_source_table(images), rows), _FILL)
 
 
@@ -284,18 +285,6 @@ def _kernels(num_elements):
   return _KERNELS[:int(_KERNEL_OF_ELEMENT[:num_elements].max()) + 1]
 
 
-def _switch_case(branch_index, branch_fns):
-  """`tf.switch_case` whose Case op stays a function call when the graph runs.
-
-  By default TensorFlow lowers a Case op to Switch/Merge nodes before running the graph, and the
-  executor then carries a dead tensor through every node of every branch not taken: inside a
-  `tf.data` map at 32x32 that made an operation (two switches over the 8 kernels) cost ~30 us
-  more per image than the unlowered Case, which runs only the selected branch's function.
-  """
-  return control_flow_switch_case._indexed_case_helper(  # pylint: disable=protected-access
-      branch_fns, None, branch_index, "switch_case", lower_using_switch_merge=False)
-
-
 def _switch_path(image, element, sign, space):
   """One image: a switch over the space's kernels, each run on the image with scalar parameters.
 
@@ -303,7 +292,7 @@ def _switch_path(image, element, sign, space):
   """
   branches = [functools.partial(kernel, image, element, sign)
               for kernel in _kernels(space.num_elements)]
-  return tf.ensure_shape(_switch_case(tf.gather(_KERNEL_OF_ELEMENT, element), branches),
+  return tf.ensure_shape(pil_ops.switch_case(tf.gather(_KERNEL_OF_ELEMENT, element), branches),
                          image.shape)
 
 

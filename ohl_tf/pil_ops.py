@@ -29,6 +29,8 @@ import math
 
 import numpy as np
 import tensorflow as tf
+# Only for `switch_case` below: tf.switch_case does not expose whether its Case op is lowered.
+from tensorflow.python.ops import control_flow_switch_case  # pylint: disable=g-direct-tensorflow-import
 
 _LEVELS = 256
 
@@ -180,6 +182,124 @@ def remap(images, source_indices, fill):
   pixels = tf.gather(tf.concat([flat, fill_pixel], axis=-2), source_indices,
                      batch_dims=len(batch))
   return tf.reshape(pixels, shape)
+
+
+def shift_blocks(source_indices, height, width):
+  """Pillow's sampling of one transform as blocks of shifted rows or columns, or None.
+
+  Translations move the whole image by whole pixels, ShearX moves each row and ShearY each
+  column; at Pillow's nearest sampling the moves are whole pixels, so slices of a padded image
+  give the same bytes as a per-pixel gather at a fraction of the cost (TensorFlow's gather pays
+  ~5-8 ns a pixel on the CPU, a slice copies rows). Found by checking every output row (then
+  every column) against a pure shift, so the blocks reproduce `source_indices` exactly.
+
+  Args:
+    source_indices: int [height * width], a row of `affine_source_indices`.
+    height: image height.
+    width: image width.
+
+  Returns:
+    (axis, blocks): axis 0 for blocks of rows, 1 for blocks of columns; blocks a tuple of
+    (start, stop, dy, dx): output rows (columns) [start, stop) take input pixel (y + dy, x + dx),
+    or None for fill throughout. None when the transform is not a shift by rows or columns.
+  """
+  source = np.asarray(source_indices).reshape(height, width)
+  fill = height * width
+  for axis in (0, 1):
+    lines = source if axis == 0 else source.T
+    blocks = []
+    for i, line in enumerate(lines):
+      shift = _line_shift(line, i, axis, height, width, fill)
+      if shift is False:
+        break
+      if blocks and blocks[-1][1] == i and blocks[-1][2:] == shift:
+        blocks[-1] = (blocks[-1][0], i + 1) + blocks[-1][2:]
+      else:
+        blocks.append((i, i + 1) + shift)
+    else:
+      return axis, tuple(blocks)
+  return None
+
+
+def _line_shift(line, i, axis, height, width, fill):
+  """(dy, dx) if output row (axis 0) or column (axis 1) i is input pixel (y + dy, x + dx) where
+  that lies inside the image and fill elsewhere; (None, None) if all fill; False otherwise."""
+  inside = np.flatnonzero(line != fill)
+  if inside.size == 0:
+    return (None, None)
+  j = inside[0]
+  y, x = (i, j) if axis == 0 else (j, i)
+  dy, dx = int(line[j] // width - y), int(line[j] % width - x)
+  positions = np.arange(line.size)
+  ys, xs = (np.full(line.size, i) + dy, positions + dx) if axis == 0 else (
+      positions + dy, np.full(line.size, i) + dx)
+  valid = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+  expected = np.where(valid, ys * width + xs, fill)
+  return (dy, dx) if np.array_equal(expected, line) else False
+
+
+def _shift(images, axis, blocks, fill):
+  """Applies `shift_blocks`' blocks to images [..., H, W, C] (static H, W)."""
+  height, width = images.shape[-3], images.shape[-2]
+  lead = [[0, 0]] * (images.shape.rank - 3)
+  shifts = [(dy, dx) for _, _, dy, dx in blocks if dy is not None]
+  pad_y = max([abs(dy) for dy, _ in shifts], default=0)
+  pad_x = max([abs(dx) for _, dx in shifts], default=0)
+  padded = tf.pad(images, lead + [[pad_y, pad_y], [pad_x, pad_x], [0, 0]], constant_values=fill)
+  pieces = []
+  for start, stop, dy, dx in blocks:
+    rows, cols = ((start, stop), (0, width)) if axis == 0 else ((0, height), (start, stop))
+    if dy is None:
+      shape = images.shape.as_list()[:-3] + [rows[1] - rows[0], cols[1] - cols[0],
+                                             images.shape[-1]]
+      pieces.append(tf.fill([d if d is not None else tf.shape(images)[k]
+                             for k, d in enumerate(shape)], tf.constant(fill, tf.uint8)))
+      continue
+    y0, x0 = rows[0] + dy + pad_y, cols[0] + dx + pad_x
+    pieces.append(padded[..., y0:y0 + rows[1] - rows[0], x0:x0 + cols[1] - cols[0], :])
+  return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=images.shape.rank - 3 + axis)
+
+
+def remap_table(images, table, rows, fill):
+  """`remap` by rows of a static table: each image's source pixels are table[rows[b]].
+
+  On one image (or a batch of one) of a static size whose rows are shifts (`shift_blocks`:
+  translations, shears), a switch over the table's rows runs the selected row's slices instead
+  of a gather; everything else gathers.
+
+  Args:
+    images: uint8 [B,H,W,C] or [H,W,C].
+    table: numpy int32 [R, H*W], rows of `affine_source_indices` for the images' size.
+    rows: int32 [B] (or a scalar for one image), in [0, R).
+    fill: the fill value (an int, one for all channels).
+
+  Returns:
+    uint8 of the shape of `images`.
+  """
+  gather = lambda row: remap(images, tf.gather(tf.constant(table), row), fill)
+  if not one_image_at_a_time(images) or (images.shape.rank == 4 and images.shape[0] != 1):
+    return gather(rows)
+  height, width = images.shape[-3], images.shape[-2]
+  row = tf.reshape(rows, [])
+  def branch(r):
+    plan = shift_blocks(table[r], height, width)
+    if plan is None:
+      return lambda: gather(tf.fill(tf.shape(rows), r))
+    return lambda: _shift(images, *plan, fill)
+  return tf.ensure_shape(switch_case(row, [branch(r) for r in range(len(table))]),
+                         images.shape)
+
+
+def switch_case(branch_index, branch_fns):
+  """`tf.switch_case` whose Case op stays a function call when the graph runs.
+
+  By default TensorFlow lowers a Case op to Switch/Merge nodes before running the graph, and the
+  executor then carries a dead tensor through every node of every branch not taken: inside a
+  `tf.data` map at 32x32 that made an operation (two switches over the 8 kernels) cost ~30 us
+  more per image than the unlowered Case, which runs only the selected branch's function.
+  """
+  return control_flow_switch_case._indexed_case_helper(  # pylint: disable=protected-access
+      branch_fns, None, branch_index, "switch_case", lower_using_switch_merge=False)
 
 
 # ---------------------------------------------------------------------------
@@ -413,8 +533,37 @@ def sharpness_degenerate(images):
 # Mixed batches: each kernel once on its share.
 # ---------------------------------------------------------------------------
 
+# A kernel's float32 intermediates take 12 bytes a pixel; past this many pixels per image a
+# batch's no longer stay in a core's cache between two elementwise ops, and running each kernel
+# one image at a time is faster on the CPU (about 2x for a blend at 224x224) despite the loop.
+_CACHE_PIXELS = 128 * 128
+
+
+def one_image_at_a_time(images):
+  """Whether `apply_partitioned` runs each kernel image by image: large images of a static size.
+
+  Unknown sizes keep the whole share in one call, which is never much slower.
+  """
+  height, width = images.shape[-3], images.shape[-2]
+  return height is not None and width is not None and height * width >= _CACHE_PIXELS
+
+
+def _image_by_image(kernel, images, *per_image):
+  """`kernel` on each image of `images` as a batch of one, in a loop (tf.map_fn)."""
+  def one(args):
+    image, *parameters = args
+    out = kernel(image[None], *(p[None] for p in parameters))
+    return tf.reshape(out, tf.shape(image))
+  # The element shape, so that an empty share stacks to [0,H,W,C] (eagerly too).
+  signature = tf.TensorSpec(images.shape[1:], tf.uint8)
+  return tf.map_fn(one, (images, *per_image), fn_output_signature=signature,
+                   parallel_iterations=1)  # one after another: each image's work stays cached
+
+
 def apply_partitioned(kernels, kernel_ids, images, *per_image):
   """Runs `kernels[i](images_i, *per_image_i)` on the images whose kernel id is i, in place.
+
+  Each kernel runs once on its whole share, or image by image when `one_image_at_a_time`.
 
   Args:
     kernels: fns(uint8 [b,H,W,3], *per-image tensors [b, ...]) -> uint8 [b,H,W,3].
@@ -427,5 +576,6 @@ def apply_partitioned(kernels, kernel_ids, images, *per_image):
   """
   parts = [tf.dynamic_partition(t, kernel_ids, len(kernels))
            for t in (images, *per_image, tf.range(tf.shape(images)[0]))]
-  outputs = [kernel(*args) for kernel, *args in zip(kernels, *parts[:-1])]
+  run = _image_by_image if one_image_at_a_time(images) else lambda kernel, *args: kernel(*args)
+  outputs = [run(kernel, *args) for kernel, *args in zip(kernels, *parts[:-1])]
   return tf.ensure_shape(tf.dynamic_stitch(parts[-1], outputs), images.shape)
