@@ -260,6 +260,8 @@ def _shift(images, axis, blocks, fill):
   return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=images.shape.rank - 3 + axis)
 
 
+# Python loops over static plans only: AutoGraph's conversion of them took 30 s per trace.
+@tf.autograph.experimental.do_not_convert
 def remap_table(images, table, rows, fill):
   """`remap` by rows of a static table: each image's source pixels are table[rows[b]].
 
