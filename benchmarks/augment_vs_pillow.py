@@ -65,6 +65,7 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Passes per figure; the minimum is
 _RUNS = flags.DEFINE_integer("runs", 3, "Runs of the two-operation comparison.")
 _ELEMENTS = flags.DEFINE_bool("elements", True, "Profile every element and sign.")
 _PIPELINE = flags.DEFINE_bool("pipeline", False, "Also time the ImageNet host pipeline.")
+_ONLY = flags.DEFINE_list("only", [], "Profile only these element names, e.g. TranslateX,Color.")
 
 _SEED = 20190
 
@@ -155,6 +156,8 @@ def profile_elements(paths, repeats):
   rows = []
   print(f"  {'element':<20} {'batched':>8} {'per-img':>8} {'Pillow':>8} {'b/P':>6} {'i/P':>6}")
   for label, element, sign in element_cases():
+    if _ONLY.value and augment.ELEMENTS[element].name not in _ONLY.value:
+      continue
     elements, signs = np.full([n], element, np.int32), np.full([n], sign, np.int32)
     batched = paths.batched(augment.apply_element, elements, signs, repeats=repeats)
     per_image = paths.per_image(augment.apply_element, elements, signs, repeats=repeats)

@@ -260,6 +260,28 @@ def _shift(images, axis, blocks, fill):
   return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=images.shape.rank - 3 + axis)
 
 
+def _translation(axis, blocks, source, height, width):
+  """(dy, dx) if `shift_blocks`' plan is one translation of the whole image, else None."""
+  shifts = {(dy, dx) for _, _, dy, dx in blocks if dy is not None}
+  if len(shifts) != 1:
+    return None
+  dy, dx = shifts.pop()
+  ys, xs = np.mgrid[0:height, 0:width]
+  ys, xs = ys + dy, xs + dx
+  inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+  expected = np.where(inside, ys * width + xs, height * width).reshape(-1)
+  return (dy, dx) if np.array_equal(expected, np.asarray(source).reshape(-1)) else None
+
+
+def _translate(images, dy, dx, fill):
+  """out[y, x] = images[y + dy, x + dx], `fill` outside: the part that stays, padded once."""
+  height, width = images.shape[-3], images.shape[-2]
+  kept = images[..., max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0), :]
+  lead = [[0, 0]] * (images.shape.rank - 3)
+  return tf.pad(kept, lead + [[max(-dy, 0), max(dy, 0)], [max(-dx, 0), max(dx, 0)], [0, 0]],
+                constant_values=fill)
+
+
 # Python loops over static plans only: AutoGraph's conversion of them took 30 s per trace.
 @tf.autograph.experimental.do_not_convert
 def remap_table(images, table, rows, fill):
@@ -287,6 +309,9 @@ def remap_table(images, table, rows, fill):
     plan = shift_blocks(table[r], height, width)
     if plan is None:
       return lambda: gather(tf.fill(tf.shape(rows), r))
+    translation = _translation(*plan, table[r], height, width)
+    if translation is not None:  # one slice and one pad, not a pad of the whole image
+      return lambda: _translate(images, *translation, fill)
     return lambda: _shift(images, *plan, fill)
   return tf.ensure_shape(switch_case(row, [branch(r) for r in range(len(table))]),
                          images.shape)
@@ -514,19 +539,21 @@ def sharpness_degenerate(images):
   `filter(ImageFilter.SMOOTH)`, in the float32 that `blend` takes.
 
   SMOOTH is [[1,1,1],[1,5,1],[1,1,1]] / 13 with rounding, and leaves the border unchanged.
-  The weighted sum S is an integer below 2**24, so one float32 depthwise convolution computes it
-  exactly in any order (a dozen int32 slices and adds before, several times slower). Pillow's
-  rounding floor(S / 13 + 0.5) equals floor((S + 6.5) / 13), whose fraction is at least 1/26
-  away from an integer, so multiplying by float32(1/13) cannot move it across one.
+  Pillow's rounding floor(S / 13 + 0.5) of the weighted sum S equals floor((S + 6.5) / 13),
+  whose fraction is at least 1/26 away from an integer, so multiplying by float32(1/13) cannot
+  move it across one. On a batch, S comes from one float32 depthwise convolution (exact: an
+  integer below 2**24 in any order; several times faster than int32 slices); on one image, from
+  slices, because inside the per-image path's Case branch the convolution ran ~6x slower.
   """
   pixels = tf.cast(images, tf.float32)
-  batch = pixels if images.shape.rank == 4 else pixels[None]
-  sums = tf.nn.depthwise_conv2d(batch, _SMOOTH, strides=[1, 1, 1, 1], padding="VALID")
-  # On an empty batch the op returns the input's shape, not VALID's (TensorFlow 2.21).
-  sums = tf.reshape(sums, tf.shape(batch) - [0, 2, 2, 0])
+  if images.shape.rank == 4:
+    sums = tf.nn.depthwise_conv2d(pixels, _SMOOTH, strides=[1, 1, 1, 1], padding="VALID")
+    # On an empty batch the op returns the input's shape, not VALID's (TensorFlow 2.21).
+    sums = tf.reshape(sums, tf.shape(pixels) - [0, 2, 2, 0])
+  else:
+    rows = pixels[:-2] + pixels[1:-1] + pixels[2:]
+    sums = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:] + 4 * pixels[1:-1, 1:-1]
   smooth = tf.floor((sums + 6.5) * np.float32(1 / 13))
-  if images.shape.rank == 3:
-    smooth = smooth[0]
   middle_rows = tf.concat([pixels[..., 1:-1, :1, :], smooth, pixels[..., 1:-1, -1:, :]], axis=-2)
   return tf.concat([pixels[..., :1, :, :], middle_rows, pixels[..., -1:, :, :]], axis=-3)
 
