@@ -9,7 +9,10 @@ so one image, a batch of one and a batch of many give identical bytes.
 On one 32x32 image the cost is the number of TensorFlow ops, not arithmetic, and a few ops are far
 slower than the rest on the CPU: `tf.where` on images (~15 us at 32x32, against ~1 us for an
 elementwise op), broadcasting along the channel axis, gathers with `batch_dims`. The kernels avoid
-them (see `python benchmarks/augment_throughput.py --profile`).
+them (see `python benchmarks/augment_throughput.py --profile`). On a 224x224 image the cost is
+passes over memory: the kernels avoid int32/float64 round trips, per-pixel gathers where slices
+or arithmetic give the same bytes, and run image by image so that intermediates stay in the cache
+(`python benchmarks/augment_vs_pillow.py`, against Pillow per element).
 
 Why our own graph code: `python benchmarks/library_fidelity.py` measures the closest tf.image,
 Keras and keras-cv functions against Pillow 13 on 256 real CIFAR-10 images (exact-equal values):
