@@ -74,6 +74,9 @@ def _source_table(images, table):
 
 def _geometric(images, ids, signs, table):
   rows = 2 * tf.gather(table.geometric_row, ids) + _sign_column(signs)
+  height, width = images.shape[-3], images.shape[-2]
+  if height is not None and width is not None:
+    return pil_ops.remap_table(images, table.source_table(height, width), rows, FILL)
   return pil_ops.remap(images, tf.gather(_source_table(images, table), rows), FILL)
 
 

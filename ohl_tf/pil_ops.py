@@ -9,7 +9,10 @@ so one image, a batch of one and a batch of many give identical bytes.
 On one 32x32 image the cost is the number of TensorFlow ops, not arithmetic, and a few ops are far
 slower than the rest on the CPU: `tf.where` on images (~15 us at 32x32, against ~1 us for an
 elementwise op), broadcasting along the channel axis, gathers with `batch_dims`. The kernels avoid
-them (see `python benchmarks/augment_throughput.py --profile`).
+them (see `python benchmarks/augment_throughput.py --profile`). On a 224x224 image the cost is
+passes over memory: the kernels avoid int32/float64 round trips, per-pixel gathers where slices
+or arithmetic give the same bytes, and run image by image so that intermediates stay in the cache
+(`python benchmarks/augment_vs_pillow.py`, against Pillow per element).
 
 Why our own graph code: `python benchmarks/library_fidelity.py` measures the closest tf.image,
 Keras and keras-cv functions against Pillow 13 on 256 real CIFAR-10 images (exact-equal values):
@@ -29,6 +32,8 @@ import math
 
 import numpy as np
 import tensorflow as tf
+
+from ohl_tf import private_api
 
 _LEVELS = 256
 
@@ -182,25 +187,142 @@ def remap(images, source_indices, fill):
   return tf.reshape(pixels, shape)
 
 
+def shift_blocks(source_indices, height, width):
+  """Pillow's sampling of one transform as blocks of shifted rows or columns, or None.
+
+  Translations move the whole image by whole pixels, ShearX moves each row and ShearY each
+  column; at Pillow's nearest sampling the moves are whole pixels, so slices of a padded image
+  give the same bytes as a per-pixel gather at a fraction of the cost (TensorFlow's gather pays
+  ~5-8 ns a pixel on the CPU, a slice copies rows). Found by checking every output row (then
+  every column) against a pure shift, so the blocks reproduce `source_indices` exactly.
+
+  Args:
+    source_indices: int [height * width], a row of `affine_source_indices`.
+    height: image height.
+    width: image width.
+
+  Returns:
+    (axis, blocks): axis 0 for blocks of rows, 1 for blocks of columns; blocks a tuple of
+    (start, stop, dy, dx): output rows (columns) [start, stop) take input pixel (y + dy, x + dx),
+    or None for fill throughout. None when the transform is not a shift by rows or columns.
+  """
+  source = np.asarray(source_indices).reshape(height, width)
+  fill = height * width
+  for axis in (0, 1):
+    lines = source if axis == 0 else source.T
+    blocks = []
+    for i, line in enumerate(lines):
+      shift = _line_shift(line, i, axis, height, width, fill)
+      if shift is False:
+        break
+      if blocks and blocks[-1][1] == i and blocks[-1][2:] == shift:
+        blocks[-1] = (blocks[-1][0], i + 1) + blocks[-1][2:]
+      else:
+        blocks.append((i, i + 1) + shift)
+    else:
+      return axis, tuple(blocks)
+  return None
+
+
+def _line_shift(line, i, axis, height, width, fill):
+  """(dy, dx) if output row (axis 0) or column (axis 1) i is input pixel (y + dy, x + dx) where
+  that lies inside the image and fill elsewhere; (None, None) if all fill; False otherwise."""
+  inside = np.flatnonzero(line != fill)
+  if inside.size == 0:
+    return (None, None)
+  j = inside[0]
+  y, x = (i, j) if axis == 0 else (j, i)
+  dy, dx = int(line[j] // width - y), int(line[j] % width - x)
+  positions = np.arange(line.size)
+  ys, xs = (np.full(line.size, i) + dy, positions + dx) if axis == 0 else (
+      positions + dy, np.full(line.size, i) + dx)
+  valid = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+  expected = np.where(valid, ys * width + xs, fill)
+  return (dy, dx) if np.array_equal(expected, line) else False
+
+
+def _shift(images, axis, blocks, fill):
+  """Applies `shift_blocks`' blocks to images [..., H, W, C] (static H, W)."""
+  height, width = images.shape[-3], images.shape[-2]
+  lead = [[0, 0]] * (images.shape.rank - 3)
+  shifts = [(dy, dx) for _, _, dy, dx in blocks if dy is not None]
+  pad_y = max([abs(dy) for dy, _ in shifts], default=0)
+  pad_x = max([abs(dx) for _, dx in shifts], default=0)
+  padded = tf.pad(images, lead + [[pad_y, pad_y], [pad_x, pad_x], [0, 0]], constant_values=fill)
+  pieces = []
+  for start, stop, dy, dx in blocks:
+    rows, cols = ((start, stop), (0, width)) if axis == 0 else ((0, height), (start, stop))
+    if dy is None:
+      shape = images.shape.as_list()[:-3] + [rows[1] - rows[0], cols[1] - cols[0],
+                                             images.shape[-1]]
+      pieces.append(tf.fill([d if d is not None else tf.shape(images)[k]
+                             for k, d in enumerate(shape)], tf.constant(fill, tf.uint8)))
+      continue
+    y0, x0 = rows[0] + dy + pad_y, cols[0] + dx + pad_x
+    pieces.append(padded[..., y0:y0 + rows[1] - rows[0], x0:x0 + cols[1] - cols[0], :])
+  return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=images.shape.rank - 3 + axis)
+
+
+def _translation(axis, blocks, source, height, width):
+  """(dy, dx) if `shift_blocks`' plan is one translation of the whole image, else None."""
+  shifts = {(dy, dx) for _, _, dy, dx in blocks if dy is not None}
+  if len(shifts) != 1:
+    return None
+  dy, dx = shifts.pop()
+  ys, xs = np.mgrid[0:height, 0:width]
+  ys, xs = ys + dy, xs + dx
+  inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+  expected = np.where(inside, ys * width + xs, height * width).reshape(-1)
+  return (dy, dx) if np.array_equal(expected, np.asarray(source).reshape(-1)) else None
+
+
+def _translate(images, dy, dx, fill):
+  """out[y, x] = images[y + dy, x + dx], `fill` outside: the part that stays, padded once."""
+  height, width = images.shape[-3], images.shape[-2]
+  kept = images[..., max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0), :]
+  lead = [[0, 0]] * (images.shape.rank - 3)
+  return tf.pad(kept, lead + [[max(-dy, 0), max(dy, 0)], [max(-dx, 0), max(dx, 0)], [0, 0]],
+                constant_values=fill)
+
+
+# Python loops over static plans only: AutoGraph's conversion of them took 30 s per trace.
+@tf.autograph.experimental.do_not_convert
+def remap_table(images, table, rows, fill):
+  """`remap` by rows of a static table: each image's source pixels are table[rows[b]].
+
+  On one image (or a batch of one) of a static size whose rows are shifts (`shift_blocks`:
+  translations, shears), a switch over the table's rows runs the selected row's slices instead
+  of a gather; everything else gathers.
+
+  Args:
+    images: uint8 [B,H,W,C] or [H,W,C].
+    table: numpy int32 [R, H*W], rows of `affine_source_indices` for the images' size.
+    rows: int32 [B] (or a scalar for one image), in [0, R).
+    fill: the fill value (an int, one for all channels).
+
+  Returns:
+    uint8 of the shape of `images`.
+  """
+  gather = lambda row: remap(images, tf.gather(tf.constant(table), row), fill)
+  if not one_image_at_a_time(images) or (images.shape.rank == 4 and images.shape[0] != 1):
+    return gather(rows)
+  height, width = images.shape[-3], images.shape[-2]
+  row = tf.reshape(rows, [])
+  def branch(r):
+    plan = shift_blocks(table[r], height, width)
+    if plan is None:
+      return lambda: gather(tf.fill(tf.shape(rows), r))
+    translation = _translation(*plan, table[r], height, width)
+    if translation is not None:  # one slice and one pad, not a pad of the whole image
+      return lambda: _translate(images, *translation, fill)
+    return lambda: _shift(images, *plan, fill)
+  branches = [branch(r) for r in range(len(table))]
+  return tf.ensure_shape(private_api.unlowered_switch_case(row, branches), images.shape)
+
+
 # ---------------------------------------------------------------------------
 # Point operations: per-image, per-channel lookup tables.
 # ---------------------------------------------------------------------------
-
-def apply_luts(images, luts):
-  """out[b,y,x,c] = luts[b,c,images[b,y,x,c]], as Image.point with a 768-entry table.
-
-  Args:
-    images: uint8 [B,H,W,3].
-    luts: uint8 or int32 [B,3,256] (or [B,1,256], one table for all channels); values in [0,255].
-
-  Returns:
-    uint8 [B,H,W,3].
-  """
-  luts = tf.broadcast_to(tf.cast(luts, tf.uint8), [tf.shape(images)[0], 3, _LEVELS])
-  channel_offsets = tf.range(3) * _LEVELS
-  per_channel = tf.cast(images, tf.int32) + channel_offsets
-  return tf.gather(tf.reshape(luts, [-1, 3 * _LEVELS]), per_channel, batch_dims=1)
-
 
 def posterize_solarize(images, masks, thresholds):
   """Pillow's fixed point operations as arithmetic, one (mask, threshold) per image.
@@ -209,7 +331,8 @@ def posterize_solarize(images, masks, thresholds):
   mask = ~(2**(8-b) - 1), threshold 256; ImageOps.solarize(t) is mask 255, threshold t;
   ImageOps.invert is mask 255, threshold 0. The same bytes as their 256-entry tables, without a
   per-pixel gather (an order of magnitude slower on the CPU, see augment_throughput --profile);
-  255 - v is written v XOR 255, which needs no `tf.where`.
+  255 - v is written v XOR 255, which needs no `tf.where`. Everything stays uint8: a threshold
+  of 256 (never) becomes threshold 255 with nothing to XOR, so no pixel is widened to int32.
 
   Args:
     images: uint8 [B,H,W,C] or [H,W,C].
@@ -219,9 +342,12 @@ def posterize_solarize(images, masks, thresholds):
   Returns:
     uint8 of the shape of `images`.
   """
+  thresholds = tf.cast(thresholds, tf.int32)
+  flips = per_image(tf.cast(tf.where(thresholds <= 255, 255, 0), tf.uint8), images)
+  thresholds = per_image(tf.cast(tf.minimum(thresholds, 255), tf.uint8), images)
   posterized = tf.bitwise.bitwise_and(images, per_image(tf.cast(masks, tf.uint8), images))
-  inverted = per_image(tf.cast(thresholds, tf.int32), images) <= tf.cast(posterized, tf.int32)
-  return tf.bitwise.bitwise_xor(posterized, tf.cast(inverted, tf.uint8) * 255)
+  inverted = tf.cast(posterized >= thresholds, tf.uint8) * flips
+  return tf.bitwise.bitwise_xor(posterized, inverted)
 
 
 def posterize_mask(bits):
@@ -229,38 +355,58 @@ def posterize_mask(bits):
   return 255 & ~(2**(8 - bits) - 1)
 
 
-def channel_histograms(images):
-  """int32 [B,3,256]: the per-channel histogram of each image (Image.histogram)."""
-  shape = tf.shape(images)
-  per_channel = tf.cast(images, tf.int32) + tf.range(3) * _LEVELS
-  rows = tf.reshape(per_channel, [shape[0], shape[1] * shape[2] * 3])
-  counts = tf.math.bincount(rows, minlength=3 * _LEVELS, maxlength=3 * _LEVELS, axis=-1)
-  return tf.reshape(counts, [shape[0], 3, _LEVELS])
+def _flat_channel_levels(images):
+  """int32 [B,H,W,3]: each pixel value offset by 256 (3 b + c), its row in a [B*3*256] table.
+
+  One index per (image, channel, level) serves both the histogram and the table lookup, with
+  neither `batch_dims` nor `axis` (both several times slower per pixel on the CPU).
+  """
+  batch = tf.shape(images)[0]
+  offsets = tf.reshape(tf.range(batch * 3) * _LEVELS, [batch, 1, 1, 3])
+  return tf.cast(images, tf.int32) + offsets
 
 
-def autocontrast_luts(histograms):
-  """The tables of `ImageOps.autocontrast(image)` (cutoff 0), from `channel_histograms`.
-
-  Per channel, with lo/hi the lowest/highest occupied level: identity when hi <= lo, else
-  lut[i] = clip(int(i * scale + offset), 0, 255) with scale = 255.0 / (hi - lo) and
-  offset = -lo * scale, evaluated in float64 in Pillow's order (the order decides lut[hi]).
+def channel_histograms(images, levels=None):
+  """int32 [B,3,256]: the per-channel histogram of each image (Image.histogram).
 
   Args:
-    histograms: int32 [B,3,256].
+    images: uint8 [B,H,W,3].
+    levels: `_flat_channel_levels(images)` when the caller has it already.
+  """
+  if levels is None:
+    levels = _flat_channel_levels(images)
+  # histogram_fixed_width with one bin per flat level (bin width exactly 1, computed in float64)
+  # counts them about twice as fast as tf.math.bincount(axis=-1) or unsorted_segment_sum.
+  num_bins = tf.shape(images)[0] * 3 * _LEVELS
+  bins = tf.maximum(num_bins, 1)  # the op needs a bin even for an empty batch
+  counts = tf.histogram_fixed_width(levels, tf.stack([0, bins]), bins)
+  return tf.reshape(counts[:num_bins], [-1, 3, _LEVELS])
+
+
+def autocontrast_stretch(images):
+  """`ImageOps.autocontrast(image)` (cutoff 0) per image, as arithmetic on the pixels.
+
+  Per channel, with lo/hi its lowest/highest value: unchanged when hi <= lo, else
+  int(v * scale + offset) with scale = 255.0 / (hi - lo) and offset = -lo * scale, in float64 in
+  Pillow's order (the order decides the value at hi). Pillow builds that table from the
+  histogram; lo and hi are the channel's min and max, and every pixel lies in [lo, hi], so the
+  same float64 expression evaluated per pixel gives the table's bytes without a histogram or a
+  per-pixel gather (both far slower on the CPU than four elementwise ops).
+
+  Args:
+    images: uint8 [B,H,W,3].
 
   Returns:
-    int32 [B,3,256].
+    uint8 [B,H,W,3].
   """
-  levels = tf.range(_LEVELS)
-  occupied = histograms > 0
-  lo = tf.reduce_min(tf.where(occupied, levels, _LEVELS), axis=-1, keepdims=True)
-  hi = tf.reduce_max(tf.where(occupied, levels, -1), axis=-1, keepdims=True)
-  scale = 255.0 / tf.cast(tf.maximum(hi - lo, 1), tf.float64)
-  offset = tf.cast(-lo, tf.float64) * scale
-  stretched = tf.cast(levels, tf.float64) * scale + offset
+  lo = tf.cast(tf.reduce_min(images, axis=[1, 2], keepdims=True), tf.float64)
+  hi = tf.cast(tf.reduce_max(images, axis=[1, 2], keepdims=True), tf.float64)
+  stretch = hi > lo
+  scale = tf.where(stretch, 255.0 / tf.maximum(hi - lo, 1.0), 1.0)
+  offset = tf.where(stretch, -lo * scale, 0.0)  # scale 1, offset 0: v exactly
+  stretched = tf.cast(images, tf.float64) * scale + offset
   # Clipping before truncation equals Pillow's int() then clip: int() truncates towards zero.
-  lut = tf.cast(tf.clip_by_value(stretched, 0.0, 255.0), tf.int32)
-  return tf.where(hi > lo, lut, levels)
+  return tf.cast(tf.clip_by_value(stretched, 0.0, 255.0), tf.uint8)
 
 
 def equalize_luts(histograms, num_pixels):
@@ -302,14 +448,17 @@ def _one_image_as_batch(kernel):
 @_one_image_as_batch
 def autocontrast(images):
   """`ImageOps.autocontrast(image)` per image ([B,H,W,3] or [H,W,3])."""
-  return apply_luts(images, autocontrast_luts(channel_histograms(images)))
+  return autocontrast_stretch(images)
 
 
 @_one_image_as_batch
 def equalize(images):
-  """`ImageOps.equalize(image)` per image ([B,H,W,3] or [H,W,3])."""
+  """`ImageOps.equalize(image)` per image ([B,H,W,3] or [H,W,3]), as Image.point with its
+  768-entry table: out[b,y,x,c] = lut[b,c,images[b,y,x,c]]."""
+  levels = _flat_channel_levels(images)
   num_pixels = tf.shape(images)[1] * tf.shape(images)[2]
-  return apply_luts(images, equalize_luts(channel_histograms(images), num_pixels))
+  luts = equalize_luts(channel_histograms(images, levels), num_pixels)
+  return tf.gather(tf.reshape(tf.cast(luts, tf.uint8), [-1]), levels)
 
 
 # ---------------------------------------------------------------------------
@@ -320,18 +469,21 @@ def blend(degenerate, images, factors):
   """`Image.blend(degenerate, images, factor)` per image, as ImageEnhance's `enhance` runs it.
 
   Pillow computes in float32, `degenerate + factor * (image - degenerate)`, then clips to
-  [0, 255] and truncates (libImaging/Blend.c); the same float32 operations are used here.
+  [0, 255] and truncates (libImaging/Blend.c); the same float32 operations are used here. The
+  difference of two bytes is exact in float32, so both are cast once to float32 (not through
+  int32 first).
 
   Args:
-    degenerate: uint8 [B,H,W,3] or [H,W,3], the shape of `images`.
+    degenerate: uint8, or float32 holding integers in [0, 255]: [B,H,W,3] or [H,W,3], or
+      anything that broadcasts to `images` (e.g. one value per image, [B,1,1,1]).
     images: uint8 [B,H,W,3] or [H,W,3].
     factors: float32 [B] (or a scalar for one image; Pillow passes the factor as a C float).
 
   Returns:
     uint8 of the shape of `images`.
   """
-  difference = tf.cast(tf.cast(images, tf.int32) - tf.cast(degenerate, tf.int32), tf.float32)
-  blended = tf.cast(degenerate, tf.float32) + per_image(factors, images) * difference
+  degenerate = tf.cast(degenerate, tf.float32)
+  blended = degenerate + per_image(factors, images) * (tf.cast(images, tf.float32) - degenerate)
   return tf.cast(tf.clip_by_value(blended, 0.0, 255.0), tf.uint8)
 
 
@@ -339,10 +491,11 @@ def grayscale(images):
   """int32 [...,H,W]: `convert('L')`, L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16.
 
   The channels are unstacked rather than multiplied by a [3] vector and summed: broadcasting
-  along the channel axis is several times slower per image on the CPU.
+  along the channel axis is several times slower per image on the CPU. The sum is never
+  negative, so >> 16 is a shift rather than TensorFlow's (slower) integer floor division.
   """
   red, green, blue = tf.unstack(tf.cast(images, tf.int32), axis=-1)
-  return (19595 * red + 38470 * green + 7471 * blue + 0x8000) // 65536
+  return tf.bitwise.right_shift(19595 * red + 38470 * green + 7471 * blue + 0x8000, 16)
 
 
 def color_degenerate(images):
@@ -352,40 +505,85 @@ def color_degenerate(images):
 
 
 def contrast_degenerate(images):
-  """uint8 [B,H,W,3] or [H,W,3]: ImageEnhance.Contrast's degenerate, a flat image of the rounded
-  L mean.
+  """uint8 [B,1,1,1] (or a scalar for one image [H,W,3]): ImageEnhance.Contrast's degenerate, a
+  flat image of the rounded L mean, as the one value `blend` broadcasts.
 
   Pillow's int(mean + 0.5) equals (2 * sum + n) // (2 * n) exactly in integers.
   """
   shape = _shape(images)
-  total = tf.reduce_sum(tf.cast(grayscale(images), tf.int64), axis=[-2, -1])
-  num_pixels = tf.cast(shape[-3] * shape[-2], tf.int64)
+  num_pixels = shape[-3] * shape[-2]
+  # int32 holds the sum of L over an image up to 8.4 megapixels; int64 beyond (or if unknown).
+  wide = tf.int32 if isinstance(num_pixels, int) and 255 * num_pixels < 2**30 else tf.int64
+  total = tf.reduce_sum(tf.cast(grayscale(images), wide), axis=[-2, -1])
+  num_pixels = tf.cast(num_pixels, wide)
   mean = (2 * total + num_pixels) // (2 * num_pixels)
-  return tf.broadcast_to(per_image(tf.cast(mean, tf.uint8), images), shape)
+  return per_image(tf.cast(mean, tf.uint8), images)
+
+
+# ImageFilter.SMOOTH: [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13, one filter per channel.
+_SMOOTH = np.tile(np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], np.float32)[..., None, None],
+                  [1, 1, 3, 1])
 
 
 def sharpness_degenerate(images):
-  """uint8 [B,H,W,3] or [H,W,3]: ImageEnhance.Sharpness's degenerate, `filter(ImageFilter.SMOOTH)`.
+  """float32 [B,H,W,3] or [H,W,3] of integers: ImageEnhance.Sharpness's degenerate,
+  `filter(ImageFilter.SMOOTH)`, in the float32 that `blend` takes.
 
-  SMOOTH is [[1,1,1],[1,5,1],[1,1,1]] / 13 with rounding, and leaves the border unchanged. Pillow
-  sums in float32, but S/13 + 0.5 is never within float error of an integer (it is k/26 with k
-  odd), so the integer (2 S + 13) // 26 gives the same bytes on any device.
+  SMOOTH is [[1,1,1],[1,5,1],[1,1,1]] / 13 with rounding, and leaves the border unchanged.
+  Pillow's rounding floor(S / 13 + 0.5) of the weighted sum S equals floor((S + 6.5) / 13),
+  whose fraction is at least 1/26 away from an integer, so multiplying by float32(1/13) cannot
+  move it across one. On a batch, S comes from one float32 depthwise convolution (exact: an
+  integer below 2**24 in any order; several times faster than int32 slices); on one image, from
+  slices, because inside the per-image path's Case branch the convolution ran ~6x slower.
   """
-  pixels = tf.cast(images, tf.int32)  # [..., H, W, 3]: one image or a batch
-  rows = pixels[..., :-2, :] + pixels[..., 1:-1, :] + pixels[..., 2:, :]
-  box = rows[..., :-2, :, :] + rows[..., 1:-1, :, :] + rows[..., 2:, :, :]
-  smooth = (2 * (box + 4 * pixels[..., 1:-1, 1:-1, :]) + 13) // 26
+  pixels = tf.cast(images, tf.float32)
+  if images.shape.rank == 4:
+    sums = tf.nn.depthwise_conv2d(pixels, _SMOOTH, strides=[1, 1, 1, 1], padding="VALID")
+    # On an empty batch the op returns the input's shape, not VALID's (TensorFlow 2.21).
+    sums = tf.reshape(sums, tf.shape(pixels) - [0, 2, 2, 0])
+  else:
+    rows = pixels[:-2] + pixels[1:-1] + pixels[2:]
+    sums = rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:] + 4 * pixels[1:-1, 1:-1]
+  smooth = tf.floor((sums + 6.5) * np.float32(1 / 13))
   middle_rows = tf.concat([pixels[..., 1:-1, :1, :], smooth, pixels[..., 1:-1, -1:, :]], axis=-2)
-  return tf.cast(tf.concat([pixels[..., :1, :, :], middle_rows, pixels[..., -1:, :, :]], axis=-3),
-                 tf.uint8)
+  return tf.concat([pixels[..., :1, :, :], middle_rows, pixels[..., -1:, :, :]], axis=-3)
 
 
 # ---------------------------------------------------------------------------
 # Mixed batches: each kernel once on its share.
 # ---------------------------------------------------------------------------
 
+# A kernel's float32 intermediates take 12 bytes a pixel; past this many pixels per image a
+# batch's no longer stay in a core's cache between two elementwise ops, and running each kernel
+# one image at a time is faster on the CPU (about 2x for a blend at 224x224) despite the loop.
+_CACHE_PIXELS = 128 * 128
+
+
+def one_image_at_a_time(images):
+  """Whether `apply_partitioned` runs each kernel image by image: large images of a static size.
+
+  Unknown sizes keep the whole share in one call, which is never much slower.
+  """
+  height, width = images.shape[-3], images.shape[-2]
+  return height is not None and width is not None and height * width >= _CACHE_PIXELS
+
+
+def _image_by_image(kernel, images, *per_image):
+  """`kernel` on each image of `images` as a batch of one, in a loop (tf.map_fn)."""
+  def one(args):
+    image, *parameters = args
+    out = kernel(image[None], *(p[None] for p in parameters))
+    return tf.reshape(out, tf.shape(image))
+  # The element shape, so that an empty share stacks to [0,H,W,C] (eagerly too).
+  signature = tf.TensorSpec(images.shape[1:], tf.uint8)
+  return tf.map_fn(one, (images, *per_image), fn_output_signature=signature,
+                   parallel_iterations=1)  # one after another: each image's work stays cached
+
+
 def apply_partitioned(kernels, kernel_ids, images, *per_image):
   """Runs `kernels[i](images_i, *per_image_i)` on the images whose kernel id is i, in place.
+
+  Each kernel runs once on its whole share, or image by image when `one_image_at_a_time`.
 
   Args:
     kernels: fns(uint8 [b,H,W,3], *per-image tensors [b, ...]) -> uint8 [b,H,W,3].
@@ -398,5 +596,6 @@ def apply_partitioned(kernels, kernel_ids, images, *per_image):
   """
   parts = [tf.dynamic_partition(t, kernel_ids, len(kernels))
            for t in (images, *per_image, tf.range(tf.shape(images)[0]))]
-  outputs = [kernel(*args) for kernel, *args in zip(kernels, *parts[:-1])]
+  run = _image_by_image if one_image_at_a_time(images) else lambda kernel, *args: kernel(*args)
+  outputs = [run(kernel, *args) for kernel, *args in zip(kernels, *parts[:-1])]
   return tf.ensure_shape(tf.dynamic_stitch(parts[-1], outputs), images.shape)
