@@ -16,6 +16,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import functools
+import time
 
 import keras
 import numpy as np
@@ -32,10 +33,11 @@ from ohl_tf import trajectory as trajectory_lib
 # (ImageNet's) is read through an input pipeline every outer step.
 _VALIDATION_CACHE_BYTES = 2 << 30
 
-# What one trajectory did in one period: its training loss and accuracy over the period, and its
-# `trajectory.Evaluation` on the validation split.
-PeriodResult = collections.namedtuple("PeriodResult",
-                                      ["train_loss", "train_accuracy", "validation"])
+# What one trajectory did in one period: its training loss and accuracy over the period, the
+# seconds its training took (input included, validation not), and its `trajectory.Evaluation`
+# on the validation split.
+PeriodResult = collections.namedtuple(
+    "PeriodResult", ["train_loss", "train_accuracy", "train_seconds", "validation"])
 
 
 class NonFiniteLossError(RuntimeError):
@@ -170,8 +172,10 @@ class Population:
       if feed is not None:  # the period's θ: its pipeline samples from here on
         feed.put(log_probs[t.index])
       t.reset_period()
+      started = time.perf_counter()
       loss, accuracy = t.train(train_iterator, end - start)
-      return PeriodResult(loss, accuracy, t.evaluate(validation[t.index]))
+      return PeriodResult(loss, accuracy, time.perf_counter() - started,
+                          t.evaluate(validation[t.index]))
 
     if len(groups) == 1:
       return [run_trajectory(t) for t in self.trajectories]
@@ -193,13 +197,13 @@ class Population:
       (the `PeriodResult` of each of the N, op counts int32 [N, K], the first non-finite step of
       each [N], -1 where none).
     """
-    rows = np.array([[r.train_loss, r.train_accuracy, r.validation.accuracy,
-                      r.validation.top5_accuracy, r.validation.loss, t.first_bad_step.numpy()]
+    rows = np.array([[r.train_loss, r.train_accuracy, r.train_seconds, *r.validation,
+                      t.first_bad_step.numpy()]
                      for r, t in zip(results, self.trajectories)], np.float64)
     counts = np.stack([t.op_counts.numpy() for t in self.trajectories])
     rows, counts = self.cluster.gather(rows), self.cluster.gather(counts)
-    results = [PeriodResult(row[0], row[1], trajectory_lib.Evaluation(*row[2:5])) for row in rows]
-    return results, counts, rows[:, 5].astype(np.int64)
+    results = [PeriodResult(*row[:3], trajectory_lib.Evaluation(*row[3:6])) for row in rows]
+    return results, counts, rows[:, 6].astype(np.int64)
 
   def check_finite(self, period, bad_steps):
     """Raises NonFiniteLossError naming the first trajectory whose loss was not finite.

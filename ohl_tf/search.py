@@ -148,8 +148,9 @@ class OnlineSearch:
     Args:
       on_outer_step: optional callable, given after every outer step a dict with "period",
         "op_counts" (int [N, K], what each trajectory applied), "accuracies", "scores",
-        "rewards" (normalised, [N]), "best" and "perturbations" ([N, E], element_es's ε_n;
-        zeros for the other estimators).
+        "rewards" (normalised, [N]), "best", "perturbations" ([N, E], element_es's ε_n;
+        zeros for the other estimators) and "train_seconds" ([N], each trajectory's training
+        time in the period, validation excluded).
       started_at: `time.monotonic()` when the command started, from which the terminal reports
         the time to the first training step; None: from this call.
     """
@@ -180,7 +181,8 @@ class OnlineSearch:
         if on_outer_step:
           on_outer_step({"period": period, "op_counts": counts, "accuracies": accuracies,
                          "scores": scores, "rewards": rewards, "best": best,
-                         "perturbations": perturbations.numpy()})
+                         "perturbations": perturbations.numpy(),
+                         "train_seconds": np.array([r.train_seconds for r in results])})
         self.outer.wall_time.assign_add(time.time() - period_start)
         if self.cluster.is_chief:
           checkpoints_lib.save(self.checkpoints, period + 1)

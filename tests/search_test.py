@@ -15,6 +15,7 @@ from ohl_tf import estimators
 from ohl_tf import export
 from ohl_tf import policy
 from ohl_tf import policy_file
+from ohl_tf import report
 from ohl_tf import run_config
 from ohl_tf import run_directory
 from ohl_tf import search
@@ -189,6 +190,34 @@ def test_a_checkpoint_from_before_the_lineage_resumes(tmp_path, small_data):
   resumed = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
   assert resumed.start() == 2
   assert not resumed.outer.lineage.numpy().any()
+
+
+# The checkpoint keys of a --model=resnet8 run written by the code before ohl_tf.search was split
+# into its pieces (commit 57ef149, `tf.train.list_variables`). Runs written then must resume now,
+# so a renamed object or attribute anywhere in the checkpoint's graph must fail here.
+_OUTER_KEYS = ("lineage", "outer_step", "save_counter", "theta", "theta_history",
+               "theta_optimizer/_iterations", "theta_optimizer/_learning_rate",
+               "theta_optimizer/_variables/2", "theta_optimizer/_variables/3", "val_history",
+               "wall_time")
+_RESNET8_TRAJECTORY_KEYS = (
+    [f"model/_operations/{layer}/{statistic}" for layer in (2, 5, 8, 13, 17, 22, 26)
+     for statistic in ("moving_mean", "moving_variance")] + ["optimizer/_iterations"] +
+    [f"optimizer/_trainable_variables/{i}" for i in range(23)] +
+    [f"optimizer/_variables/{i}" for i in range(1, 24)])
+
+
+def test_the_checkpoint_keys_are_those_of_the_runs_written_before(tmp_path, small_data):
+  config = _config(tmp_path, trajectories=2, train_subset=32, inner_steps=0)
+  search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]]).run()
+  keys = sorted(name for name, _ in tf.train.list_variables(
+      run_directory.path(config.model_dir, run_directory.CHECKPOINTS)))
+  expected = sorted(["_CHECKPOINTABLE_OBJECT_GRAPH"] +
+                    [run_directory.variable_key(key) for key in _OUTER_KEYS] +
+                    [run_directory.variable_key(f"trajectory_{n}/{key}") for n in (0, 1)
+                     for key in _RESNET8_TRAJECTORY_KEYS])
+  assert keys == expected
+  # The report reads the run's θ under the same keys.
+  assert report.read_run(config.model_dir).outer_step == 1
 
 
 def test_ties_for_the_best_trajectory_go_to_the_lower_loss_then_the_lower_index():
