@@ -49,7 +49,6 @@ import known_answer  # pylint: disable=g-import-not-at-top,wrong-import-position
 from reporting import mean_se  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import augment  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import estimators  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ohl_tf import policy  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import run_config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import search  # pylint: disable=g-import-not-at-top,wrong-import-position
 

@@ -21,7 +21,7 @@ with A ∈ {0,1,2}^{K×E}, A[k,e] = [e1(k)=e] + [e2(k)=e] (`spread_to_operations
 
 An `Estimator` is everything the trainer does differently per estimator: which N it accepts
 (`check_trajectories`), where the trajectories sample (`perturbations`, `log_probabilities`,
-`random_stream`) and θ's step (`step`). A new one is a subclass and one `register` call
+`random_stream`) and θ's step (`step`). A new one is a subclass and one entry of `ESTIMATORS`
 (docs/extending.md). p_θ itself, drawing and counting are `ohl_tf.policy`'s.
 
 Everything works eagerly and inside `tf.function`; randomness is stateless (explicit seeds).
@@ -445,17 +445,11 @@ class Fixed(Estimator):
     return {"normalized_rewards": normalized_rewards(scores)}
 
 
-ESTIMATORS = {}  # --estimator: its `Estimator`, in registration order (the default first)
+# --estimator: its `Estimator`, the paper's (the default) first. A new estimator is a subclass
+# and one entry here.
+ESTIMATORS = {estimator.name: estimator for estimator in (Estimator(), Pooled(), ElementES())}
 # What a policy that does not learn θ uses, whatever --estimator says (not a --estimator value).
 FIXED = Fixed()
-
-
-def register(estimator):
-  """Registers an `Estimator` under its name; a name registered twice raises."""
-  if estimator.name in ESTIMATORS:
-    raise ValueError(f"Estimator {estimator.name!r} is already registered.")
-  ESTIMATORS[estimator.name] = estimator
-  return estimator
 
 
 def names():
@@ -479,7 +473,3 @@ def get(name):
                      f"Received: --estimator={name}")
   return ESTIMATORS[name]
 
-
-register(Estimator())
-register(Pooled())
-register(ElementES())

@@ -6,13 +6,16 @@ counts) live on the CPU, as plain variables beside the trajectories' mirrored on
 checkpoint holds them under `run_directory.OUTER_VARIABLES`. `update` is the outer step's
 `tf.function`: θ's step by the run's estimator (`ohl_tf.estimators`; none for a fixed policy),
 the lineage and the histories. Where the trajectories sample in a period (`perturbations`,
-`sampling_log_probs`) follows from θ, the estimator and the policy.
+`sampling_log_probs`) follows from θ, the estimator and the policy, and so do the policy's
+summaries (`summarise`).
 """
 
 import tensorflow as tf
 
 from ohl_tf import estimators
+from ohl_tf import policy
 from ohl_tf import run_directory
+from ohl_tf import summaries
 
 
 class OuterState:
@@ -75,6 +78,18 @@ class OuterState:
   def policy_payload(self):
     """What the run's policy.json holds, or None (`AugmentationPolicy.policy_payload`)."""
     return self.augmentation.policy_payload(self.theta, self.lineage, self.fixed_probabilities)
+
+  def summarise(self, writer, figures):
+    """Writes what the policy has to TensorBoard after the last outer step: p_θ and its
+    marginals over time when θ is the policy, the lineage when it samples OHL operations
+    (`ohl_tf.summaries`; `figures`: with the images, else only scalars and histograms)."""
+    step = int(self.outer_step.numpy())
+    if self.augmentation.has_theta:
+      marginals = policy.element_marginals(policy.operation_probabilities(
+          self.theta_history[:step + 1]))
+      summaries.write_policy(writer, step, self.theta, marginals.numpy(), figures)
+    if self.augmentation.samples_operations:
+      summaries.write_lineage(writer, step, self.lineage.numpy(), figures)
 
   @tf.function
   def update(self, accuracies, scores, perturbations, best, counts):

@@ -37,13 +37,10 @@ from ohl_tf import devices as devices_lib
 from ohl_tf import export
 from ohl_tf import outer_state
 from ohl_tf import pipeline
-from ohl_tf import policy
 from ohl_tf import population as population_lib
 from ohl_tf import run_directory
 from ohl_tf import summaries
 from ohl_tf import trajectory as trajectory_lib
-
-NonFiniteLossError = population_lib.NonFiniteLossError
 
 
 def best_trajectory(scores, val_losses):
@@ -214,17 +211,12 @@ class OnlineSearch:
   def _summarise(self, period, results, rewards, best):
     step = period + 1
     learning_rate = self.trajectories[0].optimizer.learning_rate
-    history = self.outer.theta_history[:step + 1]
-    marginals = policy.element_marginals(policy.operation_probabilities(history))
     figures = (step == self.schedule.num_periods or
                time.time() - self._figures_drawn >= self.config.figure_interval_secs)
     if figures:
       self._figures_drawn = time.time()
     with self.writer.as_default():
-      if self.augmentation.has_theta:
-        summaries.write_policy(self.writer, step, self.outer.theta, marginals.numpy(), figures)
-      if self.augmentation.samples_operations:
-        summaries.write_lineage(self.writer, step, self.outer.lineage.numpy(), figures)
+      self.outer.summarise(self.writer, figures)
       summaries.write_outer_step(
           self.writer, step, val_accuracies=np.array([r.validation.accuracy for r in results]),
           normalized_rewards=rewards, train_loss=np.array([r.train_loss for r in results]),

@@ -15,6 +15,7 @@ from ohl_tf import estimators
 from ohl_tf import export
 from ohl_tf import policy
 from ohl_tf import policy_file
+from ohl_tf import population
 from ohl_tf import report
 from ohl_tf import run_config
 from ohl_tf import run_directory
@@ -295,7 +296,7 @@ def test_a_run_started_before_a_setting_existed_still_matches(tmp_path):
 def test_non_finite_loss_stops_naming_trajectory_and_step(tmp_path, small_data):
   config = _config(tmp_path, trajectories=2, lr=1e12, inner_steps=1, epochs=2)
   ohl = search.OnlineSearch(config, small_data, [[_CPUS[0]], [_CPUS[1]]])
-  with pytest.raises(search.NonFiniteLossError,
+  with pytest.raises(population.NonFiniteLossError,
                      match=r"Trajectory \d produced a non-finite training loss at step \d+ "
                            r"\(period (\d+)\)") as error:
     ohl.run()
