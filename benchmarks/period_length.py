@@ -26,6 +26,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from ohl_tf import datasets  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import run_config  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ohl_tf import run_directory  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import search  # pylint: disable=g-import-not-at-top,wrong-import-position
 import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -36,33 +37,23 @@ _TRAIN_SUBSET = flags.DEFINE_integer("train_subset", 2048, "Training images.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size of a trajectory.")
 
 
-def _timed(method, seconds):
-  """`method`, adding its wall time to seconds[0]."""
-  def call(*args, **kwargs):
-    start = time.perf_counter()
-    try:
-      return method(*args, **kwargs)
-    finally:
-      seconds[0] += time.perf_counter() - start
-  return call
-
-
 def training_rate(inner_steps, data, model_dir):
-  """(images/s of training, periods) of one OHL run with periods of `inner_steps`."""
+  """(images/s of training, periods) of one OHL run with periods of `inner_steps`: the time of
+  building every trajectory's input (`Population.prepare`) and of every trajectory's training
+  in every period (the "train_seconds" of each outer step)."""
   config = run_config.Config(
       dataset="synthetic", model="resnet8", trajectories=_TRAJECTORIES.value,
       epochs=_EPOCHS.value, inner_steps=inner_steps, batch_size=_BATCH_SIZE.value, lr=0.05,
       cutout=8, val_size=256, eval_batch_size=256, train_subset=_TRAIN_SUBSET.value,
       model_dir=model_dir)
   ohl = search.OnlineSearch(config, data, [["/cpu:0"]] * config.trajectories)
-  search.start_model_dir(config, resuming=False)
-  seconds = [0.0]
-  for t in ohl.trajectories:  # instance attributes: this run's trajectories only
-    t.train = _timed(t.train, seconds)
-    t.input_iterator = _timed(t.input_iterator, seconds)
-  ohl.run()
+  run_directory.start(config, resuming=False)
+  start = time.perf_counter()
+  ohl.population.prepare(0)  # what `run` would do first: the run keeps these inputs
+  seconds = [time.perf_counter() - start]
+  ohl.run(on_outer_step=lambda step: seconds.append(step["train_seconds"].sum()))
   images = ohl.schedule.total_steps * config.batch_size * config.trajectories
-  return images / seconds[0], ohl.schedule.num_periods
+  return images / sum(seconds), ohl.schedule.num_periods
 
 
 def main(argv):

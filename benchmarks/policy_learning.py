@@ -48,7 +48,7 @@ sys.path.insert(0, str(_ROOT / "benchmarks"))
 import known_answer  # pylint: disable=g-import-not-at-top,wrong-import-position
 from reporting import mean_se  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import augment  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ohl_tf import policy  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ohl_tf import estimators  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import run_config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import search  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -59,7 +59,7 @@ _DEFAULTS = dict(model="resnet8", trajectories=4, epochs=8, inner_steps=8, batch
                  val_size=500, cutout=16, reward="loss", es_sigma=2.0, theta_lr=0.5)
 
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; every policy runs once per seed.")
-_RUNS = flags.DEFINE_list("runs", ["uniform", *policy.ESTIMATORS],
+_RUNS = flags.DEFINE_list("runs", ["uniform", *estimators.names()],
                           "What to run per seed: 'uniform' and/or estimators of --policy=ohl.")
 _DATA_ROOT = flags.DEFINE_string("data_root", None,
                                  "A folder prepared by benchmarks/known_answer.py (default: "
@@ -164,7 +164,7 @@ def main(argv):
   report(base, runs, task, seeds)
   if _RESULTS_JSON.value:
     pathlib.Path(_RESULTS_JSON.value).write_text(json.dumps(
-        {"config": search.dataclasses.asdict(base), "seeds": seeds, "task": task, "runs": runs},
+        {"config": dataclasses.asdict(base), "seeds": seeds, "task": task, "runs": runs},
         indent=1))
 
 

@@ -15,6 +15,7 @@ are what the N trajectories replace.
   python benchmarks/search_overhead.py --inner_steps=10       # ten times more outer steps
 """
 
+import dataclasses
 import datetime
 import pathlib
 import sys
@@ -29,9 +30,12 @@ import tensorflow as tf
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import models  # pylint: disable=g-import-not-at-top
+from ohl_tf import cluster  # pylint: disable=g-import-not-at-top
 from ohl_tf import datasets  # pylint: disable=g-import-not-at-top
 from ohl_tf import pipeline  # pylint: disable=g-import-not-at-top
+from ohl_tf import population  # pylint: disable=g-import-not-at-top
 from ohl_tf import run_config  # pylint: disable=g-import-not-at-top
+from ohl_tf import run_directory  # pylint: disable=g-import-not-at-top
 from ohl_tf import search  # pylint: disable=g-import-not-at-top
 from ohl_tf import trajectory  # pylint: disable=g-import-not-at-top
 import reporting  # pylint: disable=g-import-not-at-top
@@ -58,29 +62,23 @@ def _config(model_dir):
 def time_ohl(config, data):
   """(seconds to the end of the last outer step, seconds including the exports, the search)."""
   ohl = search.OnlineSearch(config, data, [["/cpu:0"]] * config.trajectories)
-  search.start_model_dir(config, resuming=False)
+  run_directory.start(config, resuming=False)
   outer_steps_done = []
   start = time.perf_counter()
   ohl.run(on_outer_step=lambda _: outer_steps_done.append(time.perf_counter()))
   return outer_steps_done[-1] - start, time.perf_counter() - start, ohl
 
 
-def _plain_trajectory(config, data, schedule):
-  learning_rate = trajectory.learning_rate_schedule(config.lr, schedule.total_steps)
-  return trajectory.Trajectory(
-      0, ["/cpu:0"], lambda: models.build(config.model, data.num_classes, data.image_shape),
-      lambda: keras.optimizers.SGD(learning_rate, momentum=config.momentum),
-      config.weight_decay, config.batch_size)
-
-
 def time_plain_training(config, data, ohl):
-  """One trajectory through every period of the same persistent pipeline, without outer steps
-  (the trainer's own training loop)."""
+  """One trajectory, set up as the run's (`population.Population` of N = 1), through every period
+  of the same persistent pipeline without outer steps (the trainer's own training loop)."""
   schedule = ohl.schedule
-  plain = _plain_trajectory(config, data, schedule)
+  plain = population.Population(
+      dataclasses.replace(config, trajectories=1), data, ohl.augmentation, ohl.estimator,
+      ohl.space, [["/cpu:0"]], cluster.Local()).trajectories[0]
   feed = pipeline.SamplingFeed.uniform(schedule.num_periods)
   start = time.perf_counter()
-  iterator = plain.input_iterator(ohl.train_data.run_dataset(0, 0, feed))
+  iterator = plain.input_iterator(ohl.population.train_data.run_dataset(0, 0, feed))
   for period in range(schedule.num_periods):
     first, end = schedule.period(period)
     plain.train(iterator, end - first)
@@ -97,7 +95,7 @@ def time_keras_fit(config, data, ohl):
       momentum=config.momentum),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=["accuracy"])
-  dataset = ohl.train_data.run_dataset(0, 0, pipeline.SamplingFeed.uniform(schedule.num_periods))
+  dataset = ohl.population.train_data.run_dataset(0, 0, pipeline.SamplingFeed.uniform(schedule.num_periods))
   dataset = dataset.map(lambda images, labels, ops: (images, labels))
   start = time.perf_counter()
   model.fit(dataset, epochs=1, steps_per_epoch=schedule.total_steps, verbose=0)

@@ -1,9 +1,11 @@
 """What `--policy` names: how one run augments its training images (OHL and Table 2's baselines).
 
-Every policy is one registered `AugmentationPolicy` entry, which says all the trainer needs:
-whether θ learns, whether images get OHL operations drawn from a p over the 1296 (and counted),
-whether Cutout follows, and the batch augmentation of the policies that are not over the OHL
-operations. `--policy`'s help and the unknown-name error are built from the registry; a new
+Every policy is one registered `AugmentationPolicy` entry, which says all the trainer does
+differently per policy: whether θ learns (its outer step's `estimator`), whether images get OHL
+operations drawn from a p over the 1296 (and counted; `sampling_log_probabilities`), whether
+Cutout follows (`cutout_size`), the batch augmentation of the policies that are not over the OHL
+operations (`augment_batch`), what policy.json holds (`policy_payload`) and what the run warns of
+(`warnings`). `--policy`'s help and the unknown-name error are built from the registry; a new
 policy is one `register(AugmentationPolicy(...))` call (docs/extending.md).
 
   * "ohl": operations sampled from p_θ, θ learned online (paper section 3.2);
@@ -23,6 +25,7 @@ AutoAugment and OHL do on CIFAR (set --cutout=0 to leave it out, as for ImageNet
 import dataclasses
 
 from ohl_tf import autoaugment
+from ohl_tf import estimators
 from ohl_tf import policy_file
 from ohl_tf import randaugment
 from ohl_tf import trivialaugment
@@ -69,6 +72,64 @@ class AugmentationPolicy:
   def trains_one_network(self):
     """The baselines train one network, as in the paper (N > 1 adds best-copy selection)."""
     return not self.has_theta
+
+  def estimator(self, name):
+    """The `estimators.Estimator` of the outer step: --estimator's (`name`) when θ learns;
+    else `estimators.FIXED`, whatever --estimator says: θ stays, and the trajectories sample
+    from the policy's own p, unperturbed.
+
+    Raises:
+      ValueError: `name` is not a registered estimator.
+    """
+    learned = estimators.get(name)
+    return learned if self.learns_theta else estimators.FIXED
+
+  def cutout_size(self, cutout):
+    """The Cutout square side the pipeline applies: --cutout, or 0 for a policy without."""
+    return cutout if self.uses_cutout else 0
+
+  def warnings(self, config):
+    """What the trainer warns of for this policy under `config` (a `run_config.Config`): the
+    settings it ignores, and where it departs from the paper's baselines."""
+    messages = []
+    if not self.learns_theta and config.estimator != estimators.names()[0]:
+      messages.append(f"--estimator={config.estimator} has no effect with "
+                      f"--policy={config.policy}, whose θ does not learn.")
+    if self.trains_one_network and config.trajectories > 1:
+      messages.append(f"--policy={config.policy} with --trajectories={config.trajectories} "
+                      f"trains {config.trajectories} networks and copies the best to all every "
+                      "outer step; the paper's baselines train one (--trajectories=1).")
+    return messages
+
+  def sampling_log_probabilities(self, learned, fixed_probabilities):
+    """Per trajectory, log p of the operations it samples in a period; None when the policy
+    draws no OHL operation.
+
+    Args:
+      learned: the list of N log p at the trajectories' points of θ
+        (`estimators.Estimator.log_probabilities`): what ohl and uniform sample from.
+      fixed_probabilities: this policy's `fixed_probabilities` (the p of "file:"), or None.
+    """
+    if not self.samples_operations:
+      return None
+    if fixed_probabilities is not None:
+      return [policy_file.log_probabilities(fixed_probabilities)] * len(learned)
+    return learned
+
+  def policy_payload(self, theta, lineage, fixed_probabilities):
+    """What the run's policy.json holds (`ohl_tf.policy_file`), or None for a policy that is not
+    over the OHL operations (it writes none).
+
+    Args:
+      theta: the run's θ [K].
+      lineage: float64 [K], the running op counts of each period's best trajectory.
+      fixed_probabilities: this policy's `fixed_probabilities`, or None.
+    """
+    if self.has_theta:
+      return policy_file.learned_payload(theta, lineage)
+    if fixed_probabilities is not None:  # the run keeps the p it trained with
+      return policy_file.fixed_payload(fixed_probabilities, self.path, lineage)
+    return None
 
   def augment_batch(self, dataset_name):
     """fn(uint8 images [B,H,W,3], seed [2]) -> uint8 images, or None for the policies whose

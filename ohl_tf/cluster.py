@@ -172,6 +172,8 @@ def lost_worker(message, addresses=(), me=None):
 class Cluster:
   """This process's place in a cluster of workers, and the collectives between them.
 
+  `Local` has the same interface for one process.
+
   Create it before anything else touches TensorFlow's devices (after `devices.split_cpu`) and
   before any local MirroredStrategy.
 
@@ -207,6 +209,8 @@ class Cluster:
     self._barriers = 0
     self.step = None  # the outer step in progress (1-based), for the error messages
 
+  distributed = True  # several processes (`Local`: one)
+
   def where(self):
     return "at the start" if self.step is None else f"in outer step {self.step}"
 
@@ -216,6 +220,12 @@ class Cluster:
 
   def local_trajectories(self, num_trajectories):
     return split_trajectories(num_trajectories, self.num_workers)[self.index]
+
+  def worker_of(self, trajectory, num_trajectories):
+    """The worker that holds trajectory index `trajectory` of `num_trajectories`."""
+    return next(w for w, indices in enumerate(split_trajectories(num_trajectories,
+                                                                 self.num_workers))
+                if trajectory in indices)
 
   # -------------------------------------------------------------------------------------------
   # Collectives. Every worker must call them in the same order with the same shapes.
@@ -372,9 +382,56 @@ class Cluster:
       self._lost(error)
 
 
+class Local:
+  """One process holding all N trajectories, with `Cluster`'s interface: it is the chief, and
+  its collectives return what they are given, so the trainer has one code path."""
+  distributed = False
+  num_workers = 1
+  index = 0
+  is_chief = True
+
+  def __init__(self):
+    self.step = None  # as `Cluster.step`
+
+  def local_devices(self, names):
+    return list(names)
+
+  def local_trajectories(self, num_trajectories):
+    return list(range(num_trajectories))
+
+  def worker_of(self, trajectory, num_trajectories):
+    del trajectory, num_trajectories
+    return 0
+
+  def gather(self, values):
+    return np.asarray(values)
+
+  def broadcast(self, values, source):
+    del source
+    return list(values)
+
+  def check_same_config(self, config):
+    del config  # one process agrees with itself
+
+  def agree(self, error, resuming):
+    """Raises `error` if there is one, else returns `resuming` (as `Cluster.agree`)."""
+    if error is not None:
+      raise error
+    return bool(resuming)
+
+  def start_watchdog(self):
+    """Nothing to watch: no other worker."""
+
+  def stop_watchdog(self):
+    """Nothing to stop."""
+
+  def barrier(self, name):
+    del name  # nobody to wait for
+
+
 def connect(config):
-  """The `Cluster` of --cluster (None for a single process); call after `devices.split_cpu`."""
+  """The `Cluster` of --cluster (`Local` for a single process); call after `devices.split_cpu`."""
   cluster_kind = kind(config.cluster)
   if cluster_kind == "none":
-    return None
+    return Local()
   return Cluster(resolver(cluster_kind), config.cluster_timeout)

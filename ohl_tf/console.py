@@ -202,32 +202,32 @@ def _device_names(trajectory_devices):
   return " | ".join(",".join(short(d) for d in group) for group in trajectory_devices)
 
 
-def format_summary(config, *, resuming, schedule, trajectory_devices, learns_theta,
+def format_summary(config, *, resuming, schedule, trajectory_devices, estimator,
                    cluster=None, data_description=""):
   """The few lines a run starts with: what it trains, how it searches, where it lives.
 
   Args:
-    config: the run's `search.Config`.
+    config: the run's `run_config.Config`.
     resuming: whether `config.model_dir` holds this run's checkpoints.
     schedule: its `pipeline.Schedule`.
     trajectory_devices: one list of device names per trajectory.
-    learns_theta: whether the policy learns θ (--policy=ohl).
-    cluster: this worker's `cluster.Cluster`, or None for one process.
+    estimator: how θ learns, as the terminal names it (`estimators.Estimator.description`),
+      or None when the policy's θ does not learn.
+    cluster: this worker's `cluster.Cluster`, or None or `cluster.Local` for one process.
     data_description: what the data line adds (the dataset's `description`, e.g. where a
       folder's test split came from), or "".
   """
   reward = "validation accuracy" if config.reward == "accuracy" else "validation loss"
-  if learns_theta:
-    sigma = f" (σ={config.es_sigma:g})" if config.estimator == "element_es" else ""
+  if estimator is not None:
     # The paper's space goes unsaid; another is named, as it changes what θ means.
     space = "" if config.search_space == "paper" else f" in {config.search_space}"
-    policy = (f"{config.policy}{space}: θ learned by {config.estimator}{sigma}, Adam lr "
+    policy = (f"{config.policy}{space}: θ learned by {estimator}, Adam lr "
               f"{config.theta_lr:g}; n* by {reward}")
   else:
     policy = f"{config.policy} (fixed); n* by {reward}"
   inner = (f"I={_count(config.inner_steps, 'step')}" if config.inner_steps else
            "I=1 epoch")
-  if cluster:
+  if cluster is not None and cluster.distributed:
     local = cluster.local_trajectories(config.trajectories)
     where = (f"  search    N={config.trajectories} on {cluster.num_workers} workers; worker "
              f"{cluster.index}{' (chief)' if cluster.is_chief else ''} has trajectories "

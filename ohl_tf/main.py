@@ -29,6 +29,7 @@ from absl import flags
 
 from ohl_tf import cluster
 from ohl_tf import devices
+from ohl_tf import population
 from ohl_tf import run_config
 from ohl_tf import search
 
@@ -52,7 +53,7 @@ def main(argv):
   devices.warn_if_gpu_unused()
   try:
     results = search.run(run_config.from_flags(), started_at=_STARTED)
-  except (ValueError, OSError, search.NonFiniteLossError, cluster.WorkerLostError) as error:
+  except (ValueError, OSError, population.NonFiniteLossError, cluster.WorkerLostError) as error:
     print(f"error: {error}", file=sys.stderr)  # one line, whatever the --verbosity
     sys.exit(1)
   if results is not None:  # None: a worker of a cluster but the chief, which reports

@@ -31,16 +31,17 @@ from ohl_tf import augment
 from ohl_tf import augmentation_policies
 from ohl_tf import policy
 from ohl_tf import policy_file
+from ohl_tf import run_directory
 from ohl_tf import summaries
 
 _OUT = flags.DEFINE_string("out", None, "Folder for the PNG files. Default: MODEL_DIR/report.")
 
-# What search.Searcher puts in its tf.train.Checkpoint (object-based names).
-THETA_KEY = "theta/.ATTRIBUTES/VARIABLE_VALUE"
-THETA_HISTORY_KEY = "theta_history/.ATTRIBUTES/VARIABLE_VALUE"
-OUTER_STEP_KEY = "outer_step/.ATTRIBUTES/VARIABLE_VALUE"
+# What the run's checkpoint holds (`run_directory`'s object-based names).
+THETA_KEY = run_directory.variable_key(run_directory.THETA)
+THETA_HISTORY_KEY = run_directory.variable_key(run_directory.THETA_HISTORY)
+OUTER_STEP_KEY = run_directory.variable_key(run_directory.OUTER_STEP)
 # Only in runs that record the lineage (the surviving network's op counts).
-LINEAGE_KEY = "lineage/.ATTRIBUTES/VARIABLE_VALUE"
+LINEAGE_KEY = run_directory.variable_key(run_directory.LINEAGE)
 
 TOP_OPERATIONS = 5
 
@@ -76,7 +77,7 @@ class RunState:
 
 def _check_policy_has_theta(model_dir):
   """Refuses a run whose --policy does not use θ: its checkpoint's θ stays 0, meaningless."""
-  path = os.path.join(model_dir, "config.json")
+  path = run_directory.path(model_dir, run_directory.CONFIG)
   if not os.path.exists(path):
     return  # An older run or a bare checkpoint folder: the checkpoint's keys decide.
   with open(path, encoding="utf-8") as f:
@@ -104,7 +105,7 @@ def read_run(model_dir):
     ReportError: no checkpoint in model_dir/checkpoints, a run of a policy without θ, or a
       checkpoint that holds no θ or inconsistent shapes.
   """
-  checkpoint_dir = os.path.join(model_dir, "checkpoints")
+  checkpoint_dir = run_directory.path(model_dir, run_directory.CHECKPOINTS)
   path = tf.train.latest_checkpoint(checkpoint_dir)
   if path is None:
     raise ReportError(

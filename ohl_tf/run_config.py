@@ -22,8 +22,8 @@ from ohl_tf import augment
 from ohl_tf import augmentation_policies
 from ohl_tf import cluster as cluster_lib
 from ohl_tf import datasets
+from ohl_tf import estimators
 from ohl_tf import pipeline
-from ohl_tf import policy as policy_lib  # the θ module; `policy` is a field here
 from ohl_tf import trajectory
 
 
@@ -60,17 +60,15 @@ class Config:
          "(for a warm-up on top of E epochs of decay, set --epochs to E + the warm-up).")
   warmup_lr: float = _setting(0.0, "Learning rate at the start of the warm-up.")
   weight_decay: float = _setting(5e-4, "L2 weight decay.")
-  theta_lr: float = _setting(policy_lib.THETA_LEARNING_RATE,
+  theta_lr: float = _setting(estimators.THETA_LEARNING_RATE,
                              "Adam learning rate of θ (paper: 0.05); > 0.")
   reward: str = _setting(
-      "accuracy", "What scores a trajectory: " + " | ".join(policy_lib.REWARDS) + ". accuracy: "
+      "accuracy", "What scores a trajectory: " + " | ".join(estimators.REWARDS) + ". accuracy: "
                   "validation accuracy (paper); loss: minus the validation cross-entropy "
                   "(keeps ranking when accuracies tie).")
   estimator: str = _setting(
-      "reinforce", "How the outer step estimates θ's gradient: reinforce (the paper's eq. 6) | "
-                   "pooled (eq. 6 pooled onto the 36 elements and spread back) | element_es "
-                   "(trajectories explore antithetic element-level perturbations of θ; even "
-                   "--trajectories). Only --policy=ohl learns θ.")
+      estimators.names()[0], "How the outer step estimates θ's gradient: " +
+      estimators.flag_help() + ". Only --policy=ohl learns θ.")
   es_sigma: float = _setting(
       1.0, "element_es: scale σ of the element perturbations θ_n = θ + σAε_n; > 0.")
   cutout: int = _setting(16, "Cutout square side (0 = off).")
@@ -139,8 +137,8 @@ class Config:
                        f"--policy={self.policy}, --search_space={self.search_space}")
     datasets.check_spec(self.dataset)
     _check_choice("model", self.model, models.names())
-    _check_choice("reward", self.reward, policy_lib.REWARDS)
-    _check_choice("estimator", self.estimator, policy_lib.ESTIMATORS)
+    _check_choice("reward", self.reward, estimators.REWARDS)
+    estimators.get(self.estimator)
     _check_choice("precision", self.precision, trajectory.PRECISIONS)
     pipeline.check_augmentation_placement(self.augment_path, self.augment_on, as_flags=True)
     _check_choice("cluster", self.cluster, cluster_lib.CLUSTERS)
@@ -156,8 +154,7 @@ class Config:
     for name in ("theta_lr", "es_sigma"):
       if not getattr(self, name) > 0:  # a negative theta_lr would descend on the reward
         raise ValueError(f"--{name} must be > 0. Received: --{name}={getattr(self, name)}")
-    if self.estimator == "element_es" and augmentation.learns_theta:
-      policy_lib.check_antithetic_pairs(self.trajectories)
+    augmentation.estimator(self.estimator).check_trajectories(self.trajectories)
 
 
 def _check_choice(name, value, choices):

@@ -292,10 +292,10 @@ def test_a_checkpoint_of_fewer_trajectories_resumes_with_their_state(tmp_path):
   chief = search.OnlineSearch(config, data, [["/device:CPU:0"]])  # trajectory 0 only
   kernel = chief.trajectories[0].model.weights[0]
   kernel.assign_add(tf.ones_like(kernel))
-  chief.outer_step.assign(1)
-  tf.train.Checkpoint(**chief._checkpointed).save(str(tmp_path / "run" / "checkpoints" / "ckpt"))
+  chief.outer.outer_step.assign(1)
+  chief.checkpoint.save(str(tmp_path / "run" / "checkpoints" / "ckpt"))
   resumed = search.OnlineSearch(config, data, [["/device:CPU:0"], ["/device:CPU:1"]])
-  assert resumed.restore() == 1
+  assert resumed.start() == 1
   for t in resumed.trajectories:
     for value, expected in zip(t.state, chief.trajectories[0].state):
       np.testing.assert_array_equal(value.numpy(), expected.numpy())

@@ -9,6 +9,7 @@ import pytest
 from terminal_testing import environment
 from terminal_testing import native_lines
 
+from ohl_tf import augmentation_policies
 from ohl_tf import console
 from ohl_tf import pipeline
 from ohl_tf import run_config
@@ -131,7 +132,9 @@ def _summary(**changes):
   config = run_config.Config(**{"model_dir": "/runs/quick", **changes})
   schedule = pipeline.Schedule(2048, config.batch_size, config.epochs, config.inner_steps)
   return console.format_summary(
-      config, resuming=False, schedule=schedule, learns_theta=config.policy == "ohl",
+      config, resuming=False, schedule=schedule,
+      estimator=augmentation_policies.parse(config.policy).estimator(
+          config.estimator).description(config.es_sigma),
       trajectory_devices=[["/job:localhost/replica:0/task:0/device:GPU:0", "/device:GPU:1"],
                           ["/device:GPU:2", "/device:GPU:3"]][:config.trajectories])
 
@@ -157,7 +160,7 @@ def test_format_summary_of_a_baseline_resuming():
   summary = _summary(policy="cutout", trajectories=1)
   config = run_config.Config(model_dir="/runs/quick", policy="cutout", trajectories=1)
   schedule = pipeline.Schedule(2048, 128, 10, 0)
-  resumed = console.format_summary(config, resuming=True, schedule=schedule, learns_theta=False,
+  resumed = console.format_summary(config, resuming=True, schedule=schedule, estimator=None,
                                    trajectory_devices=[["/device:CPU:0"]])
   assert "  policy    cutout (fixed); n* by validation accuracy" in summary.splitlines()
   assert resumed.splitlines()[0] == "Resuming the run in /runs/quick"

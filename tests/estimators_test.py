@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from ohl_tf import augment
+from ohl_tf import estimators
 from ohl_tf import policy
 from ohl_tf import run_config
 
@@ -33,7 +34,7 @@ def _problem(seed, n=4):
   rng = np.random.default_rng(seed)
   theta = rng.normal(0.0, 1.5, size=K)
   counts = rng.poisson(rng.uniform(0.5, 3.0, size=(n, 1)), size=(n, K)).astype(np.int32)
-  rewards = policy.normalized_rewards(rng.uniform(0.5, 0.9, size=n)).numpy()
+  rewards = estimators.normalized_rewards(rng.uniform(0.5, 0.9, size=n)).numpy()
   return theta, counts, rewards
 
 
@@ -54,8 +55,8 @@ def _score(theta, counts):
 def test_pool_and_spread_are_the_incidence_matrix_and_its_transpose():
   rng = np.random.default_rng(0)
   v, phi = rng.normal(size=[3, K]), rng.normal(size=[3, E])
-  np.testing.assert_allclose(policy.pool_to_elements(v), v @ A, rtol=1e-12)
-  np.testing.assert_allclose(policy.spread_to_operations(phi), phi @ A.T, rtol=1e-12)
+  np.testing.assert_allclose(estimators.pool_to_elements(v), v @ A, rtol=1e-12)
+  np.testing.assert_allclose(estimators.spread_to_operations(phi), phi @ A.T, rtol=1e-12)
   assert A.sum(axis=0).tolist() == [2 * E] * E  # each element sits in 71 ops, once twice
 
 
@@ -66,7 +67,7 @@ def test_pool_and_spread_are_the_incidence_matrix_and_its_transpose():
 def test_reinforce_direction_is_minus_the_paper_gradient():
   theta, counts, rewards = _problem(1)
   expected = np.mean([r * _score(theta, c) for r, c in zip(rewards, counts)], axis=0)
-  np.testing.assert_allclose(policy.ascent_direction("reinforce", theta, counts, rewards),
+  np.testing.assert_allclose(estimators.get("reinforce").ascent_direction(theta, counts, rewards),
                              expected, rtol=1e-8, atol=1e-12)
 
 
@@ -75,16 +76,16 @@ def test_pooled_is_the_reinforce_gradient_of_the_element_reparametrisation():
   rng = np.random.default_rng(2)
   phi = tf.constant(rng.normal(0.0, 0.5, size=E))
   _, counts, rewards = _problem(2)
-  theta = policy.spread_to_operations(phi)
+  theta = estimators.spread_to_operations(phi)
   # Autodiff of eq. 6's objective through the reparametrisation, with the estimator's ã.
   with tf.GradientTape() as tape:
     tape.watch(phi)
-    log_p = policy.log_operation_probabilities(policy.spread_to_operations(phi))
+    log_p = policy.log_operation_probabilities(estimators.spread_to_operations(phi))
     objective = tf.reduce_mean(rewards * tf.linalg.matvec(tf.cast(counts, tf.float64), log_p))
   expected = A @ tape.gradient(objective, phi).numpy()
-  pooled = policy.ascent_direction("pooled", theta, counts, rewards)
+  pooled = estimators.get("pooled").ascent_direction(theta, counts, rewards)
   np.testing.assert_allclose(pooled, expected, rtol=1e-7, atol=1e-9 * np.abs(expected).max())
-  reinforce = policy.ascent_direction("reinforce", theta, counts, rewards).numpy()
+  reinforce = estimators.get("reinforce").ascent_direction(theta, counts, rewards).numpy()
   np.testing.assert_allclose(pooled, A @ A.T @ reinforce, rtol=1e-9, atol=1e-12)
 
 
@@ -93,19 +94,19 @@ def test_pooled_is_the_reinforce_gradient_of_the_element_reparametrisation():
 # ---------------------------------------------------------------------------------------------
 
 def test_perturbations_are_antithetic_pairs_fixed_by_seed_period_and_pair():
-  eps = policy.element_perturbations(7, 3, 6, E).numpy()
+  eps = estimators.element_perturbations(7, 3, 6, E).numpy()
   assert eps.shape == (6, E) and eps.dtype == np.float32
   np.testing.assert_array_equal(eps[1::2], -eps[0::2])
   # Pair j does not depend on how many trajectories run beside it; periods and seeds differ.
-  np.testing.assert_array_equal(policy.element_perturbations(7, 3, 2, E).numpy(), eps[:2])
-  np.testing.assert_array_equal(policy.element_perturbations(7, 3, 6, E).numpy(), eps)
-  assert not np.allclose(policy.element_perturbations(7, 4, 6, E).numpy(), eps)
-  assert not np.allclose(policy.element_perturbations(8, 3, 6, E).numpy(), eps)
+  np.testing.assert_array_equal(estimators.element_perturbations(7, 3, 2, E).numpy(), eps[:2])
+  np.testing.assert_array_equal(estimators.element_perturbations(7, 3, 6, E).numpy(), eps)
+  assert not np.allclose(estimators.element_perturbations(7, 4, 6, E).numpy(), eps)
+  assert not np.allclose(estimators.element_perturbations(8, 3, 6, E).numpy(), eps)
   assert len({tuple(row) for row in eps[0::2]}) == 3
 
 
 def test_perturbations_are_standard_normal():
-  eps = np.concatenate([policy.element_perturbations(0, t, 2, E).numpy()[0] for t in range(400)])
+  eps = np.concatenate([estimators.element_perturbations(0, t, 2, E).numpy()[0] for t in range(400)])
   # 14,400 draws: mean within 4 standard errors of 0, variance within 4 of 1.
   assert abs(eps.mean()) < 4 / np.sqrt(eps.size)
   assert abs(eps.var() - 1.0) < 4 * np.sqrt(2.0 / eps.size)
@@ -115,7 +116,7 @@ def test_perturbations_are_standard_normal():
 def test_an_odd_number_of_trajectories_is_refused(n):
   with pytest.raises(ValueError, match=f"--trajectories must be even and >= 2. Received: "
                      f"--trajectories={n}"):
-    policy.element_perturbations(0, 0, n, E)
+    estimators.element_perturbations(0, 0, n, E)
   with pytest.raises(ValueError, match="--trajectories must be even"):
     run_config.Config(estimator="element_es", trajectories=max(n, 1) if n % 2 else 3)
 
@@ -134,25 +135,25 @@ def test_config_checks_the_estimator_and_its_settings():
 
 def test_element_es_direction_matches_its_closed_form():
   theta, counts, rewards = _problem(3)
-  eps = policy.element_perturbations(1, 0, 4, E).numpy().astype(np.float64)
+  eps = estimators.element_perturbations(1, 0, 4, E).numpy().astype(np.float64)
   sigma = 0.7
   points = theta + sigma * eps @ A.T
   expected = (A @ (eps.T @ rewards) / (4 * sigma) +
               np.mean([r * _score(p, c) for r, p, c in zip(rewards, points, counts)], axis=0))
-  actual = policy.ascent_direction("element_es", theta, counts, rewards, eps, sigma)
+  actual = estimators.get("element_es").ascent_direction(theta, counts, rewards, eps, sigma)
   np.testing.assert_allclose(actual, expected, rtol=1e-8, atol=1e-12)
 
 
 def test_score_term_is_autodiff_of_each_trajectorys_log_likelihood_at_its_own_point():
   theta, counts, rewards = _problem(4)
-  eps = tf.cast(policy.element_perturbations(2, 0, 4, E), tf.float64)
+  eps = tf.cast(estimators.element_perturbations(2, 0, 4, E), tf.float64)
   theta = tf.constant(theta)
   with tf.GradientTape() as tape:
     tape.watch(theta)
-    log_p = policy.log_operation_probabilities(policy.perturbed_theta(theta, eps, 1.3))
+    log_p = policy.log_operation_probabilities(estimators.perturbed_theta(theta, eps, 1.3))
     objective = tf.reduce_mean(rewards * tf.reduce_sum(tf.cast(counts, tf.float64) * log_p, -1))
   np.testing.assert_allclose(
-      policy.score_gradient(policy.perturbed_theta(theta, eps, 1.3), counts, rewards),
+      estimators.score_gradient(estimators.perturbed_theta(theta, eps, 1.3), counts, rewards),
       tape.gradient(objective, theta), rtol=1e-8, atol=1e-12)
 
 
@@ -162,11 +163,11 @@ def test_evolution_term_is_unbiased_for_the_smoothed_gradient_monte_carlo():
   rng = np.random.default_rng(5)
   theta, target = rng.normal(size=K) * 0.1, rng.normal(size=K) * 0.1
   sigma, n, periods = 0.5, 8, 3000
-  eps = tf.cast(tf.stack([policy.element_perturbations(0, t, n, E) for t in range(periods)]),
+  eps = tf.cast(tf.stack([estimators.element_perturbations(0, t, n, E) for t in range(periods)]),
                 tf.float64)  # [T, N, E]
   points = theta + sigma * tf.einsum("tne,ke->tnk", eps, A)
   raw_rewards = -0.5 * tf.reduce_sum((points - target)**2, axis=-1)  # [T, N], not normalised
-  estimates = tf.stack([policy.evolution_gradient(eps[t], raw_rewards[t], sigma)
+  estimates = tf.stack([estimators.evolution_gradient(eps[t], raw_rewards[t], sigma)
                         for t in range(periods)]).numpy()
   # Compare in element space (the estimates lie in A's column space): Aᵀ·/(2E) recovers φ.
   element_estimates = estimates @ A / (2 * E)
@@ -175,7 +176,7 @@ def test_evolution_term_is_unbiased_for_the_smoothed_gradient_monte_carlo():
   standard_error = element_estimates.std(0) / np.sqrt(periods)
   assert np.all(np.abs(error) < 4.5 * standard_error), np.max(np.abs(error) / standard_error)
   # And the antithetic pairs cancel the constant: the same rewards plus 1000 change nothing.
-  np.testing.assert_allclose(policy.evolution_gradient(eps[0], raw_rewards[0] + 1000.0, sigma),
+  np.testing.assert_allclose(estimators.evolution_gradient(eps[0], raw_rewards[0] + 1000.0, sigma),
                              estimates[0], rtol=1e-6, atol=1e-6)
 
 
@@ -192,7 +193,7 @@ def test_score_estimators_are_unbiased_on_a_linear_bandit_monte_carlo(estimator)
   p = policy.operation_probabilities(theta).numpy()
   counts = rng.multinomial(draws, p / p.sum(), size=(periods, n)).astype(np.float64)
   raw_rewards = counts @ w / draws
-  direction = tf.function(lambda c, r: policy.ascent_direction(estimator, theta, c, r))
+  direction = tf.function(lambda c, r: estimators.get(estimator).ascent_direction(theta, c, r))
   estimates = np.stack([direction(counts[t], raw_rewards[t]).numpy() for t in range(periods)])
   theta_t = tf.constant(theta)
   with tf.GradientTape() as tape:
@@ -219,14 +220,13 @@ def _run_bandit(estimator, steps=40, trajectories=4, draws=512, beta=1.0, noise=
   """Algorithm 1 with a surrogate reward: 0.5 − β·(harmful share of a trajectory's draws) +
   N(0, noise²), the trajectories sampling at θ (at θ_n under element_es)."""
   theta = tf.Variable(tf.zeros([K]))
-  optimizer = policy.make_theta_optimizer()
+  optimizer = estimators.make_theta_optimizer()
   harmful = tf.constant(HARMFUL, tf.float32)
 
   @tf.function
   def outer_step(step):
-    eps = (policy.element_perturbations(seed, step, trajectories, E) if estimator == "element_es"
-           else tf.zeros([trajectories, E]))
-    points = policy.perturbed_theta(theta, eps, 1.0)
+    eps = estimators.get(estimator).perturbations(seed, step, trajectories, E)
+    points = estimators.perturbed_theta(theta, eps, 1.0)
     counts, rewards = [], []
     for n in range(trajectories):
       ops = policy.sample_operations(points[n], draws, tf.stack([seed, step * 100 + n]))
@@ -235,7 +235,7 @@ def _run_bandit(estimator, steps=40, trajectories=4, draws=512, beta=1.0, noise=
       counts.append(c)
       rewards.append(0.5 - beta * share +
                      noise * tf.random.stateless_normal([], tf.stack([seed, 10**6 + step * 100 + n])))
-    policy.reinforce_step(theta, optimizer, tf.stack(counts), tf.stack(rewards), estimator, eps)
+    estimators.get(estimator).step(theta, optimizer, tf.stack(counts), tf.stack(rewards), eps)
 
   for step in range(steps):
     outer_step(tf.constant(step))
@@ -243,7 +243,7 @@ def _run_bandit(estimator, steps=40, trajectories=4, draws=512, beta=1.0, noise=
 
 
 def test_bandit_every_estimator_lowers_the_harmful_mass_those_sharing_strength_most():
-  ratios = {estimator: _run_bandit(estimator) for estimator in policy.ESTIMATORS}
+  ratios = {estimator: _run_bandit(estimator) for estimator in estimators.names()}
   assert ratios["reinforce"] < 0.97, ratios
   # Measured with these seeds: reinforce 0.94, pooled 0.65, element_es 0.69.
   assert ratios["pooled"] < 0.8 and ratios["element_es"] < 0.8, ratios

@@ -71,7 +71,8 @@ def test_flagfile_builds_its_model_and_pipeline_on_mock_data(path, tmp_path):
     data = datasets.load(config.dataset, val_size=config.val_size, seed=config.seed,
                          image_size=config.image_size or None)
     run = search.OnlineSearch(config, data, [["/cpu:0"]] * trajectories)
-    batches = run.train_data.dataset(0, 0, (run.sampling_log_probs(0) or [None])[0])
+    log_probs = run.outer.sampling_log_probs(0) or [None]
+    batches = run.population.train_data.dataset(0, 0, log_probs[0])
     images, labels, ops = next(iter(batches))
   logits = run.trajectories[0].model(images, training=False)
   assert images.shape == (2, *data.image_shape) and labels.shape == (2,)

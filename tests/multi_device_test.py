@@ -92,7 +92,7 @@ def test_concurrent_trajectories_survive_many_short_periods(tmp_path, small_data
   assert len({tuple(d) for d in trajectory_devices}) == cpu_devices  # threads really run
   ohl = search.OnlineSearch(config, small_data, trajectory_devices)
   results = ohl.run()
-  assert int(ohl.outer_step.numpy()) == periods == ohl.schedule.num_periods
+  assert int(ohl.outer.outer_step.numpy()) == periods == ohl.schedule.num_periods
   assert 0 <= results["test_accuracy"] <= 1
 
 

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from ohl_tf import augment
+from ohl_tf import estimators
 from ohl_tf import policy
 
 K = augment.NUM_OPERATIONS
@@ -105,12 +106,12 @@ def test_probabilities_stay_a_distribution_when_every_sigmoid_underflows():
 
 def test_normalized_rewards_have_zero_mean_and_unit_population_variance():
   accuracies = np.random.default_rng(4).uniform(0.5, 0.9, size=8)
-  rewards = policy.normalized_rewards(tf.constant(accuracies)).numpy()
+  rewards = estimators.normalized_rewards(tf.constant(accuracies)).numpy()
   np.testing.assert_allclose(rewards.mean(), 0.0, atol=1e-12)
   np.testing.assert_allclose(rewards.var(), 1.0, rtol=1e-12)  # np.var is the population one.
   np.testing.assert_allclose(rewards, (accuracies - accuracies.mean()) / accuracies.std(),
                              rtol=1e-12)
-  np.testing.assert_allclose(policy.normalized_rewards([0.2, 0.4]).numpy(), [-1.0, 1.0],
+  np.testing.assert_allclose(estimators.normalized_rewards([0.2, 0.4]).numpy(), [-1.0, 1.0],
                              rtol=1e-6)
 
 
@@ -119,20 +120,20 @@ def test_normalized_rewards_have_zero_mean_and_unit_population_variance():
 @pytest.mark.parametrize("value,n", [(0.1, 7), (0.9123, 3), (0.7, 8), (0.0, 5)])
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
 def test_normalized_rewards_are_zero_when_all_equal(value, n, dtype):
-  rewards = policy.normalized_rewards(tf.fill([n], tf.constant(value, dtype)))
+  rewards = estimators.normalized_rewards(tf.fill([n], tf.constant(value, dtype)))
   assert rewards.dtype == dtype
   np.testing.assert_array_equal(rewards.numpy(), np.zeros(n))
 
 
 def test_normalized_rewards_single_trajectory_is_zero():
-  np.testing.assert_array_equal(policy.normalized_rewards([0.73]).numpy(), [0.0])
+  np.testing.assert_array_equal(estimators.normalized_rewards([0.73]).numpy(), [0.0])
 
 
 def test_normalized_rewards_reject_bad_shapes():
   with pytest.raises(ValueError, match="at least one trajectory"):
-    policy.normalized_rewards(tf.zeros([0]))
+    estimators.normalized_rewards(tf.zeros([0]))
   with pytest.raises(ValueError, match=r"shape \[N\]"):
-    policy.normalized_rewards(tf.zeros([2, 3]))
+    estimators.normalized_rewards(tf.zeros([2, 3]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ def _closed_form_gradient(theta, counts, accuracies):
 def _tape_gradient(theta, counts, accuracies):
   theta = tf.Variable(theta)
   with tf.GradientTape() as tape:
-    loss = policy.reinforce_loss(theta, counts, accuracies)
+    loss = estimators.reinforce_loss(theta, counts, accuracies)
   return tape.gradient(loss, theta).numpy()
 
 
@@ -185,7 +186,7 @@ def test_gradient_matches_closed_form_float32():
 
 def test_gradient_matches_central_finite_differences():
   theta, counts, accuracies = _random_problem(3)
-  loss_fn = tf.function(lambda t: policy.reinforce_loss(t, counts, accuracies))
+  loss_fn = tf.function(lambda t: estimators.reinforce_loss(t, counts, accuracies))
   gradient = _tape_gradient(theta, counts, accuracies)
   rng = np.random.default_rng(3)
   h = 1e-5
@@ -203,19 +204,19 @@ def test_loss_matches_definition_and_vanishes_without_signal():
   theta, counts, accuracies = _random_problem(4)
   rewards = (accuracies - accuracies.mean()) / accuracies.std()
   expected = -np.mean(rewards * (counts @ np.log(_reference_probabilities(theta))))
-  np.testing.assert_allclose(policy.reinforce_loss(theta, counts, accuracies).numpy(), expected,
+  np.testing.assert_allclose(estimators.reinforce_loss(theta, counts, accuracies).numpy(), expected,
                              rtol=1e-10)
   # Equal accuracies: no trajectory is better, so neither loss nor gradient may move θ.
   flat = np.full_like(accuracies, 0.1)
-  assert policy.reinforce_loss(theta, counts, flat).numpy() == 0.0
+  assert estimators.reinforce_loss(theta, counts, flat).numpy() == 0.0
   np.testing.assert_array_equal(_tape_gradient(theta, counts, flat), np.zeros(K))
 
 
 def test_loss_rejects_mismatched_counts():
   with pytest.raises(ValueError, match="one column per operation"):
-    policy.reinforce_loss(tf.zeros([K]), tf.zeros([2, K - 1]), [0.1, 0.2])
+    estimators.reinforce_loss(tf.zeros([K]), tf.zeros([2, K - 1]), [0.1, 0.2])
   with pytest.raises(ValueError, match=r"shape \[N, K\]"):
-    policy.reinforce_loss(tf.zeros([K]), tf.zeros([K]), [0.1])
+    estimators.reinforce_loss(tf.zeros([K]), tf.zeros([K]), [0.1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,9 +237,9 @@ def test_reinforce_step_in_tf_function_favours_the_better_trajectory():
   counts, accuracies, op_a, op_b = _two_trajectories()
   theta = tf.Variable(tf.zeros([K]))
   theta_before = theta.numpy()
-  optimizer = policy.make_theta_optimizer()
-  step = tf.function(policy.reinforce_step)
-  expected_loss = policy.reinforce_loss(theta, counts, accuracies).numpy()
+  optimizer = estimators.make_theta_optimizer()
+  step = tf.function(estimators.get("reinforce").step)
+  expected_loss = estimators.reinforce_loss(theta, counts, accuracies).numpy()
   out = step(theta, optimizer, tf.constant(counts), tf.constant(accuracies))
   theta_after = theta.numpy()
   # Adam's first step is ±lr on every coordinate with a non-zero gradient.
@@ -262,7 +263,7 @@ def test_reinforce_step_in_tf_function_favours_the_better_trajectory():
 def test_reinforce_step_rejects_plain_tensor():
   counts, accuracies, _, _ = _two_trajectories()
   with pytest.raises(TypeError, match="tf.Variable"):
-    policy.reinforce_step(tf.zeros([K]), policy.make_theta_optimizer(), counts, accuracies)
+    estimators.get("reinforce").step(tf.zeros([K]), estimators.make_theta_optimizer(), counts, accuracies)
 
 
 def test_reinforce_steps_follow_adam_with_the_paper_hyperparameters():
@@ -273,7 +274,7 @@ def test_reinforce_steps_follow_adam_with_the_paper_hyperparameters():
   """
   rng = np.random.default_rng(5)
   theta = tf.Variable(tf.zeros([K], tf.float64))
-  optimizer = policy.make_theta_optimizer()
+  optimizer = estimators.make_theta_optimizer()
   lr, b1, b2, eps = 0.05, 0.5, 0.999, 1e-8
   keras_ref, torch_ref = np.zeros(K), np.zeros(K)
   keras_mv, torch_mv = [np.zeros(K), np.zeros(K)], [np.zeros(K), np.zeros(K)]
@@ -290,7 +291,7 @@ def test_reinforce_steps_follow_adam_with_the_paper_hyperparameters():
                   (np.sqrt(keras_mv[1]) + eps))
     torch_ref -= (lr / (1 - b1**t) * torch_mv[0] /
                   (np.sqrt(torch_mv[1] / (1 - b2**t)) + eps))
-    policy.reinforce_step(theta, optimizer, counts, accuracies)
+    estimators.get("reinforce").step(theta, optimizer, counts, accuracies)
     np.testing.assert_allclose(theta.numpy(), keras_ref, rtol=1e-9, atol=1e-12)
     # The ε placement shows only on coordinates with |gradient| ≲ 1e-4 (2% of a step at most
     # here); a wrong β or learning rate would be off by a sizeable fraction of lr = 0.05.
@@ -383,7 +384,7 @@ def _run_bandit(reward_mask, reward_sign, steps=50, trajectories=8, draws=256, n
     (p_θ after the last step as numpy [K], entropy after the last step).
   """
   theta = tf.Variable(tf.zeros([K]))
-  optimizer = policy.make_theta_optimizer()
+  optimizer = estimators.make_theta_optimizer()
   mask = tf.constant(reward_mask, tf.float32)
 
   @tf.function
@@ -396,7 +397,7 @@ def _run_bandit(reward_mask, reward_sign, steps=50, trajectories=8, draws=256, n
       eps = tf.random.stateless_normal([], tf.stack([step, 1000 + n]))
       counts.append(c)
       accuracies.append(0.5 + reward_sign * fraction + noise * eps)
-    return policy.reinforce_step(theta, optimizer, tf.stack(counts), tf.stack(accuracies))
+    return estimators.get("reinforce").step(theta, optimizer, tf.stack(counts), tf.stack(accuracies))
 
   for step in range(steps):
     out = outer_step(tf.constant(step))

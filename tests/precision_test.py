@@ -30,6 +30,7 @@ from ohl_tf import datasets
 from ohl_tf import export
 from ohl_tf import preprocess
 from ohl_tf import run_config
+from ohl_tf import run_directory
 from ohl_tf import search
 from ohl_tf import trajectory
 
@@ -150,7 +151,7 @@ def test_float16_scales_the_loss_and_its_state_is_copied_and_checkpointed(traine
   source.optimizer.dynamic_scale.assign(1024.0)  # as if overflows had halved it
   source.optimizer.step_counter.assign(7)
   assert len(target.state) == len(source.state)
-  for destination, value in zip(target.state, source.state):  # what search._copy_from does
+  for destination, value in zip(target.state, source.state):  # what Population.make_equal does
     destination.assign(value.value)
   assert float(target.optimizer.dynamic_scale.numpy()) == 1024.0
   assert int(target.optimizer.step_counter.numpy()) == 7
@@ -237,4 +238,4 @@ def test_precision_and_jit_compile_may_not_change_on_resume(tmp_path):
     export.write_json(str(tmp_path / "config.json"),
                       {**dataclasses.asdict(config), name: there})
     with pytest.raises(ValueError, match=f"--{name}: {there!r} there, {getattr(config, name)!r}"):
-      search.check_model_dir(config)
+      run_directory.check(config)

@@ -33,7 +33,8 @@ def _favouring_theta():
 
 
 def _write_run(model_dir, theta, outer_step=3, lineage=None, policy_name=None):
-  """A checkpoint like search.Searcher's, by CheckpointManager into model_dir/checkpoints.
+  """A checkpoint like a run's (`run_directory`'s keys), by CheckpointManager into
+  model_dir/checkpoints.
 
   θ grows linearly to `theta` over the outer steps; the history has spare rows after
   outer_step, as in a run that is still training.

@@ -1,4 +1,5 @@
-"""Tests of the online loop (ohl_tf.search): the outer step, devices, the run directory."""
+"""Tests of the online loop (ohl_tf.search) and its pieces: the outer step, devices, the run
+directory (ohl_tf.run_directory) and its checkpoint's keys."""
 
 import dataclasses
 import json
@@ -10,10 +11,14 @@ import tensorflow as tf
 
 from ohl_tf import augment
 from ohl_tf import datasets
+from ohl_tf import estimators
 from ohl_tf import export
 from ohl_tf import policy
 from ohl_tf import policy_file
+from ohl_tf import population
+from ohl_tf import report
 from ohl_tf import run_config
+from ohl_tf import run_directory
 from ohl_tf import search
 
 _CPUS = [f"/device:CPU:{i}" for i in range(4)]
@@ -47,26 +52,30 @@ def _state(t):
 def test_outer_step_moves_theta_and_copies_the_best_state_to_all(tmp_path, small_data):
   config = _config(tmp_path)
   ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:3]])
+  assert ohl.start() == 0
   initial = [_state(t) for t in ohl.trajectories]
   assert all(all(np.array_equal(a, b) for a, b in zip(initial[0], s)) for s in initial)  # w_0
   theta = tf.zeros([augment.NUM_OPERATIONS])
   for t in ohl.trajectories:  # each trains on its own operations: weights, BN, slots diverge
     t.train(t.start_period(
-        ohl.train_data.dataset(0, t.index, policy.log_operation_probabilities(theta))), 2)
+        ohl.population.train_data.dataset(0, t.index,
+                                          policy.log_operation_probabilities(theta))), 2)
   states = [_state(t) for t in ohl.trajectories]
   assert not np.array_equal(states[0][0], states[1][0])
   counts = np.stack([t.op_counts.numpy() for t in ohl.trajectories])
   accuracies = tf.constant([0.3, 0.7, 0.5])
 
   expected_theta = tf.Variable(tf.zeros([augment.NUM_OPERATIONS]))
-  policy.reinforce_step(expected_theta, policy.make_theta_optimizer(), counts, accuracies)
-  rewards, best = ohl._outer_update(accuracies, accuracies, ohl.perturbations(0),
-                                    tf.constant(1))
+  estimators.get("reinforce").step(expected_theta, estimators.make_theta_optimizer(), counts,
+                                   accuracies)
+  rewards = ohl.outer.update(accuracies, accuracies, ohl.outer.perturbations(0), tf.constant(1),
+                             tf.constant(counts))
+  ohl.population.make_equal(1)
 
-  assert int(best) == 1 and int(ohl.outer_step.numpy()) == 1
-  np.testing.assert_allclose(rewards, policy.normalized_rewards(accuracies), atol=1e-6)
-  np.testing.assert_allclose(ohl.theta.numpy(), expected_theta.numpy(), atol=1e-7)
-  np.testing.assert_allclose(ohl.theta_history.numpy()[1], ohl.theta.numpy())
+  assert int(ohl.outer.outer_step.numpy()) == 1
+  np.testing.assert_allclose(rewards, estimators.normalized_rewards(accuracies), atol=1e-6)
+  np.testing.assert_allclose(ohl.outer.theta.numpy(), expected_theta.numpy(), atol=1e-7)
+  np.testing.assert_allclose(ohl.outer.theta_history.numpy()[1], ohl.outer.theta.numpy())
   names = [v.path for v in ohl.trajectories[1].state]
   assert any("moving_mean" in n for n in names) and any("momentum" in n for n in names)
   for t in ohl.trajectories:
@@ -82,7 +91,7 @@ def test_lineage_sums_the_best_trajectorys_counts_into_checkpoint_and_policy_fil
   ohl.run(on_outer_step=steps.append)
   expected = sum(step["op_counts"][step["best"]] for step in steps)
   assert len(steps) == ohl.schedule.num_periods == 5
-  np.testing.assert_array_equal(ohl.lineage.numpy(), expected)
+  np.testing.assert_array_equal(ohl.outer.lineage.numpy(), expected)
   reader = tf.train.load_checkpoint(os.path.join(config.model_dir, "checkpoints"))
   np.testing.assert_array_equal(reader.get_tensor("lineage/.ATTRIBUTES/VARIABLE_VALUE"), expected)
   lineage = json.loads(open(os.path.join(config.model_dir, "policy.json")).read())["lineage"]
@@ -96,28 +105,29 @@ def test_lineage_sums_the_best_trajectorys_counts_into_checkpoint_and_policy_fil
 def test_element_es_trajectories_sample_at_their_own_perturbed_theta(tmp_path, small_data):
   config = _config(tmp_path, trajectories=4, estimator="element_es", es_sigma=0.5)
   ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS])
-  ohl.theta.assign(tf.random.stateless_normal([augment.NUM_OPERATIONS], [1, 2]))
-  eps = policy.element_perturbations(config.seed, 3, 4, augment.NUM_ELEMENTS)
-  for n, log_probs in enumerate(ohl.sampling_log_probs(3)):
+  ohl.outer.theta.assign(tf.random.stateless_normal([augment.NUM_OPERATIONS], [1, 2]))
+  eps = estimators.element_perturbations(config.seed, 3, 4, augment.NUM_ELEMENTS)
+  for n, log_probs in enumerate(ohl.outer.sampling_log_probs(3)):
     expected = policy.log_operation_probabilities(
-        ohl.theta + 0.5 * policy.spread_to_operations(eps[n]))
+        ohl.outer.theta + 0.5 * estimators.spread_to_operations(eps[n]))
     np.testing.assert_allclose(log_probs, expected, rtol=1e-6)
   # The paper's estimator samples every trajectory at θ itself.
   plain = search.OnlineSearch(_config(tmp_path, trajectories=2), small_data,
                               [[d] for d in _CPUS[:2]])
-  a, b = plain.sampling_log_probs(3)
+  a, b = plain.outer.sampling_log_probs(3)
   np.testing.assert_array_equal(a, b)
-  np.testing.assert_array_equal(plain.perturbations(3), np.zeros([2, augment.NUM_ELEMENTS]))
+  np.testing.assert_array_equal(plain.outer.perturbations(3),
+                                np.zeros([2, augment.NUM_ELEMENTS]))
 
 
-@pytest.mark.parametrize("estimator", policy.ESTIMATORS)
-@pytest.mark.parametrize("reward", policy.REWARDS)
+@pytest.mark.parametrize("estimator", estimators.names())
+@pytest.mark.parametrize("reward", estimators.REWARDS)
 def test_every_estimator_learns_with_every_reward(tmp_path, small_data, estimator, reward):
   config = _config(tmp_path, trajectories=2, train_subset=64, estimator=estimator, reward=reward)
   ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
   steps = []
   ohl.run(on_outer_step=steps.append)
-  theta = ohl.theta.numpy()
+  theta = ohl.outer.theta.numpy()
   assert np.all(np.isfinite(theta)) and np.any(theta != 0)
   for step in steps:  # the reward scores, the accuracies are recorded
     expected = step["accuracies"] if reward == "accuracy" else -np.abs(step["scores"])
@@ -129,8 +139,8 @@ def test_a_run_in_the_identity_space_learns_and_exports_its_1369_operations(tmp_
   config = _config(tmp_path, trajectories=2, estimator="element_es", reward="loss",
                    search_space="paper_identity")
   ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
-  assert ohl.theta.shape == [1369] and ohl.lineage.shape == [1369]
-  assert ohl.perturbations(0).shape == [2, 37]
+  assert ohl.outer.theta.shape == [1369] and ohl.outer.lineage.shape == [1369]
+  assert ohl.outer.perturbations(0).shape == [2, 37]
   steps = []
   ohl.run(on_outer_step=steps.append)
   for period, step in enumerate(steps):  # one operation counted per image
@@ -139,28 +149,28 @@ def test_a_run_in_the_identity_space_learns_and_exports_its_1369_operations(tmp_
     assert step["op_counts"].sum() == 2 * (end - start) * config.batch_size
   applied = np.sum([step["op_counts"] for step in steps], axis=(0, 1))
   assert applied[36 * 37:].sum() > 0 and applied[36::37].sum() > 0  # Identity first, second
-  assert np.any(ohl.theta.numpy() != 0)
+  assert np.any(ohl.outer.theta.numpy() != 0)
   payload = json.loads(open(os.path.join(config.model_dir, "policy.json")).read())
   assert payload["search_space"] == "paper_identity" and len(payload["theta"]) == 1369
   np.testing.assert_allclose(policy_file.read(os.path.join(config.model_dir, "policy.json"),
                                               augment.PAPER_IDENTITY),
-                             policy.operation_probabilities(ohl.theta.numpy()), rtol=1e-6)
+                             policy.operation_probabilities(ohl.outer.theta.numpy()), rtol=1e-6)
 
 
 def test_a_model_dir_or_policy_file_of_another_search_space_is_refused(tmp_path, small_data):
   config = _config(tmp_path)
-  search.start_model_dir(config, resuming=False)
+  run_directory.start(config, resuming=False)
   with pytest.raises(ValueError, match=r"different configuration \(--search_space: 'paper' "
                                        r"there, 'paper_identity' now\)"):
-    search.check_model_dir(dataclasses.replace(config, search_space="paper_identity"))
+    run_directory.check(dataclasses.replace(config, search_space="paper_identity"))
   # A run started before --search_space existed was a run in the paper's space.
   path = os.path.join(config.model_dir, "config.json")
   saved = json.load(open(path))
   del saved["search_space"]
   export.write_json(path, saved)
-  assert not search.check_model_dir(config)
+  assert not run_directory.check(config)
   with pytest.raises(ValueError, match=r"--search_space: 'paper' there"):
-    search.check_model_dir(dataclasses.replace(config, search_space="paper_identity"))
+    run_directory.check(dataclasses.replace(config, search_space="paper_identity"))
   paper_policy = tmp_path / "paper.json"
   export.write_json(paper_policy, policy_file.learned_payload(np.zeros(1296, np.float32)))
   identity = _config(tmp_path, model_dir=str(tmp_path / "identity"),
@@ -175,12 +185,40 @@ def test_a_checkpoint_from_before_the_lineage_resumes(tmp_path, small_data):
   config = _config(tmp_path, trajectories=2, epochs=2)
   old = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
   old_checkpoint = tf.train.Checkpoint(
-      **{k: v for k, v in old._checkpointed.items() if k != "lineage"})
-  old.outer_step.assign(2)
+      **{k: v for k, v in old.checkpointed.items() if k != run_directory.LINEAGE})
+  old.outer.outer_step.assign(2)
   old_checkpoint.save(os.path.join(config.model_dir, "checkpoints", "ckpt"))
   resumed = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
-  assert resumed.restore() == 2
-  assert not resumed.lineage.numpy().any()
+  assert resumed.start() == 2
+  assert not resumed.outer.lineage.numpy().any()
+
+
+# The checkpoint keys of a --model=resnet8 run written by the code before ohl_tf.search was split
+# into its pieces (commit 57ef149, `tf.train.list_variables`). Runs written then must resume now,
+# so a renamed object or attribute anywhere in the checkpoint's graph must fail here.
+_OUTER_KEYS = ("lineage", "outer_step", "save_counter", "theta", "theta_history",
+               "theta_optimizer/_iterations", "theta_optimizer/_learning_rate",
+               "theta_optimizer/_variables/2", "theta_optimizer/_variables/3", "val_history",
+               "wall_time")
+_RESNET8_TRAJECTORY_KEYS = (
+    [f"model/_operations/{layer}/{statistic}" for layer in (2, 5, 8, 13, 17, 22, 26)
+     for statistic in ("moving_mean", "moving_variance")] + ["optimizer/_iterations"] +
+    [f"optimizer/_trainable_variables/{i}" for i in range(23)] +
+    [f"optimizer/_variables/{i}" for i in range(1, 24)])
+
+
+def test_the_checkpoint_keys_are_those_of_the_runs_written_before(tmp_path, small_data):
+  config = _config(tmp_path, trajectories=2, train_subset=32, inner_steps=0)
+  search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]]).run()
+  keys = sorted(name for name, _ in tf.train.list_variables(
+      run_directory.path(config.model_dir, run_directory.CHECKPOINTS)))
+  expected = sorted(["_CHECKPOINTABLE_OBJECT_GRAPH"] +
+                    [run_directory.variable_key(key) for key in _OUTER_KEYS] +
+                    [run_directory.variable_key(f"trajectory_{n}/{key}") for n in (0, 1)
+                     for key in _RESNET8_TRAJECTORY_KEYS])
+  assert keys == expected
+  # The report reads the run's θ under the same keys.
+  assert report.read_run(config.model_dir).outer_step == 1
 
 
 def test_ties_for_the_best_trajectory_go_to_the_lower_loss_then_the_lower_index():
@@ -193,9 +231,10 @@ def test_ties_for_the_best_trajectory_go_to_the_lower_loss_then_the_lower_index(
 def test_uniform_policy_keeps_theta_at_zero(tmp_path, small_data):
   ohl = search.OnlineSearch(_config(tmp_path, policy="uniform", trajectories=2), small_data,
                             [[_CPUS[0]], [_CPUS[1]]])
-  ohl._outer_update(tf.constant([0.2, 0.9]), tf.constant([0.2, 0.9]), ohl.perturbations(0),
-                    tf.constant(1))
-  assert not ohl.theta.numpy().any()
+  counts = tf.zeros([2, augment.NUM_OPERATIONS], tf.int32)
+  ohl.outer.update(tf.constant([0.2, 0.9]), tf.constant([0.2, 0.9]), ohl.outer.perturbations(0),
+                   tf.constant(1), counts)
+  assert not ohl.outer.theta.numpy().any()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,7 +247,7 @@ def test_two_trajectories_of_two_devices_each(tmp_path, small_data):
   assert [t.strategy.num_replicas_in_sync for t in ohl.trajectories] == [2, 2]
   assert [t.devices for t in ohl.trajectories] == [tuple(_CPUS[:2]), tuple(_CPUS[2:])]
   results = ohl.run()
-  assert int(ohl.outer_step.numpy()) == 2 == ohl.schedule.num_periods
+  assert int(ohl.outer.outer_step.numpy()) == 2 == ohl.schedule.num_periods
   assert all(t.step == 10 for t in ohl.trajectories)
   assert 0 <= results["test_accuracy"] <= 1 and results["trajectories"] == 2
   assert results["search_cost_iterations"] == 2 * 10 * 16 / 1024
@@ -222,21 +261,21 @@ def test_two_trajectories_of_two_devices_each(tmp_path, small_data):
 
 def test_model_dir_with_another_configuration_is_refused(tmp_path):
   config = _config(tmp_path)
-  assert not search.check_model_dir(config)
-  search.start_model_dir(config, resuming=False)
+  assert not run_directory.check(config)
+  run_directory.start(config, resuming=False)
   other = dataclasses.replace(config, lr=0.2, trajectories=5)
   with pytest.raises(ValueError, match=r"different configuration \(--lr: 0.05 there, 0.2 now; "
                                        r"--trajectories: 3 there, 5 now\).*--overwrite"):
-    search.check_model_dir(other)
+    run_directory.check(other)
   # Paths and speed settings may change on resumption.
-  assert not search.check_model_dir(dataclasses.replace(config, eval_batch_size=7,
+  assert not run_directory.check(dataclasses.replace(config, eval_batch_size=7,
                                                         data_dir="/elsewhere"))
   keep = os.path.join(config.model_dir, "notes.txt")
   open(keep, "w").close()
   os.makedirs(os.path.join(config.model_dir, "checkpoints"))
   replacement = dataclasses.replace(other, overwrite=True)
-  assert not search.check_model_dir(replacement)
-  search.start_model_dir(replacement, resuming=False)
+  assert not run_directory.check(replacement)
+  run_directory.start(replacement, resuming=False)
   assert json.load(open(os.path.join(config.model_dir, "config.json")))["lr"] == 0.2
   assert os.path.exists(keep)  # --overwrite deletes the run's artefacts only
   assert not os.path.exists(os.path.join(config.model_dir, "checkpoints"))
@@ -244,20 +283,20 @@ def test_model_dir_with_another_configuration_is_refused(tmp_path):
 
 def test_a_run_started_before_a_setting_existed_still_matches(tmp_path):
   config = _config(tmp_path)
-  search.start_model_dir(config, resuming=False)
+  run_directory.start(config, resuming=False)
   path = os.path.join(config.model_dir, "config.json")
   saved = json.load(open(path))
   del saved["image_size"]  # config.json of a version without --image_size
   export.write_json(path, saved)
-  assert not search.check_model_dir(config)  # no checkpoint yet, and no mismatch either
+  assert not run_directory.check(config)  # no checkpoint yet, and no mismatch either
   with pytest.raises(ValueError, match=r"--image_size: 0 there, 64 now"):
-    search.check_model_dir(dataclasses.replace(config, image_size=64))
+    run_directory.check(dataclasses.replace(config, image_size=64))
 
 
 def test_non_finite_loss_stops_naming_trajectory_and_step(tmp_path, small_data):
   config = _config(tmp_path, trajectories=2, lr=1e12, inner_steps=1, epochs=2)
   ohl = search.OnlineSearch(config, small_data, [[_CPUS[0]], [_CPUS[1]]])
-  with pytest.raises(search.NonFiniteLossError,
+  with pytest.raises(population.NonFiniteLossError,
                      match=r"Trajectory \d produced a non-finite training loss at step \d+ "
                            r"\(period (\d+)\)") as error:
     ohl.run()
@@ -273,11 +312,11 @@ def test_the_per_image_path_trains_like_the_batched_one(tmp_path, small_data):
   for path in ("per_image", "batched"):
     config = _config(tmp_path / path, trajectories=2, train_subset=64, augment_path=path)
     ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
-    assert ohl.train_data.augment_path == path
+    assert ohl.population.train_data.augment_path == path
     applied = []
     results = ohl.run(on_outer_step=lambda step, applied=applied: applied.append(
         step["op_counts"]))
-    runs[path] = (np.sum(applied, axis=(0, 1)), ohl.theta.numpy(), results)
+    runs[path] = (np.sum(applied, axis=(0, 1)), ohl.outer.theta.numpy(), results)
   counts, theta, results = runs["per_image"]
   assert counts.sum() == 4 * 16 * 2  # epochs x steps x batch x trajectories, one op per image
   np.testing.assert_array_equal(counts, runs["batched"][0])  # the same operations were drawn
@@ -329,7 +368,7 @@ def test_every_policy_trains_through_the_same_loop(tmp_path, small_data, fixed_p
   counts = np.sum(applied, axis=(0, 1))
   assert results["policy"] == spec and 0 <= results["test_accuracy"] <= 1
   assert "results: dataset=" in search.results_line(results)
-  theta_moved = bool(np.any(ohl.theta.numpy() != 0))
+  theta_moved = bool(np.any(ohl.outer.theta.numpy() != 0))
   assert theta_moved == (policy_name == "ohl")
   assert os.path.exists(os.path.join(config.model_dir, "policy.json")) == (
       policy_name in ("ohl", "uniform", "file"))
@@ -348,7 +387,8 @@ def test_batch_policies_change_the_images_and_none_drops_cutout(tmp_path, small_
   def first_batch(policy_name, cutout=16):
     ohl = search.OnlineSearch(_config(tmp_path, policy=policy_name, trajectories=1,
                                       cutout=cutout), small_data, [[_CPUS[0]]])
-    images, _, _ = next(iter(ohl.train_data.dataset(0, 0, (ohl.sampling_log_probs(0) or [None])[0])))
+    log_probs = ohl.outer.sampling_log_probs(0) or [None]
+    images, _, _ = next(iter(ohl.population.train_data.dataset(0, 0, log_probs[0])))
     return images.numpy()
 
   plain = first_batch("none")

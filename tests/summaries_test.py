@@ -16,6 +16,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from ohl_tf import augment
+from ohl_tf import estimators
 from ohl_tf import policy
 from ohl_tf import policy_file
 from ohl_tf import summaries
@@ -454,7 +455,7 @@ def test_write_outer_step_round_trip(log_dir_and_writer):
   values = {
       # Tensors, as the outer step returns them.
       "val_accuracies": tf.constant(accuracies),
-      "normalized_rewards": policy.normalized_rewards(accuracies),
+      "normalized_rewards": estimators.normalized_rewards(accuracies),
       "train_loss": np.array([1.25, 1.5, 1.75]),
       "train_accuracy": [0.5, 0.55, 0.45],
   }
