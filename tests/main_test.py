@@ -172,8 +172,9 @@ def test_the_runs_policy_loads_into_learned_augment_in_a_fresh_process(quick_run
 def test_policy_file_retrains_with_the_learned_policy_fixed(quick_run, tmp_path):
   model_dir, _ = quick_run
   spec = f"file:{model_dir / 'policy.json'}"
+  # One trajectory, as README's transfer command: the policy is fixed, nothing to search.
   result = run_testing.run(tmp_path / "transfer", "--epochs=1", "--inner_steps=4",
-                           f"--policy={spec}")
+                           "--trajectories=1", f"--policy={spec}")
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.splitlines()[-1].startswith(
       f"results: dataset=synthetic model=resnet8 policy={spec} ")
@@ -193,7 +194,7 @@ def test_imagenet_run_from_its_manual_download(imagenet_data_dir, tmp_path):
   model_dir = tmp_path / "imagenet"
   result = run_testing.run(model_dir, "--dataset=imagenet2012",
                            f"--data_dir={imagenet_data_dir}", "--image_size=32",
-                           "--train_subset=0", "--val_size=5", "--batch_size=4", "--epochs=2",
+                           "--train_subset=0", "--val_size=5", "--batch_size=4", "--epochs=1",
                            "--cutout=0", "--eval_batch_size=4")
   assert result.returncode == 0, result.stderr[-3000:]
   # tfds reports its preparation on stdout too; the results line comes last.
@@ -207,7 +208,7 @@ def test_imagenet_run_from_its_manual_download(imagenet_data_dir, tmp_path):
   names_file = model_dir / "saved_model" / "assets" / "class_names.txt"
   assert names_file.read_text().splitlines()[:2] == ["n01440764", "n01443537"]
   results = json.loads((model_dir / "results.json").read_text())
-  assert results["search_cost_iterations"] == 2 * 2 * 4 * 4 / 1024  # 19 images: 4 steps/epoch
+  assert results["search_cost_iterations"] == 2 * 1 * 4 * 4 / 1024  # 19 images: 4 steps/epoch
 
 
 # ---------------------------------------------------------------------------------------------
