@@ -19,7 +19,6 @@ from ohl_tf.datasets import folder
 from ohl_tf.datasets import registry
 
 
-
 def _write(path, image, image_format="PNG"):
   path.parent.mkdir(parents=True, exist_ok=True)
   Image.fromarray(image).save(path, image_format)
