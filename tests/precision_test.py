@@ -186,9 +186,8 @@ def test_float16_replicas_skip_a_step_together_when_one_overflows():
 # resumed, it ends bit for bit where the uninterrupted run ends.
 # ---------------------------------------------------------------------------------------------
 
-# 2 outer steps of 2 steps of 32 images: the bfloat16 and XLA path, resumed between them.
 _FLAGS = ("--precision=mixed_bfloat16", "--jit_compile", "--deterministic", "--epochs=1",
-          "--train_subset=128", "--inner_steps=2")
+          "--inner_steps=4")
 
 
 def _stop_after_first_outer_step(whole, stopped):
