@@ -1,6 +1,6 @@
 r"""Does θ learn? Each estimator on real images with a known answer, against the uniform policy.
 
-The task (benchmarks/known_answer.py): the real CIFAR-10 images of
+The task (ohl_tf/datasets/known_answer.py): the real CIFAR-10 images of
 ../shared/data/cifar10-reduced relabelled by their dominant colour, which five elements measurably
 destroy (Solarize 26/102/179, Equalize, Invert: each changes ≥ 41% of the labels, every other
 element ≤ 13%). Under the uniform policy the operations holding one of them get
@@ -43,14 +43,13 @@ import tensorflow as tf
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT))
-sys.path.insert(0, str(_ROOT / "benchmarks"))
 
-import known_answer  # pylint: disable=g-import-not-at-top,wrong-import-position
 from reporting import mean_se  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import augment  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import estimators  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import run_config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import search  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ohl_tf.datasets import known_answer  # pylint: disable=wrong-import-position
 
 # The budget: resnet8, 4 trajectories, 8 epochs of the ~2,300 training images left after the
 # test and validation splits, periods of I = 8 steps of 64 (35 outer steps), lr 0.1; the

@@ -5,7 +5,6 @@ killed worker and the relaunch, a worker with another configuration."""
 import dataclasses
 import io
 import json
-import pathlib
 import signal
 import subprocess
 import sys
@@ -14,13 +13,14 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+import run_testing
 import terminal_testing
 
 from ohl_tf import cluster
 from ohl_tf import launch
 from ohl_tf import run_config
 
-_ROOT = pathlib.Path(__file__).resolve().parents[1]
+_ROOT = run_testing.ROOT
 # Tiny: 4 steps per epoch, 4 outer steps of 2 steps.
 _FLAGS = ["--dataset=synthetic", "--model=resnet8", "--trajectories=4", "--batch_size=16",
           "--train_subset=64", "--val_size=64", "--eval_batch_size=64", "--epochs=2",
@@ -124,7 +124,7 @@ def test_the_launcher_says_where_the_trainers_flags_go(flags, message):
 # ---------------------------------------------------------------------------------------------
 
 def _main(model_dir, *flags):
-  return [sys.executable, "-m", "ohl_tf.main", *_FLAGS, f"--model_dir={model_dir}", *flags]
+  return run_testing.command(model_dir, *_FLAGS, *flags, small=False)
 
 
 def _start_workers(tmp_path, name, flags_of_worker, ports=None):
@@ -153,17 +153,10 @@ def _theta(model_dir):
   return np.array(json.loads((model_dir / "policy.json").read_text())["theta"])
 
 
-def _checkpoint(model_dir):
-  reader = tf.train.load_checkpoint(str(model_dir / "checkpoints"))
-  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-          if "wall_time" not in name and not name.startswith("_CHECKPOINTABLE")}
-
-
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
   model_dir = tmp_path_factory.mktemp("one") / "run"
-  result = subprocess.run(_main(model_dir), cwd=_ROOT, env=terminal_testing.environment(),
-                          capture_output=True, text=True, timeout=300, check=False)
+  result = run_testing.run(model_dir, *_FLAGS, timeout=300, small=False)
   assert result.returncode == 0, result.stderr[-3000:]
   return model_dir
 
@@ -194,7 +187,7 @@ def test_two_workers_give_the_answer_of_one_process(one_process, two_workers):
   assert [line for line in lines if "outer step 4/4" in line and "[worker 1]" in line]
   assert [line[:18] for line in lines if "results: " in line] == ["[worker 0] results"]
   # The chief checkpoints its own trajectories.
-  names = {name.split("/")[0] for name in _checkpoint(model_dir)}
+  names = {name.split("/")[0] for name in run_testing.final_checkpoint(model_dir)}
   assert {"trajectory_0", "trajectory_1"} <= names and "trajectory_2" not in names
 
 
@@ -237,10 +230,7 @@ def test_a_killed_worker_stops_the_others_and_a_relaunch_resumes(two_workers, tm
   assert _wait(processes) == [0, 0], [log.read_text()[-3000:] for log in logs]
   assert logs[0].read_text().startswith(f"Resuming the run in {model_dir}\n")
   np.testing.assert_array_equal(_theta(model_dir), _theta(uninterrupted))
-  expected, actual = _checkpoint(uninterrupted), _checkpoint(model_dir)
-  assert expected.keys() == actual.keys()
-  for name in expected:
-    np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+  run_testing.assert_same_checkpoint(model_dir, run_testing.final_checkpoint(uninterrupted))
 
 
 @pytest.mark.slow

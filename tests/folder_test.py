@@ -5,22 +5,18 @@ splits, statistics, batches and, end to end, the same θ."""
 import json
 import pathlib
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
-import terminal_testing
+import run_testing
 
 from ohl_tf import datasets
 from ohl_tf import pipeline
 from ohl_tf import policy
 from ohl_tf.datasets import folder
 from ohl_tf.datasets import registry
-
-_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _write(path, image, image_format="PNG"):
@@ -299,14 +295,8 @@ def test_auto_streams_by_file_count_and_decoded_size(tmp_path):
 # End to end: the README's command on a ROOT/<class> folder, held in memory and streamed.
 # ---------------------------------------------------------------------------------------------
 
-def _final_checkpoint(model_dir):
-  reader = tf.train.load_checkpoint(str(model_dir / "checkpoints"))
-  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-          if "wall_time" not in name and not name.startswith("_CHECKPOINTABLE")}
-
-
 def test_the_readme_folder_command_trains_the_same_theta_streamed_or_in_memory(tmp_path):
-  readme = (_ROOT / "README.md").read_text()
+  readme = (run_testing.ROOT / "README.md").read_text()
   command = "--dataset=folder:/data/pets --model=resnet20 --val_size=500"
   assert command in readme
   root = tmp_path / "pets"
@@ -314,14 +304,12 @@ def test_the_readme_folder_command_trains_the_same_theta_streamed_or_in_memory(t
   runs = {}
   for stream in ("never", "always"):
     model_dir = tmp_path / stream
-    flags = [*command.replace("/data/pets", str(root)).split(), f"--model_dir={model_dir}",
-             # Shrunk: 2 outer steps of 2 trajectories on 64 training images.
-             "--train_subset=64", "--batch_size=32", "--epochs=1", "--inner_steps=1",
-             "--trajectories=2", "--eval_batch_size=250", "--deterministic",
-             f"--folder_stream={stream}"]
-    result = subprocess.run([sys.executable, "-m", "ohl_tf.main", *flags], cwd=_ROOT,
-                            env=terminal_testing.environment(), capture_output=True, text=True,
-                            timeout=600, check=False)
+    result = run_testing.run(
+        model_dir, *command.replace("/data/pets", str(root)).split(),
+        # Shrunk: 2 outer steps of 2 trajectories on 64 training images.
+        "--train_subset=64", "--batch_size=32", "--epochs=1", "--inner_steps=1",
+        "--trajectories=2", "--eval_batch_size=250", "--deterministic",
+        f"--folder_stream={stream}", small=False)
     assert result.returncode == 0, result.stderr[-3000:]
     streamed = "; streamed from the files" if stream == "always" else ""
     assert result.stdout.splitlines()[1] == (
@@ -329,10 +317,9 @@ def test_the_readme_folder_command_trains_the_same_theta_streamed_or_in_memory(t
         f"held out of {root}/<class> (--test_size, seeded by --seed){streamed}")
     runs[stream] = model_dir
     assert json.loads((model_dir / "results.json").read_text())["test_accuracy"] is not None
-  expected, actual = _final_checkpoint(runs["never"]), _final_checkpoint(runs["always"])
-  assert expected.keys() == actual.keys() and any("theta" in name for name in expected)
-  for name in expected:
-    np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+  expected = run_testing.final_checkpoint(runs["never"])
+  assert any("theta" in name for name in expected)
+  run_testing.assert_same_checkpoint(runs["always"], expected)
   assert ((runs["never"] / "results.json").read_text().split('"wall_time_s"')[0] ==
           (runs["always"] / "results.json").read_text().split('"wall_time_s"')[0])
   # Both exports serve encoded files alike (a streamed folder's serving_bytes included).

@@ -1,28 +1,20 @@
-"""Tests of benchmarks/known_answer.py: the dominant-colour labels of real CIFAR-10 images, the
-measured harm of the 36 elements, and the folder dataset written from them.
+"""Tests of ohl_tf/datasets/known_answer.py: the dominant-colour labels of real CIFAR-10 images,
+the measured harm of the 36 elements, and the folder dataset written from them.
 
-Skipped, with the reason, when ../shared/data/cifar10-reduced is absent (conftest.py).
+Skipped, with the reason, when ../shared/data/cifar10-reduced is absent (tests/cifar_testing.py).
 """
-
-import importlib.util
-import pathlib
 
 import numpy as np
 from PIL import Image
 import pytest
 
-from conftest import load_cifar10_reduced
+import cifar_testing
 import pillow_reference
 from ohl_tf import datasets
+from ohl_tf.datasets import known_answer
 
-_PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "known_answer.py"
-# benchmarks/ is a folder of scripts, not a package: load the module from its file.
-_SPEC = importlib.util.spec_from_file_location("known_answer", _PATH)
-known_answer = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(known_answer)
-
-# What benchmarks/known_answer.py measured on all 1,794 kept images: Solarize 26, 102, 179,
-# Equalize, Invert.
+# What `python benchmarks/known_answer.py` measured on all 1,794 kept images: Solarize 26, 102,
+# 179, Equalize, Invert.
 MEASURED_HARMFUL = [21, 22, 23, 34, 35]
 INVERT, TRANSLATE_X_015 = 35, 6
 
@@ -30,7 +22,7 @@ INVERT, TRANSLATE_X_015 = 35, 6
 @pytest.fixture(scope="module")
 def all_images():
   """The 4,660 real images, uint8 [N,32,32,3] (labels are recomputed, the CIFAR ones unused)."""
-  return load_cifar10_reduced()[0]
+  return cifar_testing.load_cifar10_reduced()[0]
 
 
 @pytest.fixture(scope="module")

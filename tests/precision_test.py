@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import main_test
 import models
+import run_testing
 from ohl_tf import datasets
 from ohl_tf import export
 from ohl_tf import preprocess
@@ -207,7 +207,7 @@ def _stop_after_first_outer_step(whole, stopped):
 
 
 def test_a_mixed_bfloat16_xla_run_exports_float32_and_resumes_bit_for_bit(tmp_path):
-  whole = main_test._run(tmp_path / "whole", *_FLAGS)  # pylint: disable=protected-access
+  whole = run_testing.run(tmp_path / "whole", *_FLAGS)
   assert whole.returncode == 0, whole.stderr[-3000:]
   assert "  model     resnet8, batch 32, lr 0.05, mixed_bfloat16, XLA" in whole.stdout
   assert json.loads((tmp_path / "whole" / "config.json").read_text())["precision"] == (
@@ -220,14 +220,11 @@ def test_a_mixed_bfloat16_xla_run_exports_float32_and_resumes_bit_for_bit(tmp_pa
   np.testing.assert_allclose(outputs["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
 
   _stop_after_first_outer_step(tmp_path / "whole", tmp_path / "stopped")
-  resumed = main_test._run(tmp_path / "stopped", *_FLAGS)  # pylint: disable=protected-access
+  resumed = run_testing.run(tmp_path / "stopped", *_FLAGS)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert resumed.stdout.startswith(f"Resuming the run in {tmp_path / 'stopped'}\n")
-  expected = main_test._final_checkpoint(tmp_path / "whole")  # pylint: disable=protected-access
-  actual = main_test._final_checkpoint(tmp_path / "stopped")  # pylint: disable=protected-access
-  assert expected.keys() == actual.keys()
-  for name in expected:
-    np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+  run_testing.assert_same_checkpoint(tmp_path / "stopped",
+                                     run_testing.final_checkpoint(tmp_path / "whole"))
   assert (json.loads((tmp_path / "stopped" / "policy.json").read_text())["theta"] ==
           json.loads((tmp_path / "whole" / "policy.json").read_text())["theta"])
 

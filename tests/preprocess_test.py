@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import load_cifar10_reduced
+import cifar_testing
 from ohl_tf import preprocess
 
 # ---------------------------------------------------------------------------------------------
@@ -263,7 +263,7 @@ def test_normalize_matches_numpy(dtype, cifar_images):
 def test_cifar10_statistics_match_the_real_images():
   # 4,660 real training images estimate the full-set mean and pixel std to within ~0.5; this
   # would catch the widespread per-image std (51.6, 50.8, 51.3) and a CIFAR-100 mix-up.
-  images = load_cifar10_reduced()[0].reshape(-1, 3).astype(np.float64)
+  images = cifar_testing.load_cifar10_reduced()[0].reshape(-1, 3).astype(np.float64)
   np.testing.assert_allclose(images.mean(0), preprocess.CIFAR10_MEAN, atol=2.0)
   np.testing.assert_allclose(images.std(0), preprocess.CIFAR10_STD, atol=2.0)
 

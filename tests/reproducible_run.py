@@ -11,14 +11,10 @@ Example:
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
-import numpy as np
-import tensorflow as tf
-
-_ROOT = pathlib.Path(__file__).resolve().parents[1]
+import run_testing
 
 _TWO_RUNS = """
 import sys
@@ -32,12 +28,6 @@ for model_dir in sys.argv[2:]:
 """
 
 
-def _checkpoint(model_dir):
-  reader = tf.train.load_checkpoint(str(model_dir / "checkpoints"))
-  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-          if "wall_time" not in name and not name.startswith("_CHECKPOINTABLE")}
-
-
 def assert_two_deterministic_runs_match(tmp_path, policy):
   """Runs --policy=`policy` --deterministic twice on synthetic data; asserts equal checkpoints
   (every weight and slot, all but the wall time) and equal results.json but the wall time.
@@ -47,16 +37,14 @@ def assert_two_deterministic_runs_match(tmp_path, policy):
     policy: a --policy value.
   """
   first, second = tmp_path / "first", tmp_path / "second"
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(_ROOT))
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(run_testing.ROOT))
   result = subprocess.run([sys.executable, "-c", _TWO_RUNS, policy, str(first), str(second)],
-                          cwd=_ROOT, env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
+                          cwd=run_testing.ROOT, env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
-  expected, actual = _checkpoint(first), _checkpoint(second)
-  assert expected.keys() == actual.keys()
+  expected = run_testing.final_checkpoint(first)
   assert any("_trainable_variables" in name for name in expected)  # the weights are compared
-  for name in expected:
-    np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+  run_testing.assert_same_checkpoint(second, expected)
   results = [json.loads((d / "results.json").read_text()) for d in (first, second)]
   for r in results:
     del r["wall_time_s"]

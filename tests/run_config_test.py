@@ -40,7 +40,10 @@ def test_parsed_flags_become_the_config(flag_values):
 
 
 @pytest.mark.parametrize("setting, message", [
+    (dict(dataset="mnist"), "Unknown dataset 'mnist'"),
     (dict(model="resnet9"), "--model must be one of .*resnet20.*Received: --model=resnet9"),
+    (dict(trajectories=0), "--trajectories must be >= 1. Received: --trajectories=0"),
+    (dict(estimator="element_es", trajectories=3), "--trajectories must be even"),
     (dict(reward="accurate"), "--reward must be one of accuracy, loss. Received: --reward=accurate"),
     (dict(estimator="natural"), "--estimator must be one of reinforce, pooled, element_es"),
     (dict(batch_size=0), "--batch_size must be >= 1. Received: --batch_size=0"),
