@@ -2,8 +2,8 @@
 
 Each function reproduces one of Pillow's C routines bit for bit on uint8 RGB images, and works on a
 batch [B,H,W,3] (B may be 0) with a parameter per image ([B]), or on one image [H,W,3] with scalar
-parameters (the per-image `tf.data` map). Nothing here knows about OHL's elements: `augment` maps
-an element and sign to a kernel and its parameters. Every kernel treats each image independently,
+parameters (the per-image `tf.data` map). Nothing here knows about any policy's operations:
+`operations` compiles an operation and sign into a kernel and its parameters. Every kernel treats each image independently,
 so one image, a batch of one and a batch of many give identical bytes.
 
 On one 32x32 image the cost is the number of TensorFlow ops, not arithmetic, and a few ops are far
