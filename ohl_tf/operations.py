@@ -60,12 +60,9 @@ def _sign_column(signs):
   return tf.cast(signs > 0, tf.int32)
 
 
-def _source_table(images, table):
-  """`table.source_table` for the images' size, a constant when the size is static."""
-  height, width = images.shape[-3], images.shape[-2]
-  if height is not None and width is not None:
-    return tf.constant(table.source_table(height, width))
-  # Size known only at run time: the same numpy table, built (and cached) per size.
+def _run_time_source_table(images, table):
+  """`table.source_table` for images whose size is known only at run time: the same numpy
+  table, built (and cached) per size."""
   size = tf.shape(images)[-3:-1]
   sources = tf.numpy_function(lambda h, w: table.source_table(int(h), int(w)),
                               [size[0], size[1]], tf.int32, stateful=False)
@@ -77,7 +74,7 @@ def _geometric(images, ids, signs, table):
   height, width = images.shape[-3], images.shape[-2]
   if height is not None and width is not None:
     return pil_ops.remap_table(images, table.source_table(height, width), rows, FILL)
-  return pil_ops.remap(images, tf.gather(_source_table(images, table), rows), FILL)
+  return pil_ops.remap(images, tf.gather(_run_time_source_table(images, table), rows), FILL)
 
 
 def _point(images, ids, signs, table):
