@@ -38,12 +38,14 @@ class OuterState:
     self.fixed_probabilities = fixed_probabilities
     num_operations = space.num_operations
     with tf.device("/cpu:0"):  # θ is the outer loop's own plain variable, not a mirrored one
-      self.theta = tf.Variable(tf.zeros([num_operations]), name="theta")
+      initial = tf.fill([num_operations], config.theta_init)
+      self.theta = tf.Variable(initial, name="theta")
       self.theta_optimizer = estimators.make_theta_optimizer(config.theta_lr)
       self.theta_optimizer.build([self.theta])
       self.outer_step = tf.Variable(0, dtype=tf.int64, name="outer_step")
-      self.theta_history = tf.Variable(tf.zeros([num_periods + 1, num_operations]),
-                                       name="theta_history")
+      self.theta_history = tf.Variable(
+          tf.concat([initial[tf.newaxis], tf.zeros([num_periods, num_operations])], 0),
+          name="theta_history")
       self.val_history = tf.Variable(tf.zeros([num_periods, config.trajectories]),
                                      name="val_history")
       self.wall_time = tf.Variable(0.0, dtype=tf.float64, name="wall_time")

@@ -59,7 +59,7 @@ class RunState:
     outer_step: int, outer steps completed.
     theta: float64 [K], θ after the last outer step (K = 1296, or 1369 in --search_space=
       paper_identity: the size says the space).
-    theta_history: float64 [outer_step + 1, K], row t = θ after outer step t (row 0: θ = 0).
+    theta_history: float64 [outer_step + 1, K], row t = θ after outer step t (row 0: θ = --theta_init).
     lineage: float64 [K], running op counts of each period's best trajectory, or None when
       the run does not record them.
   """

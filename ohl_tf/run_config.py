@@ -27,6 +27,10 @@ from ohl_tf import pipeline
 from ohl_tf import trajectory
 
 
+# Below -15 σ(θ) is e^θ to float32's precision, above 15 within 3e-7 of 1: wider starts add nothing.
+THETA_INIT_RANGE = (-15.0, 15.0)
+
+
 def _setting(default, help_text):
   """A `Config` field with the help text of its flag."""
   return dataclasses.field(default=default, metadata={"help": help_text})
@@ -62,6 +66,11 @@ class Config:
   weight_decay: float = _setting(5e-4, "L2 weight decay.")
   theta_lr: float = _setting(estimators.THETA_LEARNING_RATE,
                              "Adam learning rate of θ (paper: 0.05); > 0.")
+  theta_init: float = _setting(
+      0.0, "The value every θ_k starts at (paper: 0). The start is the uniform policy whatever "
+           "it is; it sets how far eq. 7 lets an operation's weight σ(θ_k) grow: at most 2x at 0, "
+           "about e^|x| (as under a softmax) at a negative x (docs/search_space.md); "
+           f"{THETA_INIT_RANGE[0]:g} to {THETA_INIT_RANGE[1]:g}, --policy=ohl only.")
   reward: str = _setting(
       "accuracy", "What scores a trajectory: " + " | ".join(estimators.REWARDS) + ". accuracy: "
                   "validation accuracy (paper); loss: minus the validation cross-entropy "
@@ -155,6 +164,18 @@ class Config:
       if not getattr(self, name) > 0:  # a negative theta_lr would descend on the reward
         raise ValueError(f"--{name} must be > 0. Received: --{name}={getattr(self, name)}")
     augmentation.estimator(self.estimator).check_trajectories(self.trajectories)
+    _check_theta_init(self.theta_init, augmentation)
+
+
+def _check_theta_init(theta_init, augmentation):
+  low, high = THETA_INIT_RANGE
+  if not low <= theta_init <= high:  # also refuses nan
+    raise ValueError(f"--theta_init must be in [{low:g}, {high:g}]. "
+                     f"Received: --theta_init={theta_init}")
+  if theta_init != 0 and not augmentation.learns_theta:
+    raise ValueError(f"--theta_init applies only to a policy that learns θ (--policy=ohl); leave "
+                     f"it at 0 for --policy={augmentation.spec}. Received: "
+                     f"--theta_init={theta_init:g}")
 
 
 def _check_choice(name, value, choices):

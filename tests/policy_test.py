@@ -69,6 +69,21 @@ def test_probabilities_match_eq7_and_differ_from_softmax():
   assert probs.max() < 0.5 * softmax.max()
 
 
+@pytest.mark.parametrize("start", [0.0, -12.0])
+def test_how_far_one_operation_can_grow_depends_on_where_theta_starts(start):
+  # From θ = start·1, raising one θ_k by 5 multiplies its odds against the others by
+  # σ(start + 5)/σ(start) (eq. 7): under 2 at the paper's 0, about e^5, a softmax's, at -12.
+  theta = np.full(K, start)
+  theta[7] += 5.0
+  probs = policy.operation_probabilities(tf.constant(theta, tf.float64)).numpy()
+  sigmoid = lambda x: 1 / (1 + np.exp(-x))
+  np.testing.assert_allclose(probs[7] / probs[0], sigmoid(start + 5) / sigmoid(start), rtol=1e-12)
+  if start == 0:
+    assert probs[7] / probs[0] < 2
+  else:
+    np.testing.assert_allclose(probs[7] / probs[0], np.exp(5.0), rtol=1e-3)
+
+
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
 def test_log_probabilities_match_log_of_probabilities(dtype):
   theta = np.random.default_rng(2).normal(0, 3, size=K)

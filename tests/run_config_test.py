@@ -49,6 +49,12 @@ def test_parsed_flags_become_the_config(flag_values):
     (dict(batch_size=0), "--batch_size must be >= 1. Received: --batch_size=0"),
     (dict(cutout=-1), "--cutout must be >= 0"),
     (dict(theta_lr=-0.05), "--theta_lr must be > 0. Received: --theta_lr=-0.05"),
+    (dict(theta_init=-16.0), r"--theta_init must be in \[-15, 15\]. Received: --theta_init=-16.0"),
+    (dict(theta_init=float("nan")), r"--theta_init must be in \[-15, 15\]. Received: "
+                                    r"--theta_init=nan"),
+    (dict(policy="uniform", theta_init=-4.0),
+     r"--theta_init applies only to a policy that learns θ \(--policy=ohl\); leave it at 0 for "
+     r"--policy=uniform. Received: --theta_init=-4"),
     (dict(search_space="identity"), "--search_space must be one of paper, paper_identity. "
                                      "Received: --search_space=identity"),
     (dict(policy="trivialaugment", search_space="paper_identity"),

@@ -120,6 +120,21 @@ def test_element_es_trajectories_sample_at_their_own_perturbed_theta(tmp_path, s
                                 np.zeros([2, augment.NUM_ELEMENTS]))
 
 
+def test_theta_starts_at_theta_init_with_the_uniform_policy(tmp_path, small_data):
+  config = _config(tmp_path, trajectories=2, estimator="element_es", theta_init=-6.0,
+                   search_space="paper_identity")
+  ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
+  np.testing.assert_array_equal(ohl.outer.theta.numpy(), np.full([1369], -6.0, np.float32))
+  np.testing.assert_array_equal(ohl.outer.theta_history.numpy()[0], ohl.outer.theta.numpy())
+  uniform = policy.log_operation_probabilities(ohl.outer.theta)
+  np.testing.assert_allclose(uniform, np.full([1369], -np.log(1369.0)), rtol=1e-6)
+  eps = estimators.element_perturbations(config.seed, 0, 2, 37)
+  for n, log_probs in enumerate(ohl.outer.sampling_log_probs(0)):  # θ_n = θ + σAε_n as ever
+    np.testing.assert_allclose(
+        log_probs, policy.log_operation_probabilities(
+            ohl.outer.theta + estimators.spread_to_operations(eps[n])), rtol=1e-6)
+
+
 @pytest.mark.parametrize("estimator", estimators.names())
 @pytest.mark.parametrize("reward", estimators.REWARDS)
 def test_every_estimator_learns_with_every_reward(tmp_path, small_data, estimator, reward):
