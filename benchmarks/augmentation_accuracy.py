@@ -111,7 +111,9 @@ def _requested_rows():
   """The rows of --rows with --row_flags applied, by label."""
   known = rows(_TRAJECTORIES.value)
   for spec in _ROW_FLAGS.value:
-    target, _, extra = spec.partition("=")
+    # Split at the "=" that starts the flags: a label may hold "=" ("uniform N=4").
+    target, separator, extra = spec.partition("=-")
+    extra = "-" + extra if separator else ""
     label, _, base = target.partition("<")
     source = known.get(base or label)
     if source is None:
