@@ -2,14 +2,14 @@
 
 Every policy is one registered `AugmentationPolicy` entry, which says all the trainer does
 differently per policy: whether θ learns (its outer step's `estimator`), whether images get OHL
-operations drawn from a p over the 1296 (and counted; `sampling_log_probabilities`), whether
+operations drawn from a p over the search space's K (1296 in the paper's; and counted; `sampling_log_probabilities`), whether
 Cutout follows (`cutout_size`), the batch augmentation of the policies that are not over the OHL
 operations (`augment_batch`), what policy.json holds (`policy_payload`) and what the run warns of
 (`warnings`). `--policy`'s help and the unknown-name error are built from the registry; a new
 policy is one `register(AugmentationPolicy(...))` call (docs/extending.md).
 
   * "ohl": operations sampled from p_θ, θ learned online (paper section 3.2);
-  * "uniform": the OHL search space with θ frozen at 0 (p uniform over the 1296 operations);
+  * "uniform": the OHL search space with θ frozen at 0 (p uniform over its K operations);
   * "file:PATH": the OHL search space with p fixed to a learned policy.json (policy transfer);
   * "autoaugment": the published AutoAugment policy of the dataset (`ohl_tf.autoaugment`);
   * "randaugment": RandAugment on the Pillow-exact kernels (`ohl_tf.randaugment`), with the
@@ -46,7 +46,7 @@ class AugmentationPolicy:
     help_text: what --help says of it.
     learns_theta: the outer step moves θ (REINFORCE or another estimator).
     has_theta: the run's θ is its policy (learned, or frozen at 0): exported and drawn.
-    samples_operations: images get OHL operations drawn from a p over the 1296, counted per
+    samples_operations: images get OHL operations drawn from a p over the search space's K, counted per
       trajectory.
     uses_cutout: Cutout follows the operations.
     batch_augmentation: for a policy over other operations, `fn(dataset_name)` returning

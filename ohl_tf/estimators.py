@@ -374,7 +374,7 @@ class Pooled(Estimator):
   """`pooled`: A Aᵀ of reinforce's ĝ, the REINFORCE gradient of θ = Aφ spread back; the
   trajectories sample exactly as under reinforce."""
   name = "pooled"
-  help_text = "eq. 6 pooled onto the 36 elements and spread back"
+  help_text = "eq. 6 pooled onto the E elements and spread back"
 
   def ascent_direction(self, theta, op_counts, rewards, perturbations=None, sigma=1.0):
     gradient = super().ascent_direction(theta, op_counts, rewards)
