@@ -87,12 +87,42 @@ def problem(path):
   return None
 
 
+def newest_intact(directory):
+  """The newest intact checkpoint of `directory` and the newer damaged ones, reading only.
+
+  Older checkpoints are not read: the newest intact one is enough.
+
+  Args:
+    directory: a `tf.train.CheckpointManager` directory (`<model_dir>/checkpoints`).
+
+  Returns:
+    (path, damaged): the intact checkpoint's path (prefix), or None when `directory` holds no
+    checkpoint; and [(path, reason)] of every newer checkpoint, newest first.
+
+  Raises:
+    DamagedCheckpointError: there are checkpoints but none is intact.
+  """
+  damaged = []
+  for number in numbers(directory):
+    path = os.path.join(directory, f"ckpt-{number}")
+    reason = problem(path)
+    if reason is None:
+      return path, damaged
+    damaged.append((path, reason))
+  if not damaged:
+    return None, []
+  details = "; ".join(f"{os.path.basename(p)}: {r}" for p, r in damaged)
+  raise DamagedCheckpointError(
+      f"No intact checkpoint in {directory} ({details}). Rerun with --overwrite to start the "
+      f"run afresh, or put back an intact copy of {directory}.")
+
+
 def recover(directory):
   """The newest intact checkpoint of `directory`, after setting aside every newer one.
 
   Each damaged checkpoint is reported (a warning naming it and what is wrong), its files moved
   into `directory/damaged/`, and the manager's state file rewritten to name the intact ones left,
-  the chosen one as the latest. Older checkpoints are not read: the newest intact one is enough.
+  the chosen one as the latest.
 
   Args:
     directory: a `tf.train.CheckpointManager` directory (`<model_dir>/checkpoints`).
@@ -103,26 +133,15 @@ def recover(directory):
   Raises:
     DamagedCheckpointError: there are checkpoints but none is intact (nothing is moved).
   """
-  found = numbers(directory)
-  damaged = []
-  for number in found:
-    path = os.path.join(directory, f"ckpt-{number}")
-    reason = problem(path)
-    if reason is None:
-      break
-    damaged.append((path, reason))
-  else:
-    if not damaged:
-      return None
-    details = "; ".join(f"{os.path.basename(p)}: {r}" for p, r in damaged)
-    raise DamagedCheckpointError(
-        f"No intact checkpoint in {directory} ({details}). Rerun with --overwrite to start the "
-        f"run afresh, or put back an intact copy of {directory}.")
+  path, damaged = newest_intact(directory)
+  if path is None:
+    return None
   for damaged_path, reason in damaged:
     destination = set_aside(damaged_path)
     logging.warning("Checkpoint %s is damaged (%s): moved to %s; resuming from %s.",
                     damaged_path, reason, destination, path)
-  kept = [os.path.join(directory, f"ckpt-{number}") for number in reversed(found[len(damaged):])]
+  kept = [os.path.join(directory, f"ckpt-{number}")
+          for number in reversed(numbers(directory))]  # the damaged ones are gone
   _record(directory, kept)
   return path
 

@@ -3,7 +3,7 @@ r"""Draws a run's augmentation policy as PNG files, from its latest checkpoint.
   python -m ohl_tf.report MODEL_DIR [--out=DIR]
 
 MODEL_DIR is a run's --model_dir, finished or still training: the report reads the newest
-checkpoint in MODEL_DIR/checkpoints with `tf.train.load_checkpoint` and builds no model, so it
+intact checkpoint in MODEL_DIR/checkpoints with `tf.train.load_checkpoint` and builds no model, so it
 runs in seconds beside a training run. Into --out (default MODEL_DIR/report/) it writes the
 figures the run's TensorBoard shows (`ohl_tf.summaries`):
 
@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from ohl_tf import augment
 from ohl_tf import augmentation_policies
+from ohl_tf import checkpoints
 from ohl_tf import policy
 from ohl_tf import policy_file
 from ohl_tf import run_directory
@@ -106,7 +107,12 @@ def read_run(model_dir):
       checkpoint that holds no θ or inconsistent shapes.
   """
   checkpoint_dir = run_directory.path(model_dir, run_directory.CHECKPOINTS)
-  path = tf.train.latest_checkpoint(checkpoint_dir)
+  try:  # read only: the run, perhaps still training, sets damaged checkpoints aside itself
+    path, damaged = checkpoints.newest_intact(checkpoint_dir)
+  except checkpoints.DamagedCheckpointError as error:
+    raise ReportError(str(error)) from None
+  for damaged_path, reason in damaged:
+    print(f"Skipped {damaged_path}: unreadable ({reason}).", file=sys.stderr)
   if path is None:
     raise ReportError(
         f"No checkpoint in {checkpoint_dir}. MODEL_DIR must be a run's --model_dir (python -m "

@@ -74,6 +74,20 @@ def test_read_run_returns_the_history_up_to_the_outer_step(tmp_path):
   assert state.checkpoint.endswith("ckpt-3")
 
 
+def test_read_run_skips_a_damaged_newest_checkpoint_and_moves_nothing(tmp_path, capsys):
+  _write_run(tmp_path, _favouring_theta(), outer_step=2)
+  _write_run(tmp_path, _favouring_theta(), outer_step=3)
+  data = tmp_path / "checkpoints" / "ckpt-3.data-00000-of-00001"
+  data.write_bytes(data.read_bytes()[:100])  # a truncated write
+  state = report.read_run(str(tmp_path))
+  assert state.outer_step == 2 and state.checkpoint.endswith("ckpt-2")
+  assert f"Skipped {tmp_path / 'checkpoints' / 'ckpt-3'}: unreadable (" in capsys.readouterr().err
+  assert data.exists() and not (tmp_path / "checkpoints" / "damaged").exists()
+  (tmp_path / "checkpoints" / "ckpt-2.index").write_bytes(b"not an index")
+  with pytest.raises(report.ReportError, match="No intact checkpoint in .*ckpt-3: .*ckpt-2: "):
+    report.read_run(str(tmp_path))
+
+
 def test_report_writes_readable_pngs_that_show_the_policy(tmp_path, capsys):
   favoured = _write_run(tmp_path / "favoured", _favouring_theta(),
                         lineage=np.where(np.arange(K) == E * 13 + 2, 40.0, 1.0))
