@@ -36,6 +36,7 @@ import models  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import datasets  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import devices  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ohl_tf import schedule as schedule_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import trajectory  # pylint: disable=g-import-not-at-top,wrong-import-position
 import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -79,8 +80,8 @@ def main(argv):
                                              data.train_labels[:_TRAIN_SUBSET.value])
   steps = _WARMUP.value + _ROUNDS.value * _STEPS.value
   steps_per_epoch = source.num_examples // _BATCH_SIZE.value
-  schedule = pipeline.Schedule(source.num_examples, _BATCH_SIZE.value,
-                               epochs=-(-steps // steps_per_epoch))
+  schedule = schedule_lib.Schedule(source.num_examples, _BATCH_SIZE.value,
+                                   epochs=-(-steps // steps_per_epoch))
   trainers = {where: _trainer(data, source, schedule, where, replica_devices)
               for where in pipeline.AUGMENT_ON}
   for t, iterator in trainers.values():

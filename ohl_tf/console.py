@@ -209,7 +209,7 @@ def format_summary(config, *, resuming, schedule, trajectory_devices, estimator,
   Args:
     config: the run's `run_config.Config`.
     resuming: whether `config.model_dir` holds this run's checkpoints.
-    schedule: its `pipeline.Schedule`.
+    schedule: its `schedule.Schedule`.
     trajectory_devices: one list of device names per trajectory.
     estimator: how θ learns, as the terminal names it (`estimators.Estimator.description`),
       or None when the policy's θ does not learn.

@@ -26,7 +26,7 @@ class OuterState:
     augmentation: the run's `augmentation_policies.AugmentationPolicy`.
     estimator: the outer step's `estimators.Estimator` (`augmentation.estimator`).
     space: the run's `augment.SearchSpace`.
-    num_periods: the run's outer steps (`pipeline.Schedule.num_periods`).
+    num_periods: the run's outer steps (`schedule.Schedule.num_periods`).
     fixed_probabilities: the p [K] of a "file:" policy, else None.
   """
 

@@ -1,19 +1,21 @@
 """Input pipelines of the OHL loop (docs/pipeline.md, docs/loop.md).
 
-Training: for one trajectory and one period of the online loop, a `tf.data` pipeline that yields
-(image, label, op). The examples come from a source (`MemorySource` for arrays in memory,
-`FileSource` for a folder's image files, `StreamSource` for ImageNet's tfds records); each image
-gets its base preprocessing and, under an OHL policy, an operation (and signs) sampled per image
-from p (paper eq. 7; the op index travels with the image so the outer step counts exactly what was
-applied) in the per-image map. The operation is applied either in that map
-(`augment_path="per_image"`: `tf.switch_case` over the kernels, the design's per-image path) or per
-batch (`"batched"`: `tf.dynamic_partition` by kernel); both run the same kernels with the same
-per-image parameters, so they give the same bytes. A fixed batch augmentation (AutoAugment,
-RandAugment, TrivialAugment: `ohl_tf.augmentation_policies`), Cutout and standardisation then run on the batch.
+Training: for one trajectory, from the period the run starts (or resumes) at to its end, one
+`tf.data` pipeline of `batch.Batch`es (images, labels, ops and what remains to apply), each period's
+images sampled from the log p its `SamplingFeed` hands over. The examples come from a source
+(`MemorySource` for arrays in memory, `FileSource` for a folder's image files, `StreamSource` for
+ImageNet's tfds records); each image gets its base preprocessing and, under an OHL policy, an
+operation (and signs) sampled per image from p (paper eq. 7; the op index travels with the image so
+the outer step counts exactly what was applied) in the per-image map. The operation is applied
+either in that map (`augment_path="per_image"`: `tf.switch_case` over the kernels, the design's
+per-image path) or per batch (`"batched"`: `tf.dynamic_partition` by kernel); both run the same
+kernels with the same per-image parameters, so they give the same bytes. A fixed batch augmentation
+(AutoAugment, RandAugment, TrivialAugment: `ohl_tf.augmentation_policies`), Cutout and
+standardisation then run on the batch.
 
 Where the batch's sampled operation, Cutout and standardisation run is `augment_on`: "host", in
-this `tf.data` pipeline, which then yields float32 batches; or "device", in each replica's
-training step on its own device (`TrainPipeline.device_augmentation`, called by
+this `tf.data` pipeline, which then yields finished float32 batches; or "device", in each
+replica's training step on its own device (`TrainPipeline.device_augmentation`, called by
 `trajectory.Trajectory`), the pipeline then yielding uint8 images with the per-image parameters
 (op, signs, Cutout centre) drawn here from the same seeds: the same bytes reach the network.
 
@@ -32,9 +34,11 @@ import numpy as np
 import tensorflow as tf
 
 from ohl_tf import augment
+from ohl_tf import batch as batch_lib
 from ohl_tf import operations
 from ohl_tf import policy
 from ohl_tf import preprocess
+from ohl_tf import schedule as schedule_lib
 
 # Independent random streams, folded into the run's seed.
 _SHUFFLE_STREAM, _BASE_STREAM, _AUGMENT_STREAM, _CUTOUT_STREAM = 1, 2, 3, 4
@@ -70,52 +74,6 @@ def check_augmentation_placement(augment_path, augment_on, as_flags=False):
         f"with {setting('augment_path', 'batched')} (the default), or "
         f"{setting('augment_path', 'per_image')} with {setting('augment_on', 'host')} (the "
         "default).")
-
-
-@dataclasses.dataclass(frozen=True)
-class Schedule:
-  """How the run's training steps divide into epochs and periods of I inner steps.
-
-  Attributes:
-    num_examples: training images (the validation split already removed).
-    batch_size: images per step of one trajectory (over all its replicas).
-    epochs: passes over the training images.
-    inner_steps: I, inner steps per outer step (paper Algorithm 1); 0 means one epoch.
-  """
-  num_examples: int
-  batch_size: int
-  epochs: int
-  inner_steps: int = 0
-
-  def __post_init__(self):
-    if self.batch_size < 1 or self.epochs < 1 or self.inner_steps < 0:
-      raise ValueError(f"Invalid schedule: {self}")
-    if self.num_examples < self.batch_size:
-      raise ValueError(f"--batch_size={self.batch_size} exceeds the {self.num_examples} training "
-                       "images (after the validation split): lower it or use more data.")
-
-  @property
-  def steps_per_epoch(self):
-    return self.num_examples // self.batch_size  # the remainder of each epoch is dropped
-
-  @property
-  def total_steps(self):
-    return self.epochs * self.steps_per_epoch
-
-  @property
-  def period_steps(self):
-    return self.inner_steps or self.steps_per_epoch
-
-  @property
-  def num_periods(self):
-    return math.ceil(self.total_steps / self.period_steps)
-
-  def period(self, index):
-    """(first step, end step) of period `index`; the last period may be shorter."""
-    if not 0 <= index < self.num_periods:
-      raise ValueError(f"period {index} outside [0, {self.num_periods})")
-    start = index * self.period_steps
-    return start, min(start + self.period_steps, self.total_steps)
 
 
 def _seed(seed, *keys):
@@ -262,7 +220,7 @@ class TrainPipeline:
 
   Attributes:
     source: a `MemorySource`, `FileSource` or `StreamSource`.
-    schedule: the run's `Schedule`.
+    schedule: the run's `schedule.Schedule`.
     mean, std: per-channel statistics of the dataset, [0, 255] units (std None: subtract only).
     seed: the run's seed.
     cutout_size: side of the Cutout square (0 disables it).
@@ -270,7 +228,7 @@ class TrainPipeline:
       (docs/pipeline.md: `preprocess.cifar_train_base` or `preprocess.imagenet_train_base`).
     augment_batch: optional fn(uint8 images [B,S,S,3], seed [2]) -> uint8 images, a fixed
       augmentation applied per batch (AutoAugment, RandAugment, TrivialAugment); the OHL
-      operations instead come from the `log_probs` given to `dataset`.
+      operations instead come from the log p that the `SamplingFeed` of `run_dataset` hands over.
     augment_path: where the sampled OHL operations are applied, one of `AUGMENT_PATHS`:
       "per_image" in the per-image map (`tf.switch_case`), "batched" after batching
       (`tf.dynamic_partition`). The same bytes either way; which is faster depends on the
@@ -283,10 +241,10 @@ class TrainPipeline:
       preprocessing, the drawing and a fixed `augment_batch` stay on the host. "device" needs
       the batched path: the per-image path applies the operation in the host's map.
     search_space: the `augment.SearchSpace` of the sampled operations (--search_space; the
-      paper's by default): the log p given per period has its K entries.
+      paper's by default): the log p fed per period has its K entries.
   """
   source: MemorySource | FileSource | StreamSource
-  schedule: Schedule
+  schedule: schedule_lib.Schedule
   mean: tuple
   std: tuple | None
   seed: int
@@ -299,7 +257,7 @@ class TrainPipeline:
 
   def __post_init__(self):
     check_augmentation_placement(self.augment_path, self.augment_on)
-    # Traced once per pipeline, not once per (period, stream) dataset: each period's map
+    # Traced once per pipeline, not once per (first period, stream) dataset: each dataset's map
     # only calls these concrete functions.
     spec = [tf.TensorSpec([], tf.int64), self.source.image_spec, tf.TensorSpec([], tf.int32),
             tf.TensorSpec([self.search_space.num_operations], tf.float32),
@@ -337,9 +295,9 @@ class TrainPipeline:
 
   def _finish_batch(self, images, labels, ops, signs, example_ids, stream, sampled):
     """The host's part of a batch: under "host" the augmentation (batched path), Cutout (one
-    square per image) and standardisation, giving (float32 images, labels, ops); under "device"
-    only the fixed `augment_batch` and the drawing of the Cutout centres, giving
-    (uint8 images, labels, ops, per-image parameters) for `device_augmentation`.
+    square per image) and standardisation, giving a finished `batch.Batch` of float32 images;
+    under "device" only the fixed `augment_batch` and the drawing of the Cutout centres, giving a
+    `batch.Batch` of uint8 images with the per-image parameters for `device_augmentation`.
 
     Each image keeps its own op, signs and Cutout square: the batched path of `augment` gives
     the bytes of the per-image path (tests/augment_test.py, tests/pipeline_test.py), and a
@@ -358,8 +316,8 @@ class TrainPipeline:
           shape[0], shape[1], shape[2], _seed(self.seed, _CUTOUT_STREAM, stream, example_ids[0]))
       parameters["cutout_centres"] = tf.stack([rows, cols], axis=-1)
     if self.augment_on == "device":
-      return images, labels, ops, parameters
-    return self._cutout_and_normalize(images, parameters), labels, ops
+      return batch_lib.Batch(images, labels, ops, parameters)
+    return batch_lib.Batch(self._cutout_and_normalize(images, parameters), labels, ops, {})
 
   def _cutout_and_normalize(self, images, parameters):
     """Paints each image's Cutout square (if any) and standardises: uint8 in, float32 out."""
@@ -386,43 +344,20 @@ class TrainPipeline:
         them); without, the ops are `NO_OPERATION` and only Cutout and standardisation run.
 
     Returns:
-      None under augment_on="host" (the batches arrive finished), else
-      fn(uint8 images [b,S,S,3], labels [b], ops [b], per-image parameters) ->
-      (float32 images, labels, ops), for a shard of b images of a batch of this pipeline.
+      None under augment_on="host" (the batches arrive finished), else fn(`batch.Batch`) ->
+      its finished `batch.Batch`, for a replica's shard of a batch of this pipeline.
     """
     if self.augment_on == "host":
       return None
 
-    def finish(images, labels, ops, parameters):
+    def finish(shard):
+      images = shard.images
       if sampled:  # drawn here in range: no run-time checks (Assert ops run on the host)
-        images = augment.apply_drawn_operation(images, ops, parameters["signs"],
+        images = augment.apply_drawn_operation(images, shard.ops, shard.augmentation["signs"],
                                                self.search_space)
-      return self._cutout_and_normalize(images, parameters), labels, ops
+      return batch_lib.Batch(self._cutout_and_normalize(images, shard.augmentation),
+                             shard.labels, shard.ops, {})
     return finish
-
-  def dataset(self, period, stream, log_probs=None):
-    """The batches of one trajectory in one period, sampled from a fixed `log_probs`.
-
-    Args:
-      period: index of the period (outer step).
-      stream: index of the random streams of its operations, signs and Cutout: the
-        trajectory's index, or one that several trajectories share (common random numbers:
-        `search` gives element_es's antithetic pairs one each).
-      log_probs: float32 [K], log p of the operations of `search_space` to sample (paper eq. 7;
-        K = 1296 in the paper's space), or None for no OHL operation.
-
-    Returns:
-      A dataset of (float32 images [B,S,S,3], int32 labels [B], int32 ops [B]); under
-      augment_on="device", of (uint8 images, labels, ops, per-image parameters) for
-      `device_augmentation`.
-    """
-    start, end = self.schedule.period(period)
-    batch = self.schedule.batch_size
-    examples = self.source.examples(start * batch, end * batch, self.epoch_size, self.seed)
-    if log_probs is not None:
-      log_probs = tf.convert_to_tensor(log_probs, tf.float32)
-      examples = examples.map(lambda *example: (*example, log_probs))
-    return self._batches(examples, stream, sampled=log_probs is not None)
 
   def run_dataset(self, first_period, stream, feed=None):
     """The batches of one trajectory from `first_period` to the end of the run: one input
@@ -431,16 +366,23 @@ class TrainPipeline:
     Each period's images are sampled from the log p that `feed` hands over for that period: the
     pipeline takes one log p per period, in order, and waits for it, so it prefetches freely
     within a period but never samples an image of the next period before the outer step has
-    given its θ. A period's op counts are thus exactly what its steps applied, with its θ, and
-    the batches are those of `dataset(period, stream, log_probs)`, period after period.
+    given its θ. A period's op counts are thus exactly what its steps applied, with its θ. A
+    period's batches depend only on the seed, the period, `stream` and its log p: a run that
+    resumes at a period gets the batches of one that went through it. When the feed is closed
+    (`SamplingFeed.close`) the dataset ends at the period whose log p it lacks.
 
     Args:
       first_period: the period the run starts (or resumes) at.
-      stream: as in `dataset`.
-      feed: a `SamplingFeed`, or None for no OHL operation.
+      stream: index of the random streams of its operations, signs and Cutout: the
+        trajectory's index, or one that several trajectories share (common random numbers:
+        `search` gives element_es's antithetic pairs one each).
+      feed: a `SamplingFeed` of log p [K] of the operations of `search_space` to sample
+        (paper eq. 7; K = 1296 in the paper's space), or None for no OHL operation.
 
     Returns:
-      As `dataset`.
+      A dataset of `batch.Batch`es of B = `schedule.batch_size` images: finished (float32
+      images) under augment_on="host"; under "device", uint8 images with the per-image
+      parameters for `device_augmentation`.
     """
     batch = self.schedule.batch_size
     periods = range(first_period, self.schedule.num_periods)

@@ -3,9 +3,10 @@ share): built on their devices, fed, trained for a period, their results gathere
 finite, and made equal to the best (docs/loop.md).
 
 Each trajectory (`ohl_tf.trajectory`) keeps one training input for the whole run: a persistent
-`pipeline.TrainPipeline.run_dataset`, whose `pipeline.SamplingFeed` takes each period's log p
-(`prepare`). Trajectories on distinct devices train in parallel threads, which only execute what
-the caller's thread built for them (TensorFlow must not build graphs in two threads at once).
+`pipeline.TrainPipeline.run_dataset`, whose `pipeline.SamplingFeed` takes each period's log p, and
+one input of the validation split (`prepare`). Trajectories on distinct devices train in parallel
+threads, which only execute what the caller's thread built for them (TensorFlow must not build
+graphs in two threads at once).
 
 Every exchange with the other workers goes through the run's cluster (`cluster.Cluster`, or
 `cluster.Local` for one process, whose collectives return what they are given), so one process
@@ -24,8 +25,10 @@ import tensorflow as tf
 
 import models
 from ohl_tf import datasets
+from ohl_tf import evaluation
 from ohl_tf import pipeline
 from ohl_tf import run_directory
+from ohl_tf import schedule as schedule_lib
 from ohl_tf import trajectory as trajectory_lib
 
 # The validation split is kept on the trajectories' devices, standardised, when all the copies of
@@ -34,7 +37,7 @@ from ohl_tf import trajectory as trajectory_lib
 _VALIDATION_CACHE_BYTES = 2 << 30
 
 # What one trajectory did in one period: its training loss and accuracy over the period, the
-# seconds its training took (input included, validation not), and its `trajectory.Evaluation`
+# seconds its training took (input included, validation not), and its `evaluation.Evaluation`
 # on the validation split.
 PeriodResult = collections.namedtuple(
     "PeriodResult", ["train_loss", "train_accuracy", "train_seconds", "validation"])
@@ -86,8 +89,8 @@ class Population:
     self.samples_operations = augmentation.samples_operations
     self.space = space
     source = train_source(data, config.train_subset)
-    self.schedule = pipeline.Schedule(source.num_examples, config.batch_size, config.epochs,
-                                      config.inner_steps)
+    self.schedule = schedule_lib.Schedule(source.num_examples, config.batch_size, config.epochs,
+                                          config.inner_steps)
     self.train_data = pipeline.TrainPipeline(
         source, self.schedule, data.mean, data.std, config.seed,
         augmentation.cutout_size(config.cutout), base=data.train_base,
@@ -99,6 +102,7 @@ class Population:
     validation_bytes = pipeline.dataset_bytes(self.val_data, config.eval_batch_size)
     self._cache_validation = validation_bytes * len(indices) <= _VALIDATION_CACHE_BYTES
     self._inputs = {}  # trajectory index: (iterator, `SamplingFeed` or None), see `prepare`
+    self._validation = {}  # trajectory index: its `Evaluator.validation_passes`, see `prepare`
     self.trajectories = self._build(data, indices, trajectory_devices)
 
   def _build(self, data, indices, trajectory_devices):
@@ -128,12 +132,16 @@ class Population:
     """Per trajectory index, its persistent training input: (iterator, `SamplingFeed` or None),
     built at the run's first period (or where it resumes) and kept for every later one, so no
     period restarts a training pipeline (`TrainPipeline.run_dataset`); with it every traced
-    step, i.e. all that precedes the first training step."""
+    step, i.e. all that precedes the first training step, and its validation passes (the split
+    read once and kept on its devices when it fits: `_VALIDATION_CACHE_BYTES`)."""
     if not self._inputs:
       for t in self.trajectories:  # all in this thread, before any trains (`train`)
         feed = pipeline.SamplingFeed(search_space=self.space) if self.samples_operations else None
         dataset = self.train_data.run_dataset(period, self.estimator.random_stream(t.index), feed)
         self._inputs[t.index] = (t.input_iterator(dataset), feed)
+      self._validation = {t.index: t.evaluator.validation_passes(self.val_data,
+                                                                 self._cache_validation)
+                          for t in self.trajectories}
     return self._inputs
 
   def close(self):
@@ -141,7 +149,7 @@ class Population:
     for _, feed in self._inputs.values():
       if feed is not None:
         feed.close()
-    self._inputs = {}
+    self._inputs, self._validation = {}, {}
 
   def train(self, period, log_probs):
     """The inner loop: trains every trajectory here for one period, then validates it.
@@ -161,8 +169,8 @@ class Population:
     """
     start, end = self.schedule.period(period)
     inputs = self.prepare(period)
-    validation = {t.index: t.evaluation_batches(self.val_data, self._cache_validation)
-                  for t in self.trajectories}
+    # This period's passes, made in this thread (a new iterator builds a graph).
+    validation = {index: one_pass() for index, one_pass in self._validation.items()}
     groups = {}
     for t in self.trajectories:
       groups.setdefault(t.devices, []).append(t)
@@ -175,7 +183,7 @@ class Population:
       started = time.perf_counter()
       loss, accuracy = t.train(train_iterator, end - start)
       return PeriodResult(loss, accuracy, time.perf_counter() - started,
-                          t.evaluate(validation[t.index]))
+                          t.evaluator.evaluate(validation[t.index]))
 
     if len(groups) == 1:
       return [run_trajectory(t) for t in self.trajectories]
@@ -202,7 +210,7 @@ class Population:
                      for r, t in zip(results, self.trajectories)], np.float64)
     counts = np.stack([t.op_counts.numpy() for t in self.trajectories])
     rows, counts = self.cluster.gather(rows), self.cluster.gather(counts)
-    results = [PeriodResult(*row[:3], trajectory_lib.Evaluation(*row[3:6])) for row in rows]
+    results = [PeriodResult(*row[:3], evaluation.Evaluation(*row[3:6])) for row in rows]
     return results, counts, rows[:, 6].astype(np.int64)
 
   def check_finite(self, period, bad_steps):

@@ -240,7 +240,7 @@ class OnlineSearch:
     if data.has_test:
       test = pipeline.eval_dataset(data.eval_examples("test"), config.eval_batch_size,
                                    data.mean, data.std)
-      evaluation = final.evaluate(test)
+      evaluation = final.evaluator.evaluate(test)
       results["test_accuracy"] = float(evaluation.accuracy)
       if data.num_classes >= 5:
         results["test_top5_accuracy"] = float(evaluation.top5_accuracy)

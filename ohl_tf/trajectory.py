@@ -1,15 +1,16 @@
 """A trajectory: one copy w_n of the network, trained on its own devices (paper Algorithm 1).
 
 Each trajectory owns a `tf.distribute.MirroredStrategy` over its share of the devices, its Keras
-model and SGD optimizer, and per-period accumulators: the histogram c_n of the operations its
-batches carried (the counts of the REINFORCE gradient), the training loss and accuracy, and the
-first step whose loss was not finite.
+model and SGD optimizer, its `evaluation.Evaluator`, and per-period accumulators: the histogram
+c_n of the operations its batches carried (the counts of the REINFORCE gradient), the training
+loss and accuracy, and the first step whose loss was not finite. It trains on the `batch.Batch`es
+of a `pipeline.TrainPipeline.run_dataset`.
 
 Trajectories on distinct devices train in concurrent threads, but TensorFlow must not construct
 graphs in two threads at once (tracing a `tf.data` map or a `tf.function` concurrently can kill
 the process): everything that builds a graph (distributing a dataset, making its iterator,
-tracing the steps) happens in `input_iterator` and `evaluation_iterator`, which the caller
-runs in one thread; `train` and `evaluate` then only execute.
+tracing the steps) happens in `input_iterator` and the evaluator's `validation_passes`, which
+the caller runs in one thread; `train` and `evaluate` then only execute.
 
 Precision (`--precision`) and XLA (`--jit_compile`): the model may compute in bfloat16 or float16
 (Keras mixed-precision policies: float32 variables, low-precision activations) while everything
@@ -20,18 +21,13 @@ optimizer's update, the operation histogram and the accumulators stay outside it
 augmentation a replica runs under --augment_on=device (`finish_batch`).
 """
 
-import collections
-
 import keras
-import numpy as np
 import tensorflow as tf
 
 from ohl_tf import augment
 from ohl_tf import devices as devices_lib
+from ohl_tf import evaluation
 from ohl_tf import policy
-
-
-Evaluation = collections.namedtuple("Evaluation", ["accuracy", "top5_accuracy", "loss"])
 
 # --precision: Keras dtype policies. The mixed ones keep float32 variables and compute in the
 # lower precision; float16 needs loss scaling (its gradients underflow), bfloat16 has float32's
@@ -102,10 +98,10 @@ class Trajectory:
       also wraps the optimizer in loss scaling: `make_optimizer`).
     jit_compile: whether XLA compiles each replica's forward and backward pass (training) and
       forward pass (evaluation).
-    finish_batch: None when the training batches arrive as (float32 images, labels, ops); else
-      fn(*shard) -> (float32 images, labels, ops), run in each replica's step on its own device,
-      before the forward pass and outside XLA, on the replica's shard of every per-image tensor
-      of a batch (`pipeline.TrainPipeline.device_augmentation`: the augmentation on the device).
+    finish_batch: None when the training batches arrive finished (`batch.Batch.finished`); else
+      fn(`batch.Batch`) -> its finished `batch.Batch`, run in each replica's step on its own
+      device, before the forward pass and outside XLA, on the replica's shard of a batch
+      (`pipeline.TrainPipeline.device_augmentation`: the augmentation on the device).
   """
 
   def __init__(self, index, devices, build_model, make_optimizer, weight_decay, batch_size,
@@ -132,8 +128,6 @@ class Trajectory:
     # called inside the strategy's replica functions.
     self._forward_backward_fn = (tf.function(self._forward_backward, jit_compile=True)
                                  if jit_compile else self._forward_backward)
-    self._predict_fn = (tf.function(self._predict, jit_compile=True)
-                        if jit_compile else self._predict)
     with tf.device(devices[0]):
       self.op_counts = tf.Variable(tf.zeros([self._num_operations], tf.int32), trainable=False)
       self.loss_sum = tf.Variable(0.0, trainable=False, dtype=tf.float64)
@@ -144,10 +138,9 @@ class Trajectory:
     # prefetch them to (see `_distribute`).
     on_cpus = all(tf.DeviceSpec.from_string(d).device_type == "CPU" for d in self.devices)
     self._input_options = tf.distribute.InputOptions(experimental_fetch_to_device=not on_cpus)
-    self._eval_datasets = {}
-    self._eval_caches = {}
     self._train_function = None
-    self._eval_function = None
+    self.evaluator = evaluation.Evaluator(self.strategy, self.model, self._distribute,
+                                          self.devices[0], jit_compile)
 
   @property
   def state(self):
@@ -226,22 +219,23 @@ class Trajectory:
     poison = tf.where(overflows > 0, float("nan"), 0.0)
     return [gradients[0] + tf.cast(poison, gradients[0].dtype), *gradients[1:]]
 
-  def replica_inputs(self, *shard):
-    """The (float32 images, labels, ops) a replica trains on, from its shard of a batch: the
-    shard itself, or `finish_batch`'s result. Call it in a replica context (`strategy.run`)."""
-    return self._finish_batch(*shard) if self._finish_batch else shard
+  def replica_inputs(self, shard):
+    """The finished `batch.Batch` a replica trains on, from its shard of a batch: the shard
+    itself, or `finish_batch`'s result. Call it in a replica context (`strategy.run`)."""
+    return shard if shard.finished else self._finish_batch(shard)
 
-  def _replica_step(self, *shard):
-    images, labels, ops = self.replica_inputs(*shard)
-    logits, cross_entropy, loss, gradients = self._forward_backward_fn(images, labels)
+  def _replica_step(self, shard):
+    inputs = self.replica_inputs(shard)
+    logits, cross_entropy, loss, gradients = self._forward_backward_fn(inputs.images,
+                                                                       inputs.labels)
     if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
       gradients = self._agree_on_overflow(gradients)
     variables = self.model.trainable_variables
     self.optimizer.apply_gradients(zip(gradients, variables))
     correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, tf.int32),
-                                             tf.cast(labels, tf.int32)), tf.int64))
-    counts = (policy.operation_histogram(ops, self._num_operations) if self._count_operations
-              else tf.zeros([self._num_operations], tf.int32))
+                                             tf.cast(inputs.labels, tf.int32)), tf.int64))
+    counts = (policy.operation_histogram(inputs.ops, self._num_operations)
+              if self._count_operations else tf.zeros([self._num_operations], tf.int32))
     return cross_entropy, loss, correct, counts
 
   @tf.function
@@ -250,7 +244,7 @@ class Trajectory:
       step = tf.cast(self.optimizer.iterations, tf.int64)
       cross_entropy, loss, correct, counts = (
           self.strategy.reduce("SUM", value, axis=None)
-          for value in self.strategy.run(self._replica_step, args=next(iterator)))
+          for value in self.strategy.run(self._replica_step, args=(next(iterator),)))
       self.loss_sum.assign_add(tf.cast(cross_entropy, tf.float64))
       self.correct.assign_add(correct)
       self.seen.assign_add(self._batch_size)
@@ -281,11 +275,6 @@ class Trajectory:
           iterator, tf.TensorSpec([], tf.int32))
     return iterator
 
-  def start_period(self, dataset):
-    """Resets the period's accumulators and returns `input_iterator(dataset)`."""
-    self.reset_period()
-    return self.input_iterator(dataset)
-
   def train(self, iterator, num_steps):
     """Trains for `num_steps` batches of an `input_iterator`, then syncs the replicas'
     BatchNorm statistics; returns the period's loss and accuracy."""
@@ -293,61 +282,3 @@ class Trajectory:
     self.sync_replicas()
     seen = max(int(self.seen.numpy()), 1)
     return float(self.loss_sum.numpy()) / seen, int(self.correct.numpy()) / seen
-
-  # -------------------------------------------------------------------------------------------
-  # Evaluation.
-  # -------------------------------------------------------------------------------------------
-
-  def _predict(self, images):
-    """One replica's evaluation forward pass: float32 logits (XLA-compiled under
-    --jit_compile; the metrics, e.g. in_top_k, stay outside)."""
-    return tf.cast(self.model(images, training=False), tf.float32)
-
-  @tf.function
-  def _eval_step(self, images, labels):
-    def replica(images, labels):
-      logits = self._predict_fn(images)
-      labels = tf.cast(labels, tf.int32)
-      top1 = tf.equal(tf.argmax(logits, -1, tf.int32), labels)
-      top5 = tf.math.in_top_k(labels, logits, min(5, logits.shape[-1]))
-      cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
-      return (tf.reduce_sum(tf.cast(top1, tf.float64)), tf.reduce_sum(tf.cast(top5, tf.float64)),
-              tf.reduce_sum(tf.cast(cross_entropy, tf.float64)),
-              tf.cast(tf.size(labels), tf.float64))
-    return [self.strategy.reduce("SUM", v, axis=None)
-            for v in self.strategy.run(replica, args=(images, labels))]
-
-  def evaluation_iterator(self, dataset):
-    """An iterator over a `pipeline.eval_dataset` distributed over the replicas, with the
-    evaluation step traced for it: the graph-building half of `evaluate` (one thread at a
-    time)."""
-    if id(dataset) not in self._eval_datasets:
-      self._eval_datasets[id(dataset)] = self._distribute(dataset)
-    distributed = self._eval_datasets[id(dataset)]
-    if self._eval_function is None:  # one trace: the batch dimension is unknown (None)
-      self._eval_function = self._eval_step.get_concrete_function(*distributed.element_spec)
-    return iter(distributed)
-
-  def evaluation_batches(self, dataset, cache=False):
-    """The batches of a `pipeline.eval_dataset` on the replicas, for one `evaluate`: with
-    `cache`, read once and kept on the trajectory's devices (the validation split, evaluated
-    every outer step: no input pipeline per period); otherwise an `evaluation_iterator`.
-    Graph-building on first use (one thread at a time)."""
-    if not cache:
-      return self.evaluation_iterator(dataset)
-    if id(dataset) not in self._eval_caches:
-      batches = tuple(self.evaluation_iterator(dataset))
-      if self.strategy.num_replicas_in_sync == 1:  # read on the host: copied to the device
-        with tf.device(self.devices[0]):
-          batches = tuple(tuple(tf.identity(x) for x in batch) for batch in batches)
-      self._eval_caches[id(dataset)] = batches
-    return self._eval_caches[id(dataset)]
-
-  def evaluate(self, data):
-    """Mean top-1 accuracy, top-5 accuracy and cross-entropy over a `pipeline.eval_dataset`, or
-    its `evaluation_batches`."""
-    batches = self.evaluation_iterator(data) if isinstance(data, tf.data.Dataset) else data
-    totals = np.zeros(4)
-    for images, labels in batches:
-      totals += [float(v) for v in self._eval_function(images, labels)]
-    return Evaluation(*(totals[:3] / totals[3]))

@@ -11,7 +11,7 @@ from terminal_testing import native_lines
 
 from ohl_tf import augmentation_policies
 from ohl_tf import console
-from ohl_tf import pipeline
+from ohl_tf import schedule as schedule_lib
 from ohl_tf import run_config
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -130,7 +130,7 @@ def test_format_outer_step_is_one_line_for_any_number_of_trajectories():
 
 def _summary(**changes):
   config = run_config.Config(**{"model_dir": "/runs/quick", **changes})
-  schedule = pipeline.Schedule(2048, config.batch_size, config.epochs, config.inner_steps)
+  schedule = schedule_lib.Schedule(2048, config.batch_size, config.epochs, config.inner_steps)
   return console.format_summary(
       config, resuming=False, schedule=schedule,
       estimator=augmentation_policies.parse(config.policy).estimator(
@@ -159,7 +159,7 @@ def test_format_summary_names_a_search_space_other_than_the_papers():
 def test_format_summary_of_a_baseline_resuming():
   summary = _summary(policy="cutout", trajectories=1)
   config = run_config.Config(model_dir="/runs/quick", policy="cutout", trajectories=1)
-  schedule = pipeline.Schedule(2048, 128, 10, 0)
+  schedule = schedule_lib.Schedule(2048, 128, 10, 0)
   resumed = console.format_summary(config, resuming=True, schedule=schedule, estimator=None,
                                    trajectory_devices=[["/device:CPU:0"]])
   assert "  policy    cutout (fixed); n* by validation accuracy" in summary.splitlines()

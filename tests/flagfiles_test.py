@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+import pipeline_testing
 
 from ohl_tf import datasets
 from ohl_tf import run_config
@@ -72,8 +73,8 @@ def test_flagfile_builds_its_model_and_pipeline_on_mock_data(path, tmp_path):
                          image_size=config.image_size or None)
     run = search.OnlineSearch(config, data, [["/cpu:0"]] * trajectories)
     log_probs = run.outer.sampling_log_probs(0) or [None]
-    batches = run.population.train_data.dataset(0, 0, log_probs[0])
-    images, labels, ops = next(iter(batches))
+    batches = pipeline_testing.period_batches(run.population.train_data, 0, 0, log_probs[0])
+    images, labels, ops, _ = next(iter(batches))
   logits = run.trajectories[0].model(images, training=False)
   assert images.shape == (2, *data.image_shape) and labels.shape == (2,)
   assert logits.shape == (2, data.num_classes) and np.isfinite(logits.numpy()).all()

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+import pipeline_testing
 import run_testing
 
 from ohl_tf import datasets
 from ohl_tf import pipeline
 from ohl_tf import policy
+from ohl_tf import schedule as schedule_lib
 from ohl_tf.datasets import folder
 from ohl_tf.datasets import registry
 
@@ -221,17 +223,17 @@ def test_streamed_folder_gives_the_in_memory_batches(mixed_folder, period, sampl
                                                memory.train_labels[:30]),  # --train_subset=30
              pipeline.FileSource.from_files(streamed.train_paths[:30], streamed.train_labels[:30],
                                             streamed.decode, streamed.image_shape)]
-  schedule = pipeline.Schedule(30, batch_size=4, epochs=3, inner_steps=5)  # periods cross epochs
+  schedule = schedule_lib.Schedule(30, batch_size=4, epochs=3, inner_steps=5)  # periods cross epochs
   log_probs = policy.log_operation_probabilities(
       tf.random.stateless_normal([1296], [1, 2])) if sampled else None
-  batches = [list(pipeline.TrainPipeline(source, schedule, memory.mean, memory.std, seed=5,
-                                         cutout_size=4).dataset(period, 1, log_probs)
-                  .as_numpy_iterator()) for source in sources]
+  batches = [list(pipeline_testing.period_batches(
+      pipeline.TrainPipeline(source, schedule, memory.mean, memory.std, seed=5, cutout_size=4),
+      period, 1, log_probs).as_numpy_iterator()) for source in sources]
   assert len(batches[0]) == 5
-  for (images, labels, ops), (streamed_images, streamed_labels, streamed_ops) in zip(*batches):
-    np.testing.assert_array_equal(streamed_images, images)
-    np.testing.assert_array_equal(streamed_labels, labels)
-    np.testing.assert_array_equal(streamed_ops, ops)
+  for in_memory, streamed_batch in zip(*batches):
+    np.testing.assert_array_equal(streamed_batch.images, in_memory.images)
+    np.testing.assert_array_equal(streamed_batch.labels, in_memory.labels)
+    np.testing.assert_array_equal(streamed_batch.ops, in_memory.ops)
 
 
 def test_streamed_images_of_another_size_need_image_size(tmp_path):

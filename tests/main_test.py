@@ -230,9 +230,12 @@ def deterministic_run(tmp_path_factory):
   return model_dir, run_testing.final_checkpoint(model_dir)
 
 
-def _kill_after_checkpoint(model_dir, flags, number):
-  """Starts `python -m ohl_tf.main` on `model_dir` and SIGKILLs it once ckpt-`number` exists."""
-  process = subprocess.Popen(run_testing.command(model_dir, *flags), cwd=_ROOT,
+def _kill_after_checkpoint(model_dir, flags, number, code=_ROOT):
+  """Starts `python -m ohl_tf.main` on `model_dir` and SIGKILLs it once ckpt-`number` exists.
+
+  `code`: the folder holding the `ohl_tf` and `models` it runs (the repository's, by default).
+  """
+  process = subprocess.Popen(run_testing.command(model_dir, *flags), cwd=code,
                              env=terminal_testing.environment(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 300
@@ -270,6 +273,47 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(deterministic_run, tmp_
   assert policy_json["theta"] == whole["theta"]
   assert policy_json["search_space"] == search_space
   assert len(policy_json["theta"]) == augment.search_space(search_space).num_operations
+
+
+# The code before issue 17 took the trainer apart (search.py one module of 643 lines).
+_BEFORE_THE_SPLIT = "57ef149"
+
+
+def _export_commit(commit, destination):
+  """Writes `commit`'s `ohl_tf`, `models` and `flags` into `destination` with `git archive`;
+  skips the calling test, with the reason, where the repository or the commit is not there."""
+  if shutil.which("git") is None:
+    pytest.skip("git is not on PATH: the code before the change cannot be exported")
+  found = subprocess.run(["git", "-C", str(_ROOT), "cat-file", "-e", f"{commit}^{{commit}}"],
+                         capture_output=True, check=False)
+  if found.returncode:
+    pytest.skip(f"commit {commit} is not in {_ROOT} (not a git clone with its history, e.g. a "
+                f"tarball or a shallow clone): {found.stderr.decode().strip()}")
+  archive = subprocess.run(["git", "-C", str(_ROOT), "archive", "--format=tar", commit,
+                            "ohl_tf", "models", "flags"], capture_output=True, check=True)
+  destination.mkdir()
+  subprocess.run(["tar", "-x", "-C", str(destination)], input=archive.stdout, check=True)
+
+
+@pytest.mark.slow
+def test_a_run_directory_of_the_code_before_the_split_resumes_to_the_same_checkpoint(
+    deterministic_run, tmp_path):
+  # Issue 17: a run started by the code before the change, killed after outer step 2 of 4, ends
+  # under this code with the θ, weights and slots of an uninterrupted run of this code.
+  old_code = tmp_path / "old_code"
+  _export_commit(_BEFORE_THE_SPLIT, old_code)
+  assert (old_code / "ohl_tf" / "main.py").exists()
+  assert not (old_code / "ohl_tf" / "population.py").exists()  # really the code before the split
+  model_dir = tmp_path / "run"
+  _kill_after_checkpoint(model_dir, _RESUME_FLAGS, 2, code=old_code)
+  resumed = run_testing.run(model_dir, *_RESUME_FLAGS)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert resumed.stdout.startswith(f"Resuming the run in {model_dir}\n")
+  assert "outer step 4/4" in resumed.stdout  # this code trained at least the last period
+  whole_dir, expected = deterministic_run
+  run_testing.assert_same_checkpoint(model_dir, expected)
+  theta = json.loads((model_dir / "policy.json").read_text())["theta"]
+  assert theta == json.loads((whole_dir / "policy.json").read_text())["theta"]
 
 
 def _truncate_data(prefix):

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import models
+from ohl_tf import batch
 from ohl_tf import datasets
 from ohl_tf import devices
 from ohl_tf import pipeline
@@ -44,15 +45,15 @@ def test_every_replica_holds_the_same_batchnorm_statistics_after_training(small_
   t = trajectory.Trajectory(
       0, _CPUS[:2], lambda: models.build("resnet8", 3, (32, 32, 3)),
       lambda: keras.optimizers.SGD(0.05), 5e-4, 16, count_operations=False)
-  dataset = tf.data.Dataset.from_tensor_slices(
-      (tf.cast(small_data.train_images[:64], tf.float32) / 255.0, small_data.train_labels[:64],
-       tf.fill([64], -1))).batch(16)
+  dataset = tf.data.Dataset.from_tensor_slices(batch.Batch(
+      tf.cast(small_data.train_images[:64], tf.float32) / 255.0, small_data.train_labels[:64],
+      tf.fill([64], pipeline.NO_OPERATION), {})).batch(16)
   moving = [v for v in t.model.non_trainable_variables if "moving" in v.path]
   assert len(moving) == 2 * 7  # resnet8: 7 BatchNormalization layers
   # Without the sync each replica keeps the statistics of its own shard (Keras: aggregation
   # "none"), which is the bug this guards against.
   t._train_function = None
-  iterator = t.start_period(dataset)
+  iterator = t.input_iterator(dataset)
   t._train_function(iterator, tf.constant(4))
   before = [_replica_values(v) for v in moving]
   assert any(not np.array_equal(a, b) for a, b in before)
@@ -62,7 +63,8 @@ def test_every_replica_holds_the_same_batchnorm_statistics_after_training(small_
     np.testing.assert_array_equal(first, second, err_msg=variable.path)
     np.testing.assert_allclose(first, (a + b) / 2, rtol=1e-6, err_msg=variable.path)
   # `train` syncs by itself.
-  t.train(t.start_period(dataset), 4)
+  t.reset_period()
+  t.train(t.input_iterator(dataset), 4)
   for variable in moving:
     first, second = _replica_values(variable)
     np.testing.assert_array_equal(first, second, err_msg=variable.path)
@@ -106,10 +108,12 @@ def test_cached_validation_scores_what_a_fresh_pipeline_scores(small_data, num_d
   # 32 images in batches of 12: a short last batch, split unevenly over two replicas.
   val = pipeline.eval_dataset(small_data.eval_examples("val"), 12, small_data.mean,
                               small_data.std)
-  fresh = t.evaluate(val)
-  cached = t.evaluation_batches(val, cache=True)
-  assert t.evaluation_batches(val, cache=True) is cached  # read once, kept
-  assert len(cached) == 3
+  fresh = t.evaluator.evaluate(val)
+  cached = t.evaluator.validation_passes(val, cache=True)
+  assert cached() is cached()  # read once, kept
+  assert len(cached()) == 3
   for _ in range(2):  # and scored again at every outer step
-    assert t.evaluate(cached) == fresh
-  assert t.evaluate(t.evaluation_batches(val, cache=False)) == fresh
+    assert t.evaluator.evaluate(cached()) == fresh
+  read = t.evaluator.validation_passes(val, cache=False)
+  for _ in range(2):  # a new iterator of the same distributed dataset each time
+    assert t.evaluator.evaluate(read()) == fresh

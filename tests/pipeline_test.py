@@ -11,7 +11,9 @@ from ohl_tf import datasets
 from ohl_tf import devices
 from ohl_tf import pipeline
 from ohl_tf import policy
+from ohl_tf import schedule as schedule_lib
 from ohl_tf import trajectory
+import pipeline_testing
 
 _MEAN, _STD = (120.0, 115.0, 100.0), (60.0, 61.0, 62.0)
 
@@ -19,32 +21,13 @@ _MEAN, _STD = (120.0, 115.0, 100.0), (60.0, 61.0, 62.0)
 @pytest.fixture(scope="module")
 def train_pipeline(cifar_images):
   labels = np.arange(len(cifar_images), dtype=np.int32) % 10
-  schedule = pipeline.Schedule(len(cifar_images), batch_size=32, epochs=3, inner_steps=5)
+  schedule = schedule_lib.Schedule(len(cifar_images), batch_size=32, epochs=3, inner_steps=5)
   return pipeline.TrainPipeline(pipeline.MemorySource.from_arrays(cifar_images, labels),
                                 schedule, _MEAN, _STD, seed=7, cutout_size=16)
 
 
-def _collect(dataset):
-  images, labels, ops = zip(*[(x.numpy(), y.numpy(), o.numpy()) for x, y, o in dataset])
-  return np.concatenate(images), np.concatenate(labels), np.concatenate(ops)
-
-
-# ---------------------------------------------------------------------------------------------
-# Schedule.
-# ---------------------------------------------------------------------------------------------
-
-def test_schedule_periods_cover_every_step_once():
-  schedule = pipeline.Schedule(num_examples=1000, batch_size=64, epochs=3, inner_steps=7)
-  assert schedule.steps_per_epoch == 15 and schedule.total_steps == 45
-  bounds = [schedule.period(p) for p in range(schedule.num_periods)]
-  assert bounds[0] == (0, 7) and bounds[-1] == (42, 45) and len(bounds) == 7
-  assert all(end == start for (_, end), (start, _) in zip(bounds, bounds[1:]))
-  assert pipeline.Schedule(1000, 64, 3).period_steps == 15  # inner_steps 0: one epoch
-
-
-def test_schedule_rejects_a_batch_larger_than_the_data():
-  with pytest.raises(ValueError, match="--batch_size=64 exceeds the 50 training images"):
-    pipeline.Schedule(num_examples=50, batch_size=64, epochs=1)
+_period = pipeline_testing.period_batches
+_collect = pipeline_testing.collect
 
 
 # ---------------------------------------------------------------------------------------------
@@ -53,43 +36,44 @@ def test_schedule_rejects_a_batch_larger_than_the_data():
 
 def test_period_data_is_a_pure_function_of_seed_period_and_trajectory(train_pipeline):
   theta = tf.random.stateless_normal([augment.NUM_OPERATIONS], [1, 2])
-  first = _collect(train_pipeline.dataset(2, 1, policy.log_operation_probabilities(theta)))
-  again = _collect(train_pipeline.dataset(2, 1, policy.log_operation_probabilities(theta)))
+  first = _collect(_period(train_pipeline, 2, 1, policy.log_operation_probabilities(theta)))
+  again = _collect(_period(train_pipeline, 2, 1, policy.log_operation_probabilities(theta)))
   for a, b in zip(first, again):
     np.testing.assert_array_equal(a, b)
-  other_period = _collect(train_pipeline.dataset(3, 1, policy.log_operation_probabilities(theta)))
+  other_period = _collect(_period(train_pipeline, 3, 1,
+                                 policy.log_operation_probabilities(theta)))
   assert not np.array_equal(first[2], other_period[2])
   assert first[0].shape == (5 * 32, 32, 32, 3) and first[0].dtype == np.float32
 
 
 def test_trajectories_share_images_and_order_but_not_operations(train_pipeline):
   log_probs = policy.log_operation_probabilities(tf.zeros([augment.NUM_OPERATIONS]))
-  _, labels_0, ops_0 = _collect(train_pipeline.dataset(1, 0, log_probs))
-  _, labels_1, ops_1 = _collect(train_pipeline.dataset(1, 1, log_probs))
+  _, labels_0, ops_0 = _collect(_period(train_pipeline, 1, 0, log_probs))
+  _, labels_1, ops_1 = _collect(_period(train_pipeline, 1, 1, log_probs))
   np.testing.assert_array_equal(labels_0, labels_1)
   assert (ops_0 != ops_1).mean() > 0.9
   # Without operations or Cutout, the two trajectories' images are identical (same flip/crop).
   no_cutout = pipeline.TrainPipeline(train_pipeline.source, train_pipeline.schedule, _MEAN, _STD,
                                      seed=7, cutout_size=0)
-  images_0, _, ops = _collect(no_cutout.dataset(1, 0, None))
-  images_1, _, _ = _collect(no_cutout.dataset(1, 1, None))
+  images_0, _, ops = _collect(_period(no_cutout, 1, 0, None))
+  images_1, _, _ = _collect(_period(no_cutout, 1, 1, None))
   np.testing.assert_array_equal(images_0, images_1)
   assert (ops == pipeline.NO_OPERATION).all()
 
 
 def test_each_epoch_visits_every_image_once(train_pipeline):
   # Period 0 to the end of epoch 0 (steps 0-7 of 8): one permutation of the first 256 images.
-  schedule = pipeline.Schedule(256, batch_size=32, epochs=2, inner_steps=8)
+  schedule = schedule_lib.Schedule(256, batch_size=32, epochs=2, inner_steps=8)
   data = pipeline.TrainPipeline(train_pipeline.source, schedule, _MEAN, _STD, seed=7,
                                 cutout_size=0)
-  labels = _collect(data.dataset(0, 0, None))[1]
+  labels = _collect(_period(data, 0, 0, None))[1]
   np.testing.assert_array_equal(np.bincount(labels), np.bincount(np.arange(256) % 10))
 
 
 def test_sampled_operations_follow_p_theta(train_pipeline):
   # θ strongly favours op 37 (ShearX 0.2, ShearX 0.2): p ~ 0.88 by eq. 7 with θ_37 = 10, others -10.
   theta = tf.tensor_scatter_nd_update(tf.fill([augment.NUM_OPERATIONS], -10.0), [[37]], [10.0])
-  ops = _collect(train_pipeline.dataset(0, 0, policy.log_operation_probabilities(theta)))[2]
+  ops = _collect(_period(train_pipeline, 0, 0, policy.log_operation_probabilities(theta)))[2]
   assert abs((ops == 37).mean() - 1 / (1 + 1295 * float(tf.sigmoid(-10.0)))) < 0.05
 
 
@@ -100,8 +84,9 @@ def test_per_image_and_batched_paths_give_the_same_bytes_and_operations(train_pi
                                      seed=7, cutout_size=16, augment_path="per_image")
   theta = tf.random.stateless_normal([augment.NUM_OPERATIONS], [5, 6])
   log_probs = policy.log_operation_probabilities(theta)
-  batched_images, batched_labels, batched_ops = _collect(train_pipeline.dataset(1, 2, log_probs))
-  images, labels, ops = _collect(per_image.dataset(1, 2, log_probs))
+  batched_images, batched_labels, batched_ops = _collect(
+      _period(train_pipeline, 1, 2, log_probs))
+  images, labels, ops = _collect(_period(per_image, 1, 2, log_probs))
   assert images.shape == (5 * 32, 32, 32, 3)
   np.testing.assert_array_equal(images, batched_images)
   np.testing.assert_array_equal(labels, batched_labels)
@@ -123,7 +108,7 @@ def test_the_identity_space_samples_its_1369_operations_on_both_paths(train_pipe
                                       seed=7, cutout_size=16, augment_path=path,
                                       search_space=space)
                for path in pipeline.AUGMENT_PATHS]
-  (images, _, ops), (other_images, _, other_ops) = (_collect(p.dataset(1, 2, log_probs))
+  (images, _, ops), (other_images, _, other_ops) = (_collect(_period(p, 1, 2, log_probs))
                                                     for p in pipelines)
   np.testing.assert_array_equal(images, other_images)
   np.testing.assert_array_equal(ops, other_ops)
@@ -131,7 +116,7 @@ def test_the_identity_space_samples_its_1369_operations_on_both_paths(train_pipe
   assert ((ops // 37 == 36) != (ops % 37 == 36)).any()  # (Identity, e) or (e, Identity) drawn
   untouched = ops == no_operation
   assert abs(untouched.mean() - p_none) < 4 * np.sqrt(p_none * (1 - p_none) / len(ops))
-  plain = _collect(pipelines[0].dataset(1, 2, None))[0]
+  plain = _collect(_period(pipelines[0], 1, 2, None))[0]
   np.testing.assert_array_equal(images[untouched], plain[untouched])
   assert (images[~untouched] != plain[~untouched]).any()
   feed = pipeline.SamplingFeed.uniform(1, space)
@@ -166,9 +151,9 @@ def test_op_counts_equal_the_operations_applied(train_pipeline, augment_path):
   t = trajectory.Trajectory(0, ["/cpu:0"], model_fn, lambda: keras.optimizers.SGD(0.01), 5e-4,
                             32)
   theta = tf.random.stateless_normal([augment.NUM_OPERATIONS], [3, 4])
-  dataset = train_pipeline.dataset(0, 0, policy.log_operation_probabilities(theta))
-  t.train(t.start_period(dataset), 5)
-  applied = _collect(dataset)[2]
+  log_probs = policy.log_operation_probabilities(theta)
+  t.train(t.input_iterator(_period(train_pipeline, 0, 0, log_probs)), 5)
+  applied = _collect(_period(train_pipeline, 0, 0, log_probs))[2]
   np.testing.assert_array_equal(t.op_counts.numpy(),
                                 np.bincount(applied, minlength=augment.NUM_OPERATIONS))
   assert int(t.seen.numpy()) == 160 and t.step == 5
@@ -219,23 +204,26 @@ def test_each_replica_trains_on_the_host_pipelines_bytes(train_pipeline, on_devi
       tf.random.stateless_normal([augment.NUM_OPERATIONS], [5, 6]))
   traced_on = []
 
-  def replica_inputs(*shard):
-    inputs = t.replica_inputs(*shard)  # what `_replica_step` trains on
-    traced_on.append(inputs[0].device)
+  def replica_inputs(shard):
+    inputs = t.replica_inputs(shard)  # what `_replica_step` trains on
+    traced_on.append(inputs.images.device)
     return inputs
 
-  step = tf.function(lambda batch: t.strategy.run(replica_inputs, args=batch))
-  uint8_batches = on_device.dataset(1, 2, log_probs)
-  assert uint8_batches.element_spec[0].dtype == tf.uint8
+  step = tf.function(lambda batch: t.strategy.run(replica_inputs, args=(batch,)))
+  uint8_batches = _period(on_device, 1, 2, log_probs)
+  assert uint8_batches.element_spec.images.dtype == tf.uint8
+  assert set(uint8_batches.element_spec.augmentation) == {"signs", "cutout_centres"}
   iterator = t.input_iterator(uint8_batches)
   ops_seen = []
-  for host_batch in train_pipeline.dataset(1, 2, log_probs):
-    shards = [t.strategy.experimental_local_results(value) for value in step(next(iterator))]
-    for want, got in zip(host_batch, shards):
+  for host_batch in _period(train_pipeline, 1, 2, log_probs):
+    trained_on = step(next(iterator))
+    assert host_batch.finished and trained_on.finished
+    for field in ("images", "labels", "ops"):
+      got = t.strategy.experimental_local_results(getattr(trained_on, field))
       assert len(got) == replicas
       np.testing.assert_array_equal(np.concatenate([shard.numpy() for shard in got]),
-                                    want.numpy())
-    ops_seen.append(host_batch[2].numpy())
+                                    getattr(host_batch, field).numpy())
+    ops_seen.append(host_batch.ops.numpy())
   assert len(ops_seen) == 5 and next(iterator, None) is None
   assert len(np.unique(np.concatenate(ops_seen) // augment.NUM_ELEMENTS)) > 20
   where = lambda name: (tf.DeviceSpec.from_string(name).device_type,
@@ -252,7 +240,7 @@ def test_host_and_device_augmentation_train_the_same_weights_and_counts(train_pi
   for data, finish_batch in ((train_pipeline, None),
                              (on_device, on_device.device_augmentation(True))):
     t = _small_trajectory(_REPLICA_DEVICES[replicas], finish_batch)
-    t.train(t.start_period(data.dataset(0, 1, log_probs)), 3)
+    t.train(t.input_iterator(_period(data, 0, 1, log_probs)), 3)
     trained.append(t)
   host, device = trained
   assert int(tf.reduce_sum(device.op_counts)) == 3 * 32 and device.step == 3
@@ -315,11 +303,11 @@ def test_stream_source_periods_are_slices_of_the_run(imagenet_data_dir):
 
 def test_stream_pipeline_batches_fixed_size_crops(imagenet_data_dir):
   data = datasets.load("imagenet2012", data_dir=imagenet_data_dir, val_size=5, image_size=32)
-  schedule = pipeline.Schedule(data.num_train, batch_size=4, epochs=1, inner_steps=2)
+  schedule = schedule_lib.Schedule(data.num_train, batch_size=4, epochs=1, inner_steps=2)
   train = pipeline.TrainPipeline(pipeline.StreamSource(data), schedule, data.mean,
                                  data.std, seed=1, cutout_size=0, base=data.train_base)
   theta = tf.zeros([augment.NUM_OPERATIONS])
-  images, labels, ops = _collect(train.dataset(1, 0, policy.log_operation_probabilities(theta)))
+  images, labels, ops = _collect(_period(train, 1, 0, policy.log_operation_probabilities(theta)))
   assert images.shape == (8, 32, 32, 3) and images.dtype == np.float32
   assert labels.shape == (8,) and ((0 <= ops) & (ops < augment.NUM_OPERATIONS)).all()
   # Mean subtraction only (std None): values stay in [-mean, 255 - mean].
@@ -345,10 +333,10 @@ def test_a_fed_run_pipeline_gives_each_period_the_batches_of_its_own_log_p(train
       feed.put(log_probs)
       start, end = schedule.period(period)
       fed = [next(iterator) for _ in range(end - start)]
-      alone = list(train_pipeline.dataset(period, 2, log_probs))
+      alone = list(_period(train_pipeline, period, 2, log_probs))
       assert len(fed) == len(alone)
       for got, want in zip(fed, alone):
-        for a, b in zip(got, want):
+        for a, b in zip(tf.nest.flatten(got), tf.nest.flatten(want), strict=True):
           np.testing.assert_array_equal(a.numpy(), b.numpy())
     with pytest.raises(StopIteration):  # the run's last period ends the pipeline
       next(iterator)
@@ -370,9 +358,9 @@ def test_a_closed_feed_ends_a_waiting_pipeline(train_pipeline):
 def test_a_run_pipeline_without_operations_spans_the_run(train_pipeline):
   batches = list(train_pipeline.run_dataset(2, 0))
   assert len(batches) == train_pipeline.schedule.total_steps - train_pipeline.schedule.period(2)[0]
-  np.testing.assert_array_equal(batches[0][0].numpy(),
-                                next(iter(train_pipeline.dataset(2, 0)))[0].numpy())
-  assert (np.concatenate([b[2].numpy() for b in batches]) == pipeline.NO_OPERATION).all()
+  np.testing.assert_array_equal(batches[0].images.numpy(),
+                                next(iter(_period(train_pipeline, 2, 0))).images.numpy())
+  assert (np.concatenate([b.ops.numpy() for b in batches]) == pipeline.NO_OPERATION).all()
 
 
 def test_dataset_bytes_bounds_a_finite_dataset_and_is_infinite_when_unknown():
@@ -403,7 +391,7 @@ def test_a_uniform_feed_hands_the_uniform_log_p_for_each_period(train_pipeline):
   feed = pipeline.SamplingFeed.uniform(3)
   uniform = policy.log_operation_probabilities(tf.zeros([augment.NUM_OPERATIONS]))
   run = _collect(train_pipeline.run_dataset(train_pipeline.schedule.num_periods - 3, 0, feed))
-  fed = [_collect(train_pipeline.dataset(period, 0, uniform))
+  fed = [_collect(_period(train_pipeline, period, 0, uniform))
          for period in range(train_pipeline.schedule.num_periods - 3,
                              train_pipeline.schedule.num_periods)]
   for got, expected in zip(run, map(np.concatenate, zip(*fed))):

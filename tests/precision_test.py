@@ -26,8 +26,10 @@ import tensorflow as tf
 
 import models
 import run_testing
+from ohl_tf import batch
 from ohl_tf import datasets
 from ohl_tf import export
+from ohl_tf import pipeline
 from ohl_tf import preprocess
 from ohl_tf import run_config
 from ohl_tf import run_directory
@@ -58,7 +60,8 @@ def _trajectory(precision, jit_compile=False, devices=("/cpu:0",)):
 
 def _batches(images, labels):
   return tf.data.Dataset.from_tensor_slices(
-      (images, labels, tf.fill([len(labels)], -1))).batch(_BATCH)
+      batch.Batch(images, labels, tf.fill([len(labels)], pipeline.NO_OPERATION), {})
+  ).batch(_BATCH)
 
 
 def _relative(value, reference):
@@ -73,9 +76,10 @@ def trained():
   results = {}
   for precision, jit_compile in [("float32", False), *_TOLERANCES]:
     t = _trajectory(precision, jit_compile)
-    before = t._predict_fn(tf.constant(images)).numpy()  # pylint: disable=protected-access
-    loss, _ = t.train(t.start_period(_batches(images, labels)), 1)
-    after = t._predict_fn(tf.constant(images)).numpy()  # pylint: disable=protected-access
+    predict = t.evaluator._predict_fn  # pylint: disable=protected-access
+    before = predict(tf.constant(images)).numpy()
+    loss, _ = t.train(t.input_iterator(_batches(images, labels)), 1)
+    after = predict(tf.constant(images)).numpy()
     results[precision, jit_compile] = t, before, after, loss
   return results
 
@@ -128,7 +132,7 @@ def test_the_export_is_a_float32_model_with_the_trained_weights(trained, configu
   np.testing.assert_allclose(outputs["probabilities"],
                              tf.nn.softmax(plain(standardised, training=False)), atol=1e-6)
   # The float32 export and the trained low-precision model agree to the precision's tolerance.
-  low_precision = t._predict_fn(standardised)  # pylint: disable=protected-access
+  low_precision = t.evaluator._predict_fn(standardised)  # pylint: disable=protected-access
   assert _relative(plain(standardised, training=False), low_precision) < _TOLERANCES[
       configuration]
 
@@ -173,7 +177,7 @@ def test_float16_replicas_skip_a_step_together_when_one_overflows():
   images[_BATCH // 2:] = np.nan
   t = _trajectory("mixed_float16", devices=("/cpu:0", "/cpu:1"))
   before = [v.numpy() for v in t.model.trainable_variables]
-  t.train(t.start_period(_batches(images, labels)), 1)
+  t.train(t.input_iterator(_batches(images, labels)), 1)
   assert t.step == 0  # skipped
   for variable, value in zip(t.model.trainable_variables, before):
     for replica in variable.value.values:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import pipeline_testing
 from ohl_tf import augment
 from ohl_tf import datasets
 from ohl_tf import estimators
@@ -57,9 +58,8 @@ def test_outer_step_moves_theta_and_copies_the_best_state_to_all(tmp_path, small
   assert all(all(np.array_equal(a, b) for a, b in zip(initial[0], s)) for s in initial)  # w_0
   theta = tf.zeros([augment.NUM_OPERATIONS])
   for t in ohl.trajectories:  # each trains on its own operations: weights, BN, slots diverge
-    t.train(t.start_period(
-        ohl.population.train_data.dataset(0, t.index,
-                                          policy.log_operation_probabilities(theta))), 2)
+    t.train(t.input_iterator(pipeline_testing.period_batches(
+        ohl.population.train_data, 0, t.index, policy.log_operation_probabilities(theta))), 2)
   states = [_state(t) for t in ohl.trajectories]
   assert not np.array_equal(states[0][0], states[1][0])
   counts = np.stack([t.op_counts.numpy() for t in ohl.trajectories])
@@ -403,8 +403,8 @@ def test_batch_policies_change_the_images_and_none_drops_cutout(tmp_path, small_
     ohl = search.OnlineSearch(_config(tmp_path, policy=policy_name, trajectories=1,
                                       cutout=cutout), small_data, [[_CPUS[0]]])
     log_probs = ohl.outer.sampling_log_probs(0) or [None]
-    images, _, _ = next(iter(ohl.population.train_data.dataset(0, 0, log_probs[0])))
-    return images.numpy()
+    batches = pipeline_testing.period_batches(ohl.population.train_data, 0, 0, log_probs[0])
+    return next(iter(batches)).images.numpy()
 
   plain = first_batch("none")
   np.testing.assert_array_equal(plain, first_batch("cutout", cutout=0))
