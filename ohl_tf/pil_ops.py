@@ -529,8 +529,8 @@ def color(images, factors):
   `grayscale`'s int32 (the weighted sum is an integer below 2**24, as the weights sum to 65536,
   so exact; the floor of its product with 2**-16 is the shift), from the float32 pixels the
   blend needs anyway, and each colour plane blended with L before one uint8 stack. Neither L nor
-  a float32 image is stacked to three channels: about half the passes over memory of the
-  int32 L stacked and blended as an image.
+  a float32 image is stacked to three channels: two to three fewer passes over the image than
+  an int32 L, stacked as a uint8 image and blended (which casts it and the image to float32).
   """
   planes = tf.unstack(tf.cast(images, tf.float32), axis=-1)
   red, green, blue = planes
