@@ -83,12 +83,19 @@ def _point(images, ids, signs, table):
   return pil_ops.posterize_solarize(images, masks, thresholds)
 
 
+def _factors(ids, signs, table):
+  # One factor per sign, at 2 id + (s > 0) of the flattened [V, 2] table.
+  return tf.gather(table.factors.reshape(-1), 2 * ids + _sign_column(signs))
+
+
 def _enhance(degenerate_fn):
   def kernel(images, ids, signs, table):
-    # One factor per sign, at 2 id + (s > 0) of the flattened [V, 2] table.
-    factors = tf.gather(table.factors.reshape(-1), 2 * ids + _sign_column(signs))
-    return pil_ops.blend(degenerate_fn(images), images, factors)
+    return pil_ops.blend(degenerate_fn(images), images, _factors(ids, signs, table))
   return kernel
+
+
+def _color(images, ids, signs, table):
+  return pil_ops.color(images, _factors(ids, signs, table))
 
 
 def _autocontrast(images, ids, signs, table):
@@ -112,7 +119,7 @@ _KERNEL_OF_NAME = {
     "Posterize": _point,
     "Solarize": _point,
     "Invert": _point,
-    "Color": _enhance(pil_ops.color_degenerate),
+    "Color": _color,
     "Contrast": _enhance(pil_ops.contrast_degenerate),
     "Sharpness": _enhance(pil_ops.sharpness_degenerate),
     "Brightness": _enhance(tf.zeros_like),

@@ -1,7 +1,7 @@
 """Tests of ohl_tf.pil_ops' fast paths: each gives Pillow's bytes exactly, not only within the
 tolerances of augment_pillow_test.py.
 
-* The integer identities the kernels rely on, checked on every value they can meet.
+* The integer and float identities the kernels rely on, checked on every value they can meet.
 * Shifts for translations and shears (`shift_blocks`) reproduce Pillow's sampling table.
 * At 224x224 (`one_image_at_a_time`: kernels image by image, shifts by slices) every element
   and sign equals Pillow byte for byte on real images, on the batched and per-image paths.
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from PIL import ImageOps
 
 import pillow_reference as ref
 from ohl_tf import augment
@@ -37,6 +38,29 @@ def test_posterize_solarize_in_uint8_equals_the_tables():
     expected = np.where(posterized[None] >= thresholds[:, None], 255 - posterized[None],
                         posterized[None])
     np.testing.assert_array_equal(out.reshape(257, 256), expected, err_msg=f"mask {mask}")
+
+
+def test_color_luminance_in_float32_is_pillows_on_every_pixel():
+  # color's float32 L, in its order of operations, against convert('L') on all 256**3 pixels.
+  green, blue = [v.astype(np.float32).ravel() for v in np.mgrid[0:256, 0:256]]
+  for red in range(256):
+    sums = 19595 * np.float32(red) + 38470 * green + 7471 * blue + 0x8000
+    ours = np.floor(sums * np.float32(2.0**-16))
+    expected = (19595 * red + 38470 * green.astype(np.int64) + 7471 * blue.astype(np.int64)
+                + 0x8000) >> 16
+    np.testing.assert_array_equal(ours, expected, err_msg=f"red {red}")
+
+
+def test_autocontrast_stretch_equals_pillow_for_every_range():
+  """Every (lo, hi), lo <= hi, as a channel holding every value in [lo, hi]: the stretch without
+  a clip gives ImageOps.autocontrast's bytes (its clip never acts)."""
+  ranges = [(lo, hi) for lo in range(256) for hi in range(lo, 256)]
+  ranges += ranges[:(-len(ranges)) % 3]  # whole images of three channels
+  channels = np.array([np.minimum(lo + np.arange(256), hi) for lo, hi in ranges], np.uint8)
+  images = channels.reshape(-1, 3, 1, 256).transpose(0, 2, 3, 1)  # [N, 1, 256, 3]
+  ours = pil_ops.autocontrast_stretch(tf.constant(images)).numpy()
+  expected = np.stack([np.asarray(ImageOps.autocontrast(Image.fromarray(x))) for x in images])
+  np.testing.assert_array_equal(ours, expected)
 
 
 @pytest.mark.parametrize("height,width", [(224, 224), (32, 32), (31, 45)])
