@@ -74,12 +74,14 @@ def numbers(directory):
   return sorted(found, reverse=True)
 
 
-def problem(path):
+def problem(path, keys=None):
   """What makes checkpoint `path` (a prefix, ".../ckpt-3") unreadable, in one line; None when
-  its index and every tensor read (TensorFlow checks each tensor's checksum as it reads)."""
+  its index and every tensor read (TensorFlow checks each tensor's checksum as it reads), or
+  only those of `keys` that it holds."""
   try:
     reader = tf.train.load_checkpoint(path)
-    for name in reader.get_variable_to_shape_map():
+    held = reader.get_variable_to_shape_map()
+    for name in held if keys is None else [key for key in keys if key in held]:
       reader.get_tensor(name)
   # A truncated data file raises IndexError ("Read less bytes than requested").
   except (tf.errors.OpError, IndexError, ValueError, OSError) as error:
@@ -87,13 +89,15 @@ def problem(path):
   return None
 
 
-def newest_intact(directory):
+def newest_intact(directory, keys=None):
   """The newest intact checkpoint of `directory` and the newer damaged ones, reading only.
 
   Older checkpoints are not read: the newest intact one is enough.
 
   Args:
     directory: a `tf.train.CheckpointManager` directory (`<model_dir>/checkpoints`).
+    keys: the tensors a reader needs (e.g. the report's θ, not every network's weights), or
+      None for every tensor.
 
   Returns:
     (path, damaged): the intact checkpoint's path (prefix), or None when `directory` holds no
@@ -105,7 +109,7 @@ def newest_intact(directory):
   damaged = []
   for number in numbers(directory):
     path = os.path.join(directory, f"ckpt-{number}")
-    reason = problem(path)
+    reason = problem(path, keys)
     if reason is None:
       return path, damaged
     damaged.append((path, reason))

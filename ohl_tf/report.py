@@ -2,10 +2,11 @@ r"""Draws a run's augmentation policy as PNG files, from its latest checkpoint.
 
   python -m ohl_tf.report MODEL_DIR [--out=DIR]
 
-MODEL_DIR is a run's --model_dir, finished or still training: the report reads the newest
-intact checkpoint in MODEL_DIR/checkpoints with `tf.train.load_checkpoint` and builds no model, so it
-runs in seconds beside a training run. Into --out (default MODEL_DIR/report/) it writes the
-figures the run's TensorBoard shows (`ohl_tf.summaries`):
+MODEL_DIR is a run's --model_dir, finished or still training: the report reads the policy of
+the newest checkpoint in MODEL_DIR/checkpoints whose policy tensors are intact, with
+`tf.train.load_checkpoint`, and builds no model, so it runs in seconds beside a training run.
+Into --out (default MODEL_DIR/report/) it writes the figures the run's TensorBoard shows
+(`ohl_tf.summaries`):
 
   probabilities.png      p_θ as an E×E heatmap (36×36, 37×37 with Identity), row e1 (applied
                          first), column e2
@@ -60,7 +61,8 @@ class RunState:
     outer_step: int, outer steps completed.
     theta: float64 [K], θ after the last outer step (K = 1296, or 1369 in --search_space=
       paper_identity: the size says the space).
-    theta_history: float64 [outer_step + 1, K], row t = θ after outer step t (row 0: θ = --theta_init).
+    theta_history: float64 [outer_step + 1, K], row t = θ after outer step t
+      (row 0: --theta_init).
     lineage: float64 [K], running op counts of each period's best trajectory, or None when
       the run does not record them.
   """
@@ -108,7 +110,8 @@ def read_run(model_dir):
   """
   checkpoint_dir = run_directory.path(model_dir, run_directory.CHECKPOINTS)
   try:  # read only: the run, perhaps still training, sets damaged checkpoints aside itself
-    path, damaged = checkpoints.newest_intact(checkpoint_dir)
+    path, damaged = checkpoints.newest_intact(
+        checkpoint_dir, (THETA_KEY, THETA_HISTORY_KEY, OUTER_STEP_KEY, LINEAGE_KEY))
   except checkpoints.DamagedCheckpointError as error:
     raise ReportError(str(error)) from None
   for damaged_path, reason in damaged:
