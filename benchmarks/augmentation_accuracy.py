@@ -25,7 +25,6 @@ images, as N independent runs of a user would).
 import dataclasses
 import datetime
 import hashlib
-import itertools
 import json
 import os
 import pathlib
@@ -151,31 +150,6 @@ def write_split(root, images, labels, names, per_class, seed):
     Image.fromarray(image).save(folder / f"{i:04d}.png")
 
 
-def element_marginals(probabilities):
-  """(p(e1 = e) + p(e2 = e)) / 2 of an E x E matrix of operation probabilities."""
-  matrix = np.asarray(probabilities, np.float64)
-  return (matrix.sum(axis=1) + matrix.sum(axis=0)) / 2
-
-
-def spearman(a, b):
-  """Spearman's rank correlation (average ranks for ties)."""
-  def ranks(x):
-    order = np.argsort(x, kind="stable")
-    r = np.empty(len(x))
-    r[order] = np.arange(len(x))
-    for value in np.unique(x):  # ties share their mean rank
-      r[x == value] = r[x == value].mean()
-    return r
-  ra, rb = ranks(np.asarray(a)), ranks(np.asarray(b))
-  return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def mean_pairwise_spearman(vectors):
-  """The mean of Spearman's correlation over every pair of `vectors` (nan for fewer than 2)."""
-  pairs = [spearman(a, b) for a, b in itertools.combinations(vectors, 2)]
-  return float(np.mean(pairs)) if pairs else float("nan")
-
-
 def _run_key(row_label, flags_, seed):
   return json.dumps([row_label, list(flags_), seed, _PER_CLASS.value, _VAL_PER_CLASS.value,
                      _EPOCHS.value])
@@ -217,9 +191,9 @@ def run_rows(selected, seeds, work_dir, records_path):
                   "wall_time_s": results["wall_time_s"], "finished": str(datetime.datetime.now(
                       datetime.timezone.utc))}
         if policy is not None:
-          record["marginals"] = element_marginals(policy["probabilities"]).tolist()
+          record["marginals"] = reporting.element_marginals(policy["probabilities"]).tolist()
           if policy.get("lineage"):
-            record["lineage_marginals"] = element_marginals(
+            record["lineage_marginals"] = reporting.element_marginals(
                 policy["lineage"]["probabilities"]).tolist()
         with records_path.open("a") as file:
           file.write(json.dumps(record) + "\n")
@@ -245,9 +219,9 @@ def report(records_path, trajectories):
         f"{'rank corr p':>11s} {'rank corr lineage':>17s}")
   for label, group in by_row.items():
     errors = [100 * r["test_error"] for r in group]
-    rank_p = mean_pairwise_spearman([r["marginals"] for r in group if "marginals" in r])
-    rank_l = mean_pairwise_spearman([r["lineage_marginals"] for r in group
-                                     if "lineage_marginals" in r])
+    agreement = lambda key: reporting.mean_pairwise_spearman(  # pylint: disable=cell-var-from-loop
+        [r[key] for r in group if key in r])
+    rank_p, rank_l = agreement("marginals"), agreement("lineage_marginals")
     print(f"  {label:28s} {len(group):5d} {reporting.mean_se(errors):>17s} "
           f"{np.mean([r['wall_time_s'] for r in group]):7.0f} {rank_p:11.2f} {rank_l:17.2f}")
 

@@ -17,7 +17,10 @@ estimator, as mean ± standard error over the seeds:
   * best validation and test accuracy, and wall time;
   * corr: per outer step, the correlation across trajectories between a trajectory's share of
     harmful operations and its reward, averaged over the run (how much of the reward signal
-    the policy gradient can credit to the harmful operations; negative = they cost reward).
+    the policy gradient can credit to the harmful operations; negative = they cost reward);
+  * agreement: the mean pairwise Spearman correlation across the seeds of p_θ's element
+    marginals and of the lineage's (1 = every seed ranks the 36 elements alike). Only the five
+    harmful elements carry the answer, so random ranks among the other 31 keep it below 1.
 
   python benchmarks/policy_learning.py                          # 3 seeds, ~35 min on 2 cores
   python benchmarks/policy_learning.py --seeds=0 --runs=element_es --es_sigma=2
@@ -44,7 +47,7 @@ import tensorflow as tf
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT))
 
-from reporting import mean_se  # pylint: disable=g-import-not-at-top,wrong-import-position
+import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import augment  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import estimators  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import run_config  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -100,7 +103,10 @@ def measure(model_dir, results, harmful):
   exported = json.loads(pathlib.Path(model_dir, "policy.json").read_text())
   probs = np.reshape(exported["probabilities"], -1)
   lineage = np.reshape(exported["lineage"]["probabilities"], -1)
-  return {"harm": probs[harmful].sum() / harmful.mean(),
+  return {"marginals": reporting.element_marginals(exported["probabilities"]).tolist(),
+          "lineage_marginals": reporting.element_marginals(
+              exported["lineage"]["probabilities"]).tolist(),
+          "harm": probs[harmful].sum() / harmful.mean(),
           "lineage": lineage[harmful].sum() / harmful.mean(),
           "drift": innocent_drift(probs, harmful),
           "val": results["best_val_accuracy"], "test": results["test_accuracy"],
@@ -135,13 +141,20 @@ def report(base, runs, task, seeds):
         " (mean ± standard error)")
   print(f"  {'policy':12s} {'harm (x unif)':>15s} {'lineage (x unif)':>17s} "
         f"{'drift (TV)':>15s} {'best val':>15s} {'test acc':>15s} {'corr':>16s} "
-        f"{'wall s':>7s}")
+        f"{'wall s':>7s} {'agreement p/lineage':>19s}")
   for name, figures in runs.items():
-    column = lambda key: mean_se([f[key] for f in figures])  # pylint: disable=cell-var-from-loop
+    column = lambda key: reporting.mean_se(  # pylint: disable=cell-var-from-loop
+        [f[key] for f in figures])
     label = "uniform" if name == "uniform" else f"ohl {name}"
     print(f"  {label:12s} {column('harm'):>15s} {column('lineage'):>17s} {column('drift'):>15s} "
           f"{column('val'):>15s} {column('test'):>15s} {column('signal'):>16s} "
-          f"{np.mean([f['wall_s'] for f in figures]):7.0f}")
+          f"{np.mean([f['wall_s'] for f in figures]):7.0f} "
+          f"{agreement(figures, 'marginals'):>9.2f} / {agreement(figures, 'lineage_marginals'):.2f}")
+
+
+def agreement(figures, key):
+  """The mean pairwise rank correlation across seeds of the runs' element marginals `key`."""
+  return reporting.mean_pairwise_spearman([f[key] for f in figures])
 
 
 def main(argv):
