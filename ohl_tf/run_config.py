@@ -92,7 +92,8 @@ class Config:
       "replica's training step on its own device, the host only decoding, cropping, flipping and "
       "drawing (uint8 to the device). The same bytes either way; device needs "
       "--augment_path=batched. docs/benchmarks.md, Augmentation on the device, says which to pick.")
-  val_size: int = _setting(500, "Validation images held out of the training split.")
+  val_size: int = _setting(500, "Validation images held out of the training split (folder: "
+                                "chosen from ROOT/val beside ROOT/train and ROOT/test).")
   test_size: int = _setting(
       500, "folder: in the ROOT/<class> layout, images held out of the folder as the test split "
            "(seeded by --seed, before --val_size; 0 = no test split); unused where the folder "

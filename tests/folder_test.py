@@ -112,11 +112,49 @@ def test_val_classes_must_match_train(tmp_path):
     datasets.load(f"folder:{tmp_path}", val_size=1)
 
 
+@pytest.mark.parametrize("split", ["val", "validation"])
+def test_train_val_and_test_folders_give_the_three_splits(tmp_path, split):
+  _make(tmp_path / "train", {"a": 4, "b": 4})
+  _make(tmp_path / split, {"a": 3, "b": 2}, seed=1)
+  _make(tmp_path / "test", {"a": 2, "b": 1}, seed=2)
+  load = lambda val_size, seed=0: datasets.load(f"folder:{tmp_path}", val_size=val_size,
+                                                 test_size=4, seed=seed)  # test_size unused
+  data = load(5)
+  # Every training image trains; validation is the val folder; test the test folder.
+  assert (len(data.train_images), len(data.val_images), len(data.test_images)) == (8, 5, 3)
+  files = lambda folder: {np.asarray(Image.open(path)).tobytes(): "ab".index(path.parent.name)
+                          for path in (tmp_path / folder).glob("*/*.png")}
+  assert _pixels_of(data, "val") == files(split) and _pixels_of(data, "test") == files("test")
+  assert {image.tobytes(): int(label) for image, label in
+          zip(data.train_images, data.train_labels)} == files("train")
+  assert data.description == (f"test split {tmp_path / 'test'} (3 images); validation split 5 "
+                              f"of the 5 images of {tmp_path / split}")
+  # --val_size takes that many of the folder's images, seeded; more than it holds is refused.
+  assert set(_pixels_of(load(2, seed=1), "val")) < set(files(split))
+  np.testing.assert_array_equal(load(2, seed=1).val_images, load(2, seed=1).val_images)
+  assert len({load(2, seed=seed).val_images.tobytes() for seed in range(6)}) > 1
+  with pytest.raises(ValueError, match=rf"val_size \(--val_size\) must be in \[1, 5\] for "
+                     rf"folder:{tmp_path}, whose validation folder {tmp_path / split} holds 5 "
+                     r"images: the validation split is chosen from them. Received: val_size=6$"):
+    load(6)
+
+
+def test_a_streamed_three_split_folder_gives_the_in_memory_splits(tmp_path):
+  _make(tmp_path / "train", {"x": 9, "y": 8}, size=[(16, 16), (20, 12)], image_format="JPEG")
+  _make(tmp_path / "validation", {"x": 4, "y": 5}, size=[(16, 16), (9, 30)], seed=1,
+        image_format="JPEG")
+  _make(tmp_path / "test", {"x": 3, "y": 3}, seed=2, image_format="JPEG")
+  memory, streamed = _load_both(tmp_path, val_size=7)
+  _same_dataset(memory, streamed)
+  assert streamed.num_train == 17 and len(streamed.val_paths) == 7
+  assert all("/validation/" in path for path in streamed.val_paths)
+
+
 @pytest.mark.parametrize("folders, problem", [
-    (["train", "test", "val"],
-     r"it has train/ and both test/ and val/, and either could be the test split"),
     (["train", "val", "validation"],
      r"it has train/ and both val/ and validation/, and either could be the test split"),
+    (["train", "test", "val", "validation"],
+     r"it has train/ and both val/ and validation/, and either could be the validation split"),
     (["train", "cat", "dog"], r"it has train/ and, beside it, \['cat', 'dog'\], which look like "
                               r"class folders"),
     (["test", "cat"], r"it has test/ but no train/, so test/ would be a class"),
@@ -130,7 +168,8 @@ def test_ambiguous_layouts_are_refused_naming_what_was_found(tmp_path, folders, 
       _make(tmp_path, {name: 2})
   with pytest.raises(ValueError, match=rf"^Dataset folder {tmp_path} is ambiguous: {problem}. "
                      r"A folder dataset is ROOT/<class>/<image>, or ROOT/train/<class>/<image> "
-                     r"with at most one of test/, val/, validation/ beside it. Received: folders "
+                     r"with at most one of test/, val/, validation/ beside it, or with test/ and "
+                     r"one of val/, validation/ \(the validation split\). Received: folders "
                      rf"{re.escape(str(sorted(folders)))} in {tmp_path}$"):
     datasets.load(f"folder:{tmp_path}", val_size=1)
 

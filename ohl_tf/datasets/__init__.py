@@ -4,7 +4,8 @@ A dataset is named by a *spec* string (--dataset), one of `names()`:
   * "cifar10", "cifar100", "svhn_cropped": through tensorflow-datasets, converted once to numpy;
   * "imagenet2012": through tensorflow-datasets (manual download), streamed: a `StreamingDataset`;
   * "folder:ROOT": images in ROOT/<class>/* or ROOT/train/<class>/* (and optionally
-    ROOT/test, ROOT/val or ROOT/validation), in memory or streamed from the files
+    ROOT/test, ROOT/val or ROOT/validation, or ROOT/test and ROOT/val, then the validation
+    split), in memory or streamed from the files
     (`FolderStream`);
   * "synthetic": a small dataset generated here, with no files, whose label is carried by colour
     so that Invert and Solarize destroy it (`HARMFUL_ELEMENTS`): the known answer of

@@ -1,10 +1,13 @@
-"""`folder:ROOT`: images in one sub-folder per class, in one of three layouts:
+"""`folder:ROOT`: images in one sub-folder per class, in one of four layouts:
 
   * ROOT/<class>/<image> (keras' `image_dataset_from_directory`, torchvision's `ImageFolder`):
     a test split of `test_size` images is held out, seeded like validation;
   * ROOT/train/<class>/<image> and optionally ROOT/test/<class>/<image>;
   * ROOT/train/<class>/<image> and ROOT/val/<class>/<image> or ROOT/validation/<class>/<image>,
-    used as the test split (the validation split is always held out of the training images).
+    used as the test split (many datasets ship their evaluation images as val/), the validation
+    split held out of the training images;
+  * ROOT/train, ROOT/val (or ROOT/validation) and ROOT/test: val/ is the validation split
+    (`val_size` of its images, seeded), test/ the test split, and every training image trains.
 
 The class names are the class folder names, sorted. A layout that could be read two ways is
 refused, naming what was found. The images are decoded into memory at start-up
@@ -26,6 +29,7 @@ from ohl_tf.datasets import registry
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 _TEST_SPLITS = ("test", "val", "validation")  # beside ROOT/train, the folder of the test split
+_VALIDATION_SPLITS = ("val", "validation")  # beside ROOT/train and ROOT/test: the validation split
 # The standardisation statistics come from a seeded sample of at most this many training
 # images, the same rule held in memory or streamed: a full decode pass over a large folder
 # would delay the first training step by as long as decoding it into memory (docs/benchmarks.md,
@@ -118,6 +122,9 @@ class Listing:
     train_paths, train_labels: str list and int32 array, in class then file order.
     test_paths, test_labels: the test split, or both None.
     test_origin: where the test split came from, for the run's summary line.
+    val_dir: ROOT/val or ROOT/validation in the three-split layout, whose images are the
+      validation split; else None (validation is held out of the training images).
+    val_paths, val_labels: that folder's files and labels, or both None.
   """
   class_names: tuple[str, ...]
   train_paths: list
@@ -125,14 +132,17 @@ class Listing:
   test_paths: list | None
   test_labels: np.ndarray | None
   test_origin: str
+  val_dir: str | None = None
+  val_paths: list | None = None
+  val_labels: np.ndarray | None = None
 
 
 def _layout_error(root, folders, problem):
   splits = ", ".join(f"{name}/" for name in _TEST_SPLITS)
   return ValueError(
       f"Dataset folder {root} is ambiguous: {problem}. A folder dataset is ROOT/<class>/<image>, "
-      f"or ROOT/train/<class>/<image> with at most one of {splits} beside it. Received: "
-      f"folders {folders} in {root}")
+      f"or ROOT/train/<class>/<image> with at most one of {splits} beside it, or with test/ and "
+      f"one of val/, validation/ (the validation split). Received: folders {folders} in {root}")
 
 
 def list_folder(root, test_size=0, seed=0):
@@ -170,19 +180,31 @@ def list_folder(root, test_size=0, seed=0):
   if others:
     raise _layout_error(root, folders, f"it has train/ and, beside it, {others}, which look "
                         "like class folders")
-  if len(splits) > 1:
-    raise _layout_error(root, folders, f"it has train/ and both {splits[0]}/ and "
-                        f"{splits[1]}/, and either could be the test split")
+  validation = [name for name in splits if name in _VALIDATION_SPLITS]
+  if len(validation) > 1:
+    role = "validation" if "test" in splits else "test"
+    raise _layout_error(root, folders, f"it has train/ and both {validation[0]}/ and "
+                        f"{validation[1]}/, and either could be the {role} split")
   train_dir = os.path.join(root, "train")
   class_names = _class_names(train_dir, f"{train_dir}/<class>/<image>")
   train_paths, train_labels = _list_split(train_dir, class_names)
   if not splits:
     return Listing(class_names, train_paths, train_labels, None, None, "no test split")
   test_dir = os.path.join(root, splits[0])
-  _check_test_classes(train_dir, test_dir, class_names)
-  test_paths, test_labels = _list_split(test_dir, class_names)
-  return Listing(class_names, train_paths, train_labels, test_paths, test_labels,
-                 f"test split {test_dir} ({len(test_paths)} images)")
+  test_paths, test_labels = _other_split(train_dir, test_dir, class_names)
+  listing = Listing(class_names, train_paths, train_labels, test_paths, test_labels,
+                    f"test split {test_dir} ({len(test_paths)} images)")
+  if len(splits) == 1:
+    return listing
+  val_dir = os.path.join(root, splits[1])
+  val_paths, val_labels = _other_split(train_dir, val_dir, class_names)
+  return dataclasses.replace(listing, val_dir=val_dir, val_paths=val_paths, val_labels=val_labels)
+
+
+def _other_split(train_dir, split_dir, class_names):
+  """(paths, labels) of the test or validation folder beside train_dir, its classes checked."""
+  _check_test_classes(train_dir, split_dir, class_names)
+  return _list_split(split_dir, class_names)
 
 
 def _held_out_test(root, class_names, test_size, seed):
@@ -200,6 +222,29 @@ def _held_out_test(root, class_names, test_size, seed):
   return Listing(class_names, [paths[i] for i in train], labels[train], [paths[i] for i in test],
                  labels[test], f"test split {test_size} images held out of {root}/<class> "
                                f"(--test_size, seeded by --seed)")
+
+
+def split_validation(listing, val_size, seed, spec):
+  """(train paths, train labels, val paths, val labels): `val_size` images, seeded by `seed`,
+  held out of the training files, or chosen from the validation folder of the three-split layout
+  (then every training file trains).
+
+  Raises:
+    ValueError: val_size outside what the training files or the validation folder hold (the
+      message names --val_size and the folder).
+  """
+  if listing.val_dir is None:
+    train, val = registry.validation_indices(len(listing.train_paths), val_size, seed, spec)
+    return (_take(listing.train_paths, train), listing.train_labels[train],
+            _take(listing.train_paths, val), listing.train_labels[val])
+  count = len(listing.val_paths)
+  if not 1 <= val_size <= count:
+    raise ValueError(f"val_size (--val_size) must be in [1, {count}] for {spec}, whose "
+                     f"validation folder {listing.val_dir} holds {count} images: the validation "
+                     f"split is chosen from them. Received: val_size={val_size}")
+  _, val = registry.hold_out(count, val_size, seed)
+  return (listing.train_paths, listing.train_labels, _take(listing.val_paths, val),
+          listing.val_labels[val])
 
 
 def stats_sample(count, seed):
@@ -326,37 +371,47 @@ def _take(items, indices):
   return [items[i] for i in indices]
 
 
+def _validation_origin(val_paths, listing):
+  """'<n> of the <m> images of ROOT/val': the validation split of the three-split layout."""
+  return f"{len(val_paths)} of the {len(listing.val_paths)} images of {listing.val_dir}"
+
+
 @registry.register("folder", argument="ROOT",
                    help_text="ROOT/<class>/<image> (a test split held out: --test_size), or "
                              "ROOT/train/<class>/<image> with optional ROOT/test, ROOT/val or "
-                             "ROOT/validation; --image_size resizes; --folder_stream")
+                             "ROOT/validation (both ROOT/test and ROOT/val: val is the validation "
+                             "split); --image_size resizes; --folder_stream")
 def read_folder(request):
   """The folder dataset `request.argument`, its validation held out: an `ImageDataset`, or a
   `FolderStream` when streamed (`should_stream`)."""
   root, image_size, seed = request.argument, request.image_size, request.seed
   spec = f"folder:{root}"
   listing = list_folder(root, request.test_size, seed)
-  train, val = registry.validation_indices(len(listing.train_paths), request.val_size, seed, spec)
-  sample = train[stats_sample(len(train), seed)]  # indices into the listing's training files
+  train_paths, train_labels, val_paths, val_labels = split_validation(
+      listing, request.val_size, seed, spec)
+  sample = stats_sample(len(train_paths), seed)
   first_path = listing.train_paths[0]  # without image_size, all must have its shape
   image_shape = ((image_size, image_size, 3) if image_size is not None else
                  read_image(first_path).shape)
   description = listing.test_origin
+  if listing.val_dir is not None:
+    description += f"; validation split {_validation_origin(val_paths, listing)}"
   if not should_stream(request.stream, listing, image_shape):
     test_paths = listing.test_paths or []
-    # One stack for both splits, so that a test image of another size is caught like a train one.
-    images = _stack_images(listing.train_paths + test_paths, image_shape, image_size, first_path)
-    train_images = images[:len(listing.train_paths)]
+    # One stack for every split, so that an image of another size is caught wherever it is.
+    images = _stack_images(train_paths + val_paths + test_paths, image_shape, image_size,
+                           first_path)
+    ends = np.cumsum([len(train_paths), len(val_paths)])
+    train_images = images[:ends[0]]
     mean, std = registry.channel_stats(train_images[sample])
+    # Copies, so that the stack of all the files is freed.
     return containers.ImageDataset(
-        name=spec, train_images=train_images[train], train_labels=listing.train_labels[train],
-        val_images=train_images[val], val_labels=listing.train_labels[val],
-        # A copy, so that the stack of all the files is freed.
-        test_images=images[len(listing.train_paths):].copy() if test_paths else None,
+        name=spec, train_images=train_images.copy(), train_labels=train_labels,
+        val_images=images[ends[0]:ends[1]].copy(), val_labels=val_labels,
+        test_images=images[ends[1]:].copy() if test_paths else None,
         test_labels=listing.test_labels, class_names=listing.class_names, mean=mean, std=std,
         description=description)
-  mean, std = _streamed_stats(_take(listing.train_paths, sample), image_shape, image_size,
-                              first_path)
+  mean, std = _streamed_stats(_take(train_paths, sample), image_shape, image_size, first_path)
   if listing.test_paths and len(listing.test_paths) <= STREAM_ABOVE_FILES:
     # Read once now, so that an unreadable test file or one of another size stops the run
     # before training (naming the file) rather than after it, when the test split is evaluated.
@@ -365,9 +420,8 @@ def read_folder(request):
   paths = lambda split: None if split is None else tuple(split)
   return containers.FolderStream(
       name=spec, class_names=listing.class_names, mean=mean, std=std, image_shape=image_shape,
-      train_paths=tuple(_take(listing.train_paths, train)),
-      train_labels=listing.train_labels[train],
-      val_paths=tuple(_take(listing.train_paths, val)), val_labels=listing.train_labels[val],
+      train_paths=tuple(train_paths), train_labels=train_labels,
+      val_paths=tuple(val_paths), val_labels=val_labels,
       test_paths=paths(listing.test_paths), test_labels=listing.test_labels,
       decode=file_decoder(image_shape, image_size),
       description=f"{description}; streamed from the files")
