@@ -40,6 +40,40 @@ def mean_pairwise_spearman(vectors):
   return float(np.mean(pairs)) if pairs else float("nan")
 
 
+def pair_regression(perturbations, differences):
+  """Least squares d = ε·β over antithetic pairs: how much a pair's reward difference its ε explains.
+
+  Under `element_es`, pair j of a period trains at θ ± σAε_j, so its reward difference d_j is,
+  to first order, 2σ ε_j·∇ plus noise: β estimates 2σ times the element gradient the outer step
+  follows, from every pair of a run at once.
+
+  Args:
+    perturbations: float [n, E], ε of each pair's first member.
+    differences: float [n], the first member's reward minus the second's.
+
+  Returns:
+    (β [E], its standard errors [E], F): F is the statistic of the test β = 0, the explained
+    variance per parameter over the residual variance per degree of freedom; ≈ 1 when ε explains
+    nothing, and F − 1 estimates n/E times the ratio of the signal's variance to the noise's.
+  """
+  x = np.asarray(perturbations, np.float64)
+  d = np.asarray(differences, np.float64)
+  beta = np.linalg.lstsq(x, d, rcond=None)[0]
+  residual = d - x @ beta
+  noise = residual @ residual / (len(d) - x.shape[1])
+  covariance = noise * np.linalg.inv(x.T @ x)
+  f_statistic = beta @ np.linalg.solve(covariance, beta) / x.shape[1]
+  return beta, np.sqrt(np.diag(covariance)), float(f_statistic)
+
+
+def permutation_p(perturbations, differences, f_statistic, draws=500, seed=0):
+  """The share of `draws` random re-pairings of differences with perturbations whose F is at least
+  `f_statistic`: its p-value without assuming Gaussian noise."""
+  rng = np.random.default_rng(seed)
+  null = [pair_regression(perturbations, rng.permutation(differences))[2] for _ in range(draws)]
+  return float(np.mean(np.asarray(null) >= f_statistic))
+
+
 def machine():
   """'<CPU model>, <n> usable cores': the machine a benchmark ran on."""
   model = "unknown CPU"

@@ -1,6 +1,8 @@
-"""The agreement statistic of the accuracy and policy-learning benchmarks (benchmarks/reporting.py)."""
+"""The statistics the benchmarks share (benchmarks/reporting.py): agreement across seeds, and how
+much of a pair's reward difference its perturbation explains."""
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -47,3 +49,51 @@ def test_element_marginals_are_half_the_row_plus_column_sums():
   marginals = reporting.element_marginals(matrix)
   assert marginals.sum() == pytest.approx(1.0)
   assert marginals[5] == pytest.approx((matrix[5].sum() + matrix[:, 5].sum()) / 2)
+
+
+def test_pair_regression_recovers_a_known_gradient_within_its_standard_errors():
+  rng = np.random.default_rng(4)
+  beta = rng.normal(size=37) * 0.01
+  x = rng.normal(size=(4000, 37))
+  d = x @ beta + rng.normal(size=4000) * 0.02
+  estimate, se, f_statistic = reporting.pair_regression(x, d)
+  # The closed form of OLS standard errors: sigma / sqrt(n) for standard normal regressors.
+  np.testing.assert_allclose(se, 0.02 / np.sqrt(4000), rtol=0.1)
+  assert np.mean(np.abs(estimate - beta) / se < 3) > 0.97
+  # E[F] = 1 + n |β|² / (E σ²) for standard normal regressors.
+  expected = 1 + 4000 * (beta @ beta) / (37 * 0.02 ** 2)
+  assert f_statistic == pytest.approx(expected, rel=0.15)
+  assert reporting.permutation_p(x, d, f_statistic, draws=50) == 0.0
+
+
+def test_pair_regression_f_averages_one_when_the_perturbation_explains_nothing():
+  rng = np.random.default_rng(5)
+  f_values = [reporting.pair_regression(rng.normal(size=(160, 37)), rng.normal(size=160))[2]
+              for _ in range(400)]
+  # Under the null, F(37, 123) has mean 123/121 and standard deviation about 0.27.
+  mean, se = np.mean(f_values), np.std(f_values, ddof=1) / np.sqrt(len(f_values))
+  assert abs(mean - 123 / 121) < 3 * se
+  x, d = rng.normal(size=(160, 37)), rng.normal(size=160)
+  p = reporting.permutation_p(x, d, reporting.pair_regression(x, d)[2], draws=400)
+  assert 0.0 < p < 1.0
+
+
+def test_reward_signal_pairs_each_period_with_its_perturbations(tmp_path):
+  """A run directory whose accuracies are an exact linear function of each period's ε: the
+  regression must recover β exactly, which it does only if periods and pairs line up."""
+  tf = pytest.importorskip("tensorflow")
+  from benchmarks import reward_signal  # pylint: disable=import-outside-toplevel
+  from ohl_tf import estimators  # pylint: disable=import-outside-toplevel
+  seed, periods, trajectories, elements = 7, 5, 4, 37
+  beta = np.linspace(-0.01, 0.01, elements)
+  accuracies = np.stack([
+      0.5 + 0.5 * estimators.element_perturbations(seed, t, trajectories, elements).numpy() @ beta
+      for t in range(periods)])  # ±ε: a pair's difference is ε·β
+  (tmp_path / "config.json").write_text(json.dumps(
+      {"estimator": "element_es", "policy": "ohl", "seed": seed}))
+  tf.train.Checkpoint(val_history=tf.Variable(accuracies, dtype=tf.float32),
+                      theta=tf.Variable(tf.zeros([elements ** 2]))).save(
+                          str(tmp_path / "checkpoints" / "ckpt"))
+  run_seed, perturbations, differences = reward_signal.run_pairs(str(tmp_path))
+  assert run_seed == seed and perturbations.shape == (periods * trajectories // 2, elements)
+  np.testing.assert_allclose(differences, perturbations @ beta, atol=1e-6)
