@@ -149,7 +149,8 @@ def report(base, runs, task, seeds):
     print(f"  {label:12s} {column('harm'):>15s} {column('lineage'):>17s} {column('drift'):>15s} "
           f"{column('val'):>15s} {column('test'):>15s} {column('signal'):>16s} "
           f"{np.mean([f['wall_s'] for f in figures]):7.0f} "
-          f"{agreement(figures, 'marginals'):>9.2f} / {agreement(figures, 'lineage_marginals'):.2f}")
+          f"{agreement(figures, 'marginals'):>9.2f} / "
+          f"{agreement(figures, 'lineage_marginals'):.2f}")
 
 
 def agreement(figures, key):

@@ -41,7 +41,7 @@ def mean_pairwise_spearman(vectors):
 
 
 def pair_regression(perturbations, differences):
-  """Least squares d = ε·β over antithetic pairs: how much a pair's reward difference its ε explains.
+  """Least squares d = ε·β over antithetic pairs: how much of a pair's reward difference ε explains.
 
   Under `element_es`, pair j of a period trains at θ ± σAε_j, so its reward difference d_j is,
   to first order, 2σ ε_j·∇ plus noise: β estimates 2σ times the element gradient the outer step

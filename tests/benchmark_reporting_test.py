@@ -34,7 +34,8 @@ def test_spearman_is_one_for_any_increasing_map_and_minus_one_reversed():
 def test_spearman_gives_ties_their_mean_rank():
   # ranks of a: 0, 1.5, 1.5, 3 (mean rank for the tie); of b: 0, 1, 2, 3.
   a, b = [1.0, 2.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0]
-  assert reporting.spearman(a, b) == pytest.approx(np.corrcoef([0, 1.5, 1.5, 3], [0, 1, 2, 3])[0, 1])
+  expected = np.corrcoef([0, 1.5, 1.5, 3], [0, 1, 2, 3])[0, 1]
+  assert reporting.spearman(a, b) == pytest.approx(expected)
 
 
 def test_mean_pairwise_spearman_averages_every_pair():
