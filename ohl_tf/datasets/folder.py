@@ -360,10 +360,12 @@ def _streamed_stats(paths, image_shape, image_size, first_path):
 
 def should_stream(stream, listing, image_shape):
   """Whether to read the folder from its files as training runs: `stream` ("always", "never",
-  or "auto": when its files exceed STREAM_ABOVE_FILES or its decoded images 2 GiB)."""
+  or "auto": when its files, of every split, exceed STREAM_ABOVE_FILES or their decoded images
+  2 GiB)."""
   if stream != "auto":
     return stream == "always"
-  files = len(listing.train_paths) + len(listing.test_paths or ())
+  files = sum(len(paths or ()) for paths in (listing.train_paths, listing.val_paths,
+                                              listing.test_paths))
   return files > STREAM_ABOVE_FILES or files * np.prod(image_shape) > STREAM_ABOVE_BYTES
 
 
