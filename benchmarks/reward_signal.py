@@ -16,6 +16,10 @@ F ≈ 2 per run; as the error variance falls with the number of pairs (trajector
 F − 1 grows in proportion to them, which says how much more evidence a run needs.
 
   python benchmarks/reward_signal.py RUN_DIR [RUN_DIR ...]
+  python benchmarks/reward_signal.py --periods=30 RUN_DIR ...   # the first 30 outer steps only
+
+A run still training contributes the outer steps it has checkpointed; `--periods` compares
+settings at the same evidence.
 """
 
 import json
@@ -24,6 +28,7 @@ import pathlib
 import sys
 
 from absl import app
+from absl import flags
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,15 +39,22 @@ import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import estimators  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+_PERIODS = flags.DEFINE_integer("periods", 0, "Use only the first this many outer steps of every "
+                                "run (0: every checkpointed one).")
 
-def run_pairs(run_dir):
-  """(seed, ε [pairs, E], d [pairs]) of one finished element_es run directory."""
+
+def run_pairs(run_dir, max_periods=0):
+  """(seed, ε [pairs, E], d [pairs]) of the checkpointed outer steps of an element_es run
+  directory (the first `max_periods` of them, if > 0)."""
   config = json.loads(pathlib.Path(run_dir, "config.json").read_text())
   if config["estimator"] != "element_es" or config["policy"] != "ohl":
     sys.exit(f"{run_dir}: not an element_es run (policy={config['policy']}, "
              f"estimator={config['estimator']}); only its pairs have a perturbation to regress on")
   reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints"))
-  accuracies = reader.get_tensor("val_history/.ATTRIBUTES/VARIABLE_VALUE")
+  periods = int(reader.get_tensor("outer_step/.ATTRIBUTES/VARIABLE_VALUE"))
+  if max_periods:
+    periods = min(periods, max_periods)
+  accuracies = reader.get_tensor("val_history/.ATTRIBUTES/VARIABLE_VALUE")[:periods]
   num_elements = int(round(np.sqrt(reader.get_tensor("theta/.ATTRIBUTES/VARIABLE_VALUE").size)))
   trajectories = accuracies.shape[1]
   perturbations, differences = [], []
@@ -67,7 +79,7 @@ def main(argv):
   if not run_dirs:
     sys.exit("Give the run directories of finished element_es runs (python -m ohl_tf.main "
              "--policy=ohl --estimator=element_es ...).")
-  runs = [run_pairs(run_dir) for run_dir in run_dirs]
+  runs = [run_pairs(run_dir, _PERIODS.value) for run_dir in run_dirs]
   print(f"reward_signal, {reporting.machine()}: d = ε·β over antithetic pairs "
         "(validation accuracy differences)")
   print(f"  {'run':12s} {'pairs':>6s} {'std d':>9s} {'F':>7s} {'perm. p':>9s}")

@@ -92,9 +92,13 @@ def test_reward_signal_pairs_each_period_with_its_perturbations(tmp_path):
       for t in range(periods)])  # ±ε: a pair's difference is ε·β
   (tmp_path / "config.json").write_text(json.dumps(
       {"estimator": "element_es", "policy": "ohl", "seed": seed}))
+  # A run that has finished periods - 1 outer steps: the last row is still zeros.
+  accuracies[-1] = 0
   tf.train.Checkpoint(val_history=tf.Variable(accuracies, dtype=tf.float32),
+                      outer_step=tf.Variable(periods - 1, dtype=tf.int64),
                       theta=tf.Variable(tf.zeros([elements ** 2]))).save(
                           str(tmp_path / "checkpoints" / "ckpt"))
   run_seed, perturbations, differences = reward_signal.run_pairs(str(tmp_path))
-  assert run_seed == seed and perturbations.shape == (periods * trajectories // 2, elements)
+  assert run_seed == seed and perturbations.shape == ((periods - 1) * trajectories // 2, elements)
   np.testing.assert_allclose(differences, perturbations @ beta, atol=1e-6)
+  assert len(reward_signal.run_pairs(str(tmp_path), max_periods=2)[2]) == 2 * trajectories // 2
