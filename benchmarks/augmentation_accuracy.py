@@ -11,14 +11,18 @@ Each finished run appends one JSON line to `--records` (so an interrupted benchm
 ran, and a rerun skips runs already recorded); `--report` prints, per row, the test error as mean
 ± standard error over the seeds, the wall time, and for rows that learn or keep a policy the
 element marginals' mean pairwise Spearman rank correlation across seeds (of p_θ and of the
-lineage, what the final network trained on). The equal-compute row `best of N <row>` picks, per
+lineage, what the final network trained on). Each seed draws its own images, so that agreement
+mixes which images a policy is learned from with the training's own randomness; `--data_seed`
+gives every seed the images (training, validation and test) of one seed, so that the seeds
+differ only in the training's randomness. The equal-compute row `best of N <row>` picks, per
 seed, the run with the best validation accuracy among N runs of that fixed-policy row (seeds
 `seed`, `seed + 1000`, ...; each run holds out its own validation images from the same training
 images, as N independent runs of a user would).
 
   python benchmarks/augmentation_accuracy.py --rows=none,cutout,autoaugment --seeds=0,1,2
-  python benchmarks/augmentation_accuracy.py --rows=ohl --row_flags='ohl=--flagfile=flags/ohl_recommended.cfg'
+  python benchmarks/augmentation_accuracy.py --rows=ohl --row_flags='ohl=--estimator=element_es'
   python benchmarks/augmentation_accuracy.py --report
+  python benchmarks/augmentation_accuracy.py --rows=ohl --data_seed=0 --records=same.jsonl
   python benchmarks/augmentation_accuracy.py --rows=none --seeds=0 --epochs=2   # a smoke run
 """
 
@@ -39,6 +43,7 @@ from PIL import Image
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT / "benchmarks"))
+sys.path.insert(0, str(_ROOT))
 import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _DATA_ENV = "OHL_TF_CIFAR10_REDUCED"
@@ -97,6 +102,11 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds: each draws its own 
 _PER_CLASS = flags.DEFINE_integer("per_class", 100, "Training + validation images per class.")
 _VAL_PER_CLASS = flags.DEFINE_integer("val_per_class", 10, "Validation images per class.")
 _EPOCHS = flags.DEFINE_integer("epochs", 80, "Epochs of every run (one outer step each).")
+_DATA_SEED = flags.DEFINE_integer(
+    "data_seed", None, "Train every seed on the images of this seed's split (its training, "
+    "validation and test images), so that the seeds differ only in the training's own randomness "
+    "and the agreement says whether a policy belongs to these images; the run of seed = "
+    "data_seed is the run of the default. Default: every seed draws its own split.")
 _TRAJECTORIES = flags.DEFINE_integer("trajectories", 4, "N of the rows that train N networks.")
 _RECORDS = flags.DEFINE_string("records", "runs/augmentation_accuracy.jsonl",
                                "One JSON line per finished run; rerunning skips recorded runs.")
@@ -150,9 +160,38 @@ def write_split(root, images, labels, names, per_class, seed):
     Image.fromarray(image).save(folder / f"{i:04d}.png")
 
 
+def fix_validation(split_root, seed, root):
+  """ROOT/{train,val,test} (links to split_root's files): the validation images the trainer holds
+  out of split_root/train at --seed=`seed` in ROOT/val, so that every seed validates on them."""
+  from ohl_tf.datasets import folder  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+  listing = folder.list_folder(str(split_root))
+  train, _, val, _ = folder.split_validation(listing, _VAL_PER_CLASS.value * 10, seed,
+                                             f"folder:{split_root}")
+  for split, paths in (("train", train), ("val", val), ("test", listing.test_paths)):
+    for path in map(pathlib.Path, paths):
+      (root / split / path.parent.name).mkdir(parents=True, exist_ok=True)
+      os.link(path, root / split / path.parent.name / path.name)
+
+
+def _data_root(work_dir, seed, images, labels, names):
+  """The folder of `seed`'s runs, written on first use: its own split, or with --data_seed the
+  data seed's split with the validation images fixed (`fix_validation`)."""
+  split_seed = seed if _DATA_SEED.value is None else _DATA_SEED.value
+  split_root = pathlib.Path(work_dir, f"data_{split_seed}_{_PER_CLASS.value}")
+  if not split_root.exists():
+    write_split(split_root, images, labels, names, _PER_CLASS.value, split_seed)
+  if _DATA_SEED.value is None:
+    return split_root
+  root = pathlib.Path(f"{split_root}_val{_VAL_PER_CLASS.value}_fixed")
+  if not root.exists():
+    fix_validation(split_root, split_seed, root)
+  return root
+
+
 def _run_key(row_label, flags_, seed):
+  same_data = [] if _DATA_SEED.value is None else [f"data_seed={_DATA_SEED.value}"]
   return json.dumps([row_label, list(flags_), seed, _PER_CLASS.value, _VAL_PER_CLASS.value,
-                     _EPOCHS.value])
+                     _EPOCHS.value, *same_data])
 
 
 def train(data_root, run_flags, seed, model_dir):
@@ -174,9 +213,7 @@ def run_rows(selected, seeds, work_dir, records_path):
     done = {json.loads(line)["key"] for line in records_path.read_text().splitlines() if line}
   images, labels, names = load_labelled()
   for seed in seeds:
-    data_root = pathlib.Path(work_dir, f"data_{seed}_{_PER_CLASS.value}")
-    if not data_root.exists():
-      write_split(data_root, images, labels, names, _PER_CLASS.value, seed)
+    data_root = _data_root(work_dir, seed, images, labels, names)
     for row in selected:
       for pick in range(max(row.picks_from, 1)):
         run_seed = seed + 1000 * pick
@@ -186,7 +223,7 @@ def run_rows(selected, seeds, work_dir, records_path):
         model_dir = pathlib.Path(work_dir, "run_" + hashlib.sha1(key.encode()).hexdigest()[:12])
         results, policy = train(data_root, row.flags, run_seed, model_dir)
         record = {"key": key, "row": row.recorded_as, "flags": list(row.flags), "seed": seed,
-                  "run_seed": run_seed, "test_error": 1.0 - results["test_accuracy"],
+                  "run_seed": run_seed, "data_seed": _DATA_SEED.value, "test_error": 1.0 - results["test_accuracy"],
                   "best_val_accuracy": results["best_val_accuracy"],
                   "wall_time_s": results["wall_time_s"], "finished": str(datetime.datetime.now(
                       datetime.timezone.utc))}
