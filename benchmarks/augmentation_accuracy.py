@@ -223,7 +223,8 @@ def run_rows(selected, seeds, work_dir, records_path):
         model_dir = pathlib.Path(work_dir, "run_" + hashlib.sha1(key.encode()).hexdigest()[:12])
         results, policy = train(data_root, row.flags, run_seed, model_dir)
         record = {"key": key, "row": row.recorded_as, "flags": list(row.flags), "seed": seed,
-                  "run_seed": run_seed, "data_seed": _DATA_SEED.value, "test_error": 1.0 - results["test_accuracy"],
+                  "run_seed": run_seed, "data_seed": _DATA_SEED.value,
+                  "test_error": 1.0 - results["test_accuracy"],
                   "best_val_accuracy": results["best_val_accuracy"],
                   "wall_time_s": results["wall_time_s"], "finished": str(datetime.datetime.now(
                       datetime.timezone.utc))}
