@@ -488,8 +488,9 @@ def equalize_luts(histograms, num_pixels):
 def compiled_lookups(images):
   """Whether the table kernels run their per-pixel passes compiled (`_histogram`, `_lookup`):
   one image ([H,W,3] or [1,H,W,3]) of a static size that `one_image_at_a_time` takes."""
-  return (images.shape.is_fully_defined() and images.shape.num_elements() ==
-          images.shape[-3] * images.shape[-2] * images.shape[-1] and one_image_at_a_time(images))
+  return (images.shape.rank in (3, 4) and images.shape.is_fully_defined() and
+          images.shape.num_elements() == images.shape[-3] * images.shape[-2] * images.shape[-1]
+          and one_image_at_a_time(images))
 
 
 def _channel_levels(image):
@@ -586,6 +587,12 @@ def blend(degenerate, images, factors):
   Returns:
     uint8 of the shape of `images`.
   """
+  if (images.dtype == tf.uint8 and compiled_lookups(images)
+      and degenerate.shape.num_elements() == 1):
+    # One degenerate value on one large image: the blend of the 256 levels, looked up.
+    levels = tf.range(_LEVELS, dtype=tf.float32)
+    table = blend(tf.reshape(degenerate, []), levels, tf.reshape(factors, []))
+    return _one_image(images, lambda image: _lookup(image, tf.tile(table[None], [3, 1])))
   degenerate = tf.cast(degenerate, tf.float32)
   blended = degenerate + per_image(factors, images) * (tf.cast(images, tf.float32) - degenerate)
   return tf.cast(tf.clip_by_value(blended, 0.0, 255.0), tf.uint8)
@@ -651,10 +658,27 @@ def contrast_degenerate(images):
   num_pixels = shape[-3] * shape[-2]
   # int32 holds the sum of L over an image up to 8.4 megapixels; int64 beyond (or if unknown).
   wide = tf.int32 if isinstance(num_pixels, int) and 255 * num_pixels < 2**30 else tf.int64
-  total = tf.reduce_sum(tf.cast(grayscale(images), wide), axis=[-2, -1])
+  if compiled_lookups(images):
+    total = tf.reshape(_luminance_total(tf.reshape(images, shape[-3:]), wide), shape[:-3])
+  else:
+    total = tf.reduce_sum(tf.cast(grayscale(images), wide), axis=[-2, -1])
   num_pixels = tf.cast(num_pixels, wide)
   mean = (2 * total + num_pixels) // (2 * num_pixels)
   return per_image(tf.cast(mean, tf.uint8), images)
+
+
+@tf.function(jit_compile=True)
+def _luminance_total(image, dtype):
+  """The sum of `grayscale` over one image [H,W,3], in `dtype` (compiled, see above)."""
+  return tf.reduce_sum(tf.cast(grayscale(image), dtype))
+
+
+def brightness_degenerate(images):
+  """ImageEnhance.Brightness's degenerate, a black image: on one large image one value (`blend`
+  then looks the 256 levels up), else full size (broadcasting one value per image is slower)."""
+  if compiled_lookups(images):
+    return tf.zeros([], tf.uint8)
+  return tf.zeros_like(images)
 
 
 # ImageFilter.SMOOTH: [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13, one filter per channel.

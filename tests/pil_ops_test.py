@@ -5,8 +5,8 @@ tolerances of augment_pillow_test.py.
 * Shifts for translations and shears (`shift_blocks`) reproduce Pillow's sampling table.
 * At 224x224 (`one_image_at_a_time`: kernels image by image, shifts by slices) every element
   and sign equals Pillow byte for byte on real images, on the batched and per-image paths.
-* The table kernels (Equalize, AutoContrast, Color) equal Pillow on images built for their edge
-  cases, both compiled (`compiled_lookups`: one 224x224 image) and on a batch.
+* The table kernels (Equalize, AutoContrast, Color, Contrast, Brightness) equal Pillow on images
+  built for their edge cases, both compiled (`compiled_lookups`: one 224x224 image) and on a batch.
 """
 
 import numpy as np
@@ -178,14 +178,24 @@ def test_autocontrast_equals_pillow_on_its_edge_cases(edge_images):
   _assert_both_ways(pil_ops.autocontrast, ImageOps.autocontrast, edge_images, "AutoContrast")
 
 
+_ENHANCERS = {
+    "Color": (pil_ops.color, ImageEnhance.Color),
+    "Contrast": (lambda images, factors: pil_ops.blend(
+        pil_ops.contrast_degenerate(images), images, factors), ImageEnhance.Contrast),
+    "Brightness": (lambda images, factors: pil_ops.blend(
+        pil_ops.brightness_degenerate(images), images, factors), ImageEnhance.Brightness),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ENHANCERS))
 @pytest.mark.parametrize("factor", [0.0, 0.1, 0.7, 1.0, 1.3, 1.9, 3.0])
-def test_color_equals_pillow_on_every_kind_of_pixel(edge_images, factor):
+def test_enhancers_equal_pillow_on_every_kind_of_pixel(edge_images, name, factor):
   """Factors beyond 1 clip at both ends; the uniform channels meet most (L, v) pairs."""
-  def color(images):
-    factors = tf.fill(tf.shape(images)[:-3], factor)
-    return pil_ops.color(images, factors)
-  pillow = lambda image: ImageEnhance.Color(image).enhance(factor)
-  _assert_both_ways(color, pillow, edge_images[[0, 3, 7]], f"Color {factor}")
+  kernel, enhancer = _ENHANCERS[name]
+  def enhance(images):
+    return kernel(images, tf.fill(tf.shape(images)[:-3], factor))
+  pillow = lambda image: enhancer(image).enhance(factor)
+  _assert_both_ways(enhance, pillow, edge_images[[0, 3, 7]], f"{name} {factor}")
 
 
 def _pillow(images, elements, signs):
