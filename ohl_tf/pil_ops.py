@@ -365,6 +365,10 @@ def posterize_solarize(images, masks, thresholds):
   Returns:
     uint8 of the shape of `images`.
   """
+  if compiled_lookups(images):  # on one large image: the 256 levels' bytes, looked up
+    levels = tf.cast(tf.range(_LEVELS), tf.uint8)
+    table = posterize_solarize(levels, tf.reshape(masks, []), tf.reshape(thresholds, []))
+    return _look_up_levels(images, table)
   thresholds = tf.cast(thresholds, tf.int32)
   flips = per_image(tf.cast(tf.where(thresholds <= 255, 255, 0), tf.uint8), images)
   thresholds = per_image(tf.cast(tf.minimum(thresholds, 255), tf.uint8), images)
@@ -524,6 +528,11 @@ def _one_image(images, kernel):
   return tf.reshape(kernel(tf.reshape(images, images.shape[-3:])), images.shape)
 
 
+def _look_up_levels(images, table):
+  """A `compiled_lookups` image through one uint8 [256] table in every channel."""
+  return _one_image(images, lambda image: _lookup(image, tf.tile(table[None], [3, 1])))
+
+
 def _one_image_as_batch(kernel):
   """Lets a batch-only kernel take one image [H,W,3] too, as a batch of one."""
   def wrapped(images):
@@ -591,8 +600,8 @@ def blend(degenerate, images, factors):
       and degenerate.shape.num_elements() == 1):
     # One degenerate value on one large image: the blend of the 256 levels, looked up.
     levels = tf.range(_LEVELS, dtype=tf.float32)
-    table = blend(tf.reshape(degenerate, []), levels, tf.reshape(factors, []))
-    return _one_image(images, lambda image: _lookup(image, tf.tile(table[None], [3, 1])))
+    return _look_up_levels(images, blend(tf.reshape(degenerate, []), levels,
+                                         tf.reshape(factors, [])))
   degenerate = tf.cast(degenerate, tf.float32)
   blended = degenerate + per_image(factors, images) * (tf.cast(images, tf.float32) - degenerate)
   return tf.cast(tf.clip_by_value(blended, 0.0, 255.0), tf.uint8)

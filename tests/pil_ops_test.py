@@ -5,8 +5,8 @@ tolerances of augment_pillow_test.py.
 * Shifts for translations and shears (`shift_blocks`) reproduce Pillow's sampling table.
 * At 224x224 (`one_image_at_a_time`: kernels image by image, shifts by slices) every element
   and sign equals Pillow byte for byte on real images, on the batched and per-image paths.
-* The table kernels (Equalize, AutoContrast, Color, Contrast, Brightness) equal Pillow on images
-  built for their edge cases, both compiled (`compiled_lookups`: one 224x224 image) and on a batch.
+* The table kernels (Equalize, AutoContrast, Color, Contrast, Brightness, the point operations)
+  equal Pillow on images built for their edge cases, both compiled (`compiled_lookups`: one 224x224 image) and on a batch.
 """
 
 import numpy as np
@@ -196,6 +196,22 @@ def test_enhancers_equal_pillow_on_every_kind_of_pixel(edge_images, name, factor
     return kernel(images, tf.fill(tf.shape(images)[:-3], factor))
   pillow = lambda image: enhancer(image).enhance(factor)
   _assert_both_ways(enhance, pillow, edge_images[[0, 3, 7]], f"{name} {factor}")
+
+
+_POINT = [(f"Posterize {bits}", pil_ops.posterize_mask(bits), 256,
+           lambda image, bits=bits: ImageOps.posterize(image, bits)) for bits in range(1, 9)]
+_POINT += [(f"Solarize {t}", 255, t, lambda image, t=t: ImageOps.solarize(image, t))
+           for t in (0, 1, 26, 128, 255, 256)]
+_POINT += [("Invert", 255, 0, ImageOps.invert)]
+
+
+@pytest.mark.parametrize("name,mask,threshold,pillow", _POINT, ids=[p[0] for p in _POINT])
+def test_point_operations_equal_pillow_on_every_level(edge_images, name, mask, threshold,
+                                                      pillow):
+  def point(images):
+    count = tf.shape(images)[:-3]
+    return pil_ops.posterize_solarize(images, tf.fill(count, mask), tf.fill(count, threshold))
+  _assert_both_ways(point, pillow, edge_images[[2, 7]], name)
 
 
 def _pillow(images, elements, signs):
