@@ -12,9 +12,10 @@ elementwise op), broadcasting along the channel axis, gathers with `batch_dims`.
 them (see `python benchmarks/augment_throughput.py --profile`). On a 224x224 image the cost is
 passes over memory: the kernels avoid int32/float64 round trips, per-pixel gathers where slices
 or arithmetic give the same bytes, and run image by image so that intermediates stay in the cache
-(`python benchmarks/augment_vs_pillow.py`, against Pillow per element). There the table kernels
-(Equalize, AutoContrast, Color) compute Pillow's table in TensorFlow and run the per-pixel
-histogram and lookup as small XLA-compiled integer functions (`compiled_lookups`).
+(`python benchmarks/augment_vs_pillow.py`, against Pillow per element). There the kernels that
+are tables of the pixel's value (all but Sharpness and the geometric ones) compute Pillow's table
+in TensorFlow and run the per-pixel histogram and lookup as small XLA-compiled integer functions
+(`compiled_lookups`).
 
 Why our own graph code: `python benchmarks/library_fidelity.py` measures the closest tf.image,
 Keras and keras-cv functions against Pillow 13 on 256 real CIFAR-10 images (exact-equal values):
