@@ -122,7 +122,7 @@ _KERNEL_OF_NAME = {
     "Color": _color,
     "Contrast": _enhance(pil_ops.contrast_degenerate),
     "Sharpness": _enhance(pil_ops.sharpness_degenerate),
-    "Brightness": _enhance(tf.zeros_like),
+    "Brightness": _enhance(pil_ops.brightness_degenerate),
     "AutoContrast": _autocontrast,
     "Equalize": _equalize,
 }

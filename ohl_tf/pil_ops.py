@@ -12,7 +12,10 @@ elementwise op), broadcasting along the channel axis, gathers with `batch_dims`.
 them (see `python benchmarks/augment_throughput.py --profile`). On a 224x224 image the cost is
 passes over memory: the kernels avoid int32/float64 round trips, per-pixel gathers where slices
 or arithmetic give the same bytes, and run image by image so that intermediates stay in the cache
-(`python benchmarks/augment_vs_pillow.py`, against Pillow per element).
+(`python benchmarks/augment_vs_pillow.py`, against Pillow per element). There the kernels that
+are tables of the pixel's value (all but Sharpness and the geometric ones) compute Pillow's table
+in TensorFlow and run the per-pixel histogram and lookup as small XLA-compiled integer functions
+(`compiled_lookups`).
 
 Why our own graph code: `python benchmarks/library_fidelity.py` measures the closest tf.image,
 Keras and keras-cv functions against Pillow 13 on 256 real CIFAR-10 images (exact-equal values):
@@ -363,6 +366,10 @@ def posterize_solarize(images, masks, thresholds):
   Returns:
     uint8 of the shape of `images`.
   """
+  if compiled_lookups(images):  # on one large image: the 256 levels' bytes, looked up
+    levels = tf.cast(tf.range(_LEVELS), tf.uint8)
+    table = posterize_solarize(levels, tf.reshape(masks, []), tf.reshape(thresholds, []))
+    return _look_up_levels(images, table)
   thresholds = tf.cast(thresholds, tf.int32)
   flips = per_image(tf.cast(tf.where(thresholds <= 255, 255, 0), tf.uint8), images)
   thresholds = per_image(tf.cast(tf.minimum(thresholds, 255), tf.uint8), images)
@@ -404,12 +411,23 @@ def channel_histograms(images, levels=None):
   return tf.reshape(counts[:num_bins], [-1, 3, _LEVELS])
 
 
+def _autocontrast_map(values, lo, hi):
+  """float64 `values` (pixels or table levels) through the stretch of a channel ranging lo..hi.
+
+  Unchanged when hi <= lo, else v * scale + offset with scale = 255.0 / (hi - lo) and
+  offset = -lo * scale, in float64 in Pillow's order (the order decides the value at hi).
+  """
+  stretch = hi > lo
+  scale = tf.where(stretch, 255.0 / tf.maximum(hi - lo, 1.0), 1.0)
+  offset = tf.where(stretch, -lo * scale, 0.0)  # scale 1, offset 0: v exactly
+  return values * scale + offset
+
+
 def autocontrast_stretch(images):
   """`ImageOps.autocontrast(image)` (cutoff 0) per image, as arithmetic on the pixels.
 
   Per channel, with lo/hi its lowest/highest value: unchanged when hi <= lo, else
-  int(v * scale + offset) with scale = 255.0 / (hi - lo) and offset = -lo * scale, in float64 in
-  Pillow's order (the order decides the value at hi). Pillow builds that table from the
+  int(v * scale + offset) (`_autocontrast_map`). Pillow builds that table from the
   histogram; lo and hi are the channel's min and max, and every pixel lies in [lo, hi], so the
   same float64 expression evaluated per pixel gives the table's bytes without a histogram or a
   per-pixel gather (both far slower on the CPU than four elementwise ops).
@@ -422,14 +440,20 @@ def autocontrast_stretch(images):
   """
   lo = tf.cast(tf.reduce_min(images, axis=[1, 2], keepdims=True), tf.float64)
   hi = tf.cast(tf.reduce_max(images, axis=[1, 2], keepdims=True), tf.float64)
-  stretch = hi > lo
-  scale = tf.where(stretch, 255.0 / tf.maximum(hi - lo, 1.0), 1.0)
-  offset = tf.where(stretch, -lo * scale, 0.0)  # scale 1, offset 0: v exactly
-  stretched = tf.cast(images, tf.float64) * scale + offset
+  stretched = _autocontrast_map(tf.cast(images, tf.float64), lo, hi)
   # No clip (two float64 passes): Pillow's clip never acts on a pixel, which lies in [lo, hi].
   # At lo the sum is exactly 0 (offset is -round(lo * scale)) and rounding is monotone, so no
   # pixel goes below 0; at hi it is 255 within a few ulps, so none reaches 256.
   return tf.cast(stretched, tf.uint8)
+
+
+def autocontrast_tables(lo, hi):
+  """uint8 [..., 256]: `ImageOps.autocontrast`'s table of each channel from its lowest and
+  highest values lo, hi (int [...]): `_autocontrast_map` of every level, clipped to [0, 255] as
+  Pillow clips it (only levels outside [lo, hi], which no pixel has, need it)."""
+  levels = tf.range(_LEVELS, dtype=tf.float64)
+  lo, hi = (tf.cast(v, tf.float64)[..., None] for v in (lo, hi))
+  return tf.cast(tf.clip_by_value(_autocontrast_map(levels, lo, hi), 0.0, 255.0), tf.uint8)
 
 
 def equalize_luts(histograms, num_pixels):
@@ -458,6 +482,58 @@ def equalize_luts(histograms, num_pixels):
   return tf.where((num_occupied <= 1) | (step == 0), levels, lut)
 
 
+# Per-pixel passes of one large image compiled by XLA. Measured on one 224x224 image (one thread,
+# CPU us): TensorFlow's gather through a 768-entry table ~500-1,000 (a memcpy per value), the
+# int32 levels with the channel offsets broadcast ~600, the bincount ~500; the compiled lookup
+# with its levels ~150-200, the histogram ~100-200. Integer arithmetic and lookups only: exact on
+# any backend, nothing for XLA to contract into a fused multiply-add; the tables come from the
+# kernels' own TensorFlow float ops. XLA compiles per shape, so only `compiled_lookups` images
+# (one image of a static size) take this path; batches of varying sizes keep the plain ops.
+
+def compiled_lookups(images):
+  """Whether the table kernels run their per-pixel passes compiled (`_histogram`, `_lookup`):
+  one image ([H,W,3] or [1,H,W,3]) of a static size that `one_image_at_a_time` takes."""
+  return (images.shape.rank in (3, 4) and images.shape.is_fully_defined() and
+          images.shape.num_elements() == images.shape[-3] * images.shape[-2] * images.shape[-1]
+          and one_image_at_a_time(images))
+
+
+def _channel_levels(image):
+  """int32 [H,W,3]: each value offset by 256 c, its row in a flat [3*256] per-channel table."""
+  return tf.cast(image, tf.int32) + tf.range(3) * _LEVELS
+
+
+@tf.function(jit_compile=True)
+def _histogram(image):
+  """int32 [3,256]: the per-channel histogram of one image [H,W,3] (compiled, see above)."""
+  levels = tf.reshape(_channel_levels(image), [-1])
+  counts = tf.math.unsorted_segment_sum(tf.ones_like(levels), levels, 3 * _LEVELS)
+  return tf.reshape(counts, [3, _LEVELS])
+
+
+@tf.function(jit_compile=True)
+def _channel_range(image):
+  """uint8 [2,3]: the lowest and highest value of each channel of one image [H,W,3]."""
+  return tf.stack([tf.reduce_min(image, axis=[0, 1]), tf.reduce_max(image, axis=[0, 1])])
+
+
+@tf.function(jit_compile=True)
+def _lookup(image, tables):
+  """uint8 [H,W,3]: tables[c, image[y,x,c]], Image.point with a per-channel uint8 [3,256]
+  table, on one image [H,W,3] (compiled, see above)."""
+  return tf.gather(tf.reshape(tables, [-1]), _channel_levels(image))
+
+
+def _one_image(images, kernel):
+  """`kernel` (fn(image [H,W,3]) -> uint8 [H,W,3]) on a `compiled_lookups` image of any rank."""
+  return tf.reshape(kernel(tf.reshape(images, images.shape[-3:])), images.shape)
+
+
+def _look_up_levels(images, table):
+  """A `compiled_lookups` image through one uint8 [256] table in every channel."""
+  return _one_image(images, lambda image: _lookup(image, tf.tile(table[None], [3, 1])))
+
+
 def _one_image_as_batch(kernel):
   """Lets a batch-only kernel take one image [H,W,3] too, as a batch of one."""
   def wrapped(images):
@@ -468,16 +544,31 @@ def _one_image_as_batch(kernel):
   return wrapped
 
 
-@_one_image_as_batch
 def autocontrast(images):
-  """`ImageOps.autocontrast(image)` per image ([B,H,W,3] or [H,W,3])."""
-  return autocontrast_stretch(images)
+  """`ImageOps.autocontrast(image)` per image ([B,H,W,3] or [H,W,3]): on one large image its
+  table (`autocontrast_tables`), else the stretch per pixel (`autocontrast_stretch`)."""
+  if compiled_lookups(images):
+    def one(image):
+      lo, hi = tf.unstack(_channel_range(image))
+      return _lookup(image, autocontrast_tables(lo, hi))
+    return _one_image(images, one)
+  return _one_image_as_batch(autocontrast_stretch)(images)
 
 
-@_one_image_as_batch
 def equalize(images):
   """`ImageOps.equalize(image)` per image ([B,H,W,3] or [H,W,3]), as Image.point with its
   768-entry table: out[b,y,x,c] = lut[b,c,images[b,y,x,c]]."""
+  if compiled_lookups(images):
+    num_pixels = images.shape[-3] * images.shape[-2]
+    def one(image):
+      luts = equalize_luts(_histogram(image)[None], num_pixels)[0]
+      return _lookup(image, tf.cast(luts, tf.uint8))
+    return _one_image(images, one)
+  return _one_image_as_batch(_equalize_batch)(images)
+
+
+def _equalize_batch(images):
+  """`equalize` of a batch [B,H,W,3] without compiling: one histogram and gather for all."""
   levels = _flat_channel_levels(images)
   num_pixels = tf.shape(images)[1] * tf.shape(images)[2]
   luts = equalize_luts(channel_histograms(images, levels), num_pixels)
@@ -506,6 +597,12 @@ def blend(degenerate, images, factors):
   Returns:
     uint8 of the shape of `images`.
   """
+  if (images.dtype == tf.uint8 and compiled_lookups(images)
+      and degenerate.shape.num_elements() == 1):
+    # One degenerate value on one large image: the blend of the 256 levels, looked up.
+    levels = tf.range(_LEVELS, dtype=tf.float32)
+    return _look_up_levels(images, blend(tf.reshape(degenerate, []), levels,
+                                         tf.reshape(factors, [])))
   degenerate = tf.cast(degenerate, tf.float32)
   blended = degenerate + per_image(factors, images) * (tf.cast(images, tf.float32) - degenerate)
   return tf.cast(tf.clip_by_value(blended, 0.0, 255.0), tf.uint8)
@@ -525,17 +622,40 @@ def grayscale(images):
 def color(images, factors):
   """`ImageEnhance.Color(image).enhance(factor)` per image ([B,H,W,3] or [H,W,3]).
 
-  The blend with `convert('L').convert('RGB')`, plane by plane: L in float32 rather than in
+  On one large image (`compiled_lookups`), `color_table`'s blend of every (L, level) pair and a
+  lookup by each pixel's L and value: 65,536 blends instead of three per pixel. Otherwise the
+  blend with `convert('L').convert('RGB')`, plane by plane: L in float32 rather than in
   `grayscale`'s int32 (the weighted sum is an integer below 2**24, as the weights sum to 65536,
   so exact; the floor of its product with 2**-16 is the shift), from the float32 pixels the
   blend needs anyway, and each colour plane blended with L before one uint8 stack. Neither L nor
   a float32 image is stacked to three channels: two to three fewer passes over the image than
   an int32 L, stacked as a uint8 image and blended (which casts it and the image to float32).
   """
+  if compiled_lookups(images):
+    table = color_table(tf.reshape(factors, []))
+    return _one_image(images, lambda image: _lookup_by_luminance(image, table))
   planes = tf.unstack(tf.cast(images, tf.float32), axis=-1)
   red, green, blue = planes
   luminance = tf.floor((19595 * red + 38470 * green + 7471 * blue + 0x8000) * 2.0**-16)
   return tf.stack([blend(luminance, plane, factors) for plane in planes], axis=-1)
+
+
+# Every (L, level) pair as two float32 [256, 256] planes: rows L, columns the level.
+_LUMINANCE_GRID, _LEVEL_GRID = np.mgrid[0:_LEVELS, 0:_LEVELS].astype(np.float32)
+
+
+def color_table(factor):
+  """uint8 [256,256]: `blend` of level v with luminance L by the factor (a scalar) at [L, v],
+  the same float32 operations as on a pixel, so the same bytes."""
+  return blend(tf.constant(_LUMINANCE_GRID), tf.constant(_LEVEL_GRID), factor)
+
+
+@tf.function(jit_compile=True)
+def _lookup_by_luminance(image, table):
+  """uint8 [H,W,3]: table[L, image[y,x,c]], L the pixel's `grayscale`, with a uint8 [256,256]
+  table, on one image [H,W,3] (compiled, see above; L in integers, exact)."""
+  luminance = grayscale(image)[..., None]
+  return tf.gather(tf.reshape(table, [-1]), _LEVELS * luminance + tf.cast(image, tf.int32))
 
 
 def contrast_degenerate(images):
@@ -548,10 +668,27 @@ def contrast_degenerate(images):
   num_pixels = shape[-3] * shape[-2]
   # int32 holds the sum of L over an image up to 8.4 megapixels; int64 beyond (or if unknown).
   wide = tf.int32 if isinstance(num_pixels, int) and 255 * num_pixels < 2**30 else tf.int64
-  total = tf.reduce_sum(tf.cast(grayscale(images), wide), axis=[-2, -1])
+  if compiled_lookups(images):
+    total = tf.reshape(_luminance_total(tf.reshape(images, shape[-3:]), wide), shape[:-3])
+  else:
+    total = tf.reduce_sum(tf.cast(grayscale(images), wide), axis=[-2, -1])
   num_pixels = tf.cast(num_pixels, wide)
   mean = (2 * total + num_pixels) // (2 * num_pixels)
   return per_image(tf.cast(mean, tf.uint8), images)
+
+
+@tf.function(jit_compile=True)
+def _luminance_total(image, dtype):
+  """The sum of `grayscale` over one image [H,W,3], in `dtype` (compiled, see above)."""
+  return tf.reduce_sum(tf.cast(grayscale(image), dtype))
+
+
+def brightness_degenerate(images):
+  """ImageEnhance.Brightness's degenerate, a black image: on one large image one value (`blend`
+  then looks the 256 levels up), else full size (broadcasting one value per image is slower)."""
+  if compiled_lookups(images):
+    return tf.zeros([], tf.uint8)
+  return tf.zeros_like(images)
 
 
 # ImageFilter.SMOOTH: [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13, one filter per channel.

@@ -123,7 +123,8 @@ class Config:
                  "θ, BatchNorm statistics, checkpoints and the exported SavedModel stay float32.")
   jit_compile: bool = _setting(
       False, "Compile each replica's forward and backward pass with XLA "
-             "(tf.function(jit_compile=True)); the augmentation stays outside XLA either way.")
+             "(tf.function(jit_compile=True)); the augmentation stays outside that compilation "
+             "either way.")
   cpu_devices: int = _setting(1, "Split the CPU into this many logical devices (tests, no GPU).")
   overwrite: bool = _setting(False,
                              "Delete a run with another configuration found in --model_dir.")

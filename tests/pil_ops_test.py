@@ -5,12 +5,15 @@ tolerances of augment_pillow_test.py.
 * Shifts for translations and shears (`shift_blocks`) reproduce Pillow's sampling table.
 * At 224x224 (`one_image_at_a_time`: kernels image by image, shifts by slices) every element
   and sign equals Pillow byte for byte on real images, on the batched and per-image paths.
+* The table kernels (Equalize, AutoContrast, Color, Contrast, Brightness, the point operations)
+  equal Pillow on images built for their edge cases, both compiled (`compiled_lookups`: one 224x224 image) and on a batch.
 """
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from PIL import ImageEnhance
 from PIL import ImageOps
 
 import pillow_reference as ref
@@ -61,6 +64,10 @@ def test_autocontrast_stretch_equals_pillow_for_every_range():
   ours = pil_ops.autocontrast_stretch(tf.constant(images)).numpy()
   expected = np.stack([np.asarray(ImageOps.autocontrast(Image.fromarray(x))) for x in images])
   np.testing.assert_array_equal(ours, expected)
+  # The tables of the compiled path, looked up at every pixel, give the same bytes.
+  tables = pil_ops.autocontrast_tables(images.min(axis=(1, 2)), images.max(axis=(1, 2))).numpy()
+  looked_up = np.take_along_axis(tables[:, None, None], images[..., None], axis=-1)[..., 0]
+  np.testing.assert_array_equal(looked_up, expected)
 
 
 @pytest.mark.parametrize("height,width", [(224, 224), (32, 32), (31, 45)])
@@ -103,6 +110,108 @@ def test_224_takes_the_image_by_image_kernels(images_224):
   assert pil_ops.one_image_at_a_time(tf.constant(images_224))
   assert not pil_ops.one_image_at_a_time(tf.zeros([4, 32, 32, 3], tf.uint8))
   assert not pil_ops.one_image_at_a_time(tf.TensorSpec([None, None, None, 3], tf.uint8))
+
+
+def test_compiled_lookups_take_one_large_image_of_a_static_size():
+  assert pil_ops.compiled_lookups(tf.zeros([224, 224, 3], tf.uint8))
+  assert pil_ops.compiled_lookups(tf.zeros([1, 224, 224, 3], tf.uint8))
+  assert not pil_ops.compiled_lookups(tf.zeros([2, 224, 224, 3], tf.uint8))
+  assert not pil_ops.compiled_lookups(tf.zeros([1, 32, 32, 3], tf.uint8))
+  assert not pil_ops.compiled_lookups(tf.TensorSpec([None, 224, 224, 3], tf.uint8))
+
+
+_SIDE = 224
+_NUM_PIXELS = _SIDE * _SIDE
+
+
+def _channel(kind, rng):
+  """A 224x224 channel whose histogram is one of the table kernels' edge cases."""
+  few = lambda count, below: np.r_[rng.integers(0, below, count),
+                                   np.full(_NUM_PIXELS - count, below)]
+  values = {
+      "one level": lambda: np.full(_NUM_PIXELS, 77),
+      "two levels": lambda: np.where(rng.random(_NUM_PIXELS) < 0.3, 10, 200),
+      "all 256 levels": lambda: np.r_[np.arange(256), rng.integers(0, 256, _NUM_PIXELS - 256)],
+      "0 and 255 only": lambda: np.where(rng.random(_NUM_PIXELS) < 0.5, 0, 255),
+      # Equalize's step excludes the highest level's count, h[-1]: step 0 (identity), step 1,
+      # and a large h[-1] below 255.
+      "step 0": lambda: few(254, 250),
+      "step 1": lambda: few(300, 240),
+      "large highest level": lambda: few(_NUM_PIXELS // 3, 180),
+      "uniform": lambda: rng.integers(0, 256, _NUM_PIXELS),
+      "narrow": lambda: rng.integers(100, 104, _NUM_PIXELS),
+  }[kind]()
+  return rng.permutation(values).reshape(_SIDE, _SIDE)
+
+
+_KINDS = ("one level", "two levels", "all 256 levels", "0 and 255 only", "step 0", "step 1",
+          "large highest level", "uniform", "narrow")
+
+
+@pytest.fixture(scope="module")
+def edge_images():
+  """uint8 [9,224,224,3]: every kind of channel, in each of the three channels."""
+  rng = np.random.default_rng(19)
+  kinds = [(_KINDS[i], _KINDS[(i + 3) % 9], _KINDS[(i + 6) % 9]) for i in range(len(_KINDS))]
+  return np.stack([np.stack([_channel(k, rng) for k in three], axis=-1)
+                   for three in kinds]).astype(np.uint8)
+
+
+def _assert_both_ways(kernel, pillow, images, name):
+  """`kernel` on each image alone ([H,W,3] and [1,H,W,3], compiled) and on the whole batch
+  (not compiled) against `pillow` image by image: every byte equal."""
+  expected = np.stack([np.asarray(pillow(Image.fromarray(x))) for x in images])
+  batch = kernel(tf.constant(images)).numpy()
+  for i, image in enumerate(images):
+    np.testing.assert_array_equal(kernel(tf.constant(image)).numpy(), expected[i],
+                                  err_msg=f"{name}: image {i}, compiled, [H,W,3]")
+    np.testing.assert_array_equal(kernel(tf.constant(image[None]))[0].numpy(), expected[i],
+                                  err_msg=f"{name}: image {i}, compiled, [1,H,W,3]")
+    np.testing.assert_array_equal(batch[i], expected[i], err_msg=f"{name}: image {i}, batch")
+
+
+def test_equalize_equals_pillow_on_its_edge_cases(edge_images):
+  _assert_both_ways(pil_ops.equalize, ImageOps.equalize, edge_images, "Equalize")
+
+
+def test_autocontrast_equals_pillow_on_its_edge_cases(edge_images):
+  _assert_both_ways(pil_ops.autocontrast, ImageOps.autocontrast, edge_images, "AutoContrast")
+
+
+_ENHANCERS = {
+    "Color": (pil_ops.color, ImageEnhance.Color),
+    "Contrast": (lambda images, factors: pil_ops.blend(
+        pil_ops.contrast_degenerate(images), images, factors), ImageEnhance.Contrast),
+    "Brightness": (lambda images, factors: pil_ops.blend(
+        pil_ops.brightness_degenerate(images), images, factors), ImageEnhance.Brightness),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ENHANCERS))
+@pytest.mark.parametrize("factor", [0.0, 0.1, 0.7, 1.0, 1.3, 1.9, 3.0])
+def test_enhancers_equal_pillow_on_every_kind_of_pixel(edge_images, name, factor):
+  """Factors beyond 1 clip at both ends; the uniform channels meet most (L, v) pairs."""
+  kernel, enhancer = _ENHANCERS[name]
+  def enhance(images):
+    return kernel(images, tf.fill(tf.shape(images)[:-3], factor))
+  pillow = lambda image: enhancer(image).enhance(factor)
+  _assert_both_ways(enhance, pillow, edge_images[[0, 3, 7]], f"{name} {factor}")
+
+
+_POINT = [(f"Posterize {bits}", pil_ops.posterize_mask(bits), 256,
+           lambda image, bits=bits: ImageOps.posterize(image, bits)) for bits in range(1, 9)]
+_POINT += [(f"Solarize {t}", 255, t, lambda image, t=t: ImageOps.solarize(image, t))
+           for t in (0, 1, 26, 128, 255, 256)]
+_POINT += [("Invert", 255, 0, ImageOps.invert)]
+
+
+@pytest.mark.parametrize("name,mask,threshold,pillow", _POINT, ids=[p[0] for p in _POINT])
+def test_point_operations_equal_pillow_on_every_level(edge_images, name, mask, threshold,
+                                                      pillow):
+  def point(images):
+    count = tf.shape(images)[:-3]
+    return pil_ops.posterize_solarize(images, tf.fill(count, mask), tf.fill(count, threshold))
+  _assert_both_ways(point, pillow, edge_images[[2, 7]], name)
 
 
 def _pillow(images, elements, signs):
