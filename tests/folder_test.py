@@ -342,21 +342,20 @@ def test_the_readme_folder_command_trains_the_same_theta_streamed_or_in_memory(t
   assert command in readme
   root = tmp_path / "pets"
   _make(root, {"cat": 540, "dog": 560}, size=(32, 32))  # 1,100 images: test 500, val 500
-  runs = {}
-  for stream in ("never", "always"):
-    model_dir = tmp_path / stream
-    result = run_testing.run(
-        model_dir, *command.replace("/data/pets", str(root)).split(),
-        # Shrunk: 2 outer steps of 2 trajectories on 64 training images.
-        "--train_subset=64", "--batch_size=32", "--epochs=1", "--inner_steps=1",
-        "--trajectories=2", "--eval_batch_size=250", "--deterministic",
-        f"--folder_stream={stream}", small=False)
+  runs = {stream: tmp_path / stream for stream in ("never", "always")}
+  results = run_testing.run_side_by_side([
+      (model_dir, [*command.replace("/data/pets", str(root)).split(),
+                   # Shrunk: 2 outer steps of 2 trajectories on 64 training images.
+                   "--train_subset=64", "--batch_size=32", "--epochs=1", "--inner_steps=1",
+                   "--trajectories=2", "--eval_batch_size=250", "--deterministic",
+                   f"--folder_stream={stream}"])
+      for stream, model_dir in runs.items()], small=False)
+  for (stream, model_dir), result in zip(runs.items(), results):
     assert result.returncode == 0, result.stderr[-3000:]
     streamed = "; streamed from the files" if stream == "always" else ""
     assert result.stdout.splitlines()[1] == (
         f"  data      folder:{root}: 64 training images, 500 validation; test split 500 images "
         f"held out of {root}/<class> (--test_size, seeded by --seed){streamed}")
-    runs[stream] = model_dir
     assert json.loads((model_dir / "results.json").read_text())["test_accuracy"] is not None
   expected = run_testing.final_checkpoint(runs["never"])
   assert any("theta" in name for name in expected)

@@ -1,6 +1,7 @@
 """End to end through `python -m ohl_tf.main`, as a user runs it: artefacts read back with plain
 TensorFlow and TensorBoard, a SIGKILL and resume, and bad input."""
 
+from concurrent import futures
 import dataclasses
 import json
 import os
@@ -255,16 +256,16 @@ def _kill_after_checkpoint(model_dir, flags, number, code=_ROOT):
 def test_sigkill_and_resume_matches_an_uninterrupted_run(deterministic_run, tmp_path, estimator,
                                                         search_space):
   flags = [*_RESUME_FLAGS, f"--estimator={estimator}", f"--search_space={search_space}"]
-  if estimator == "reinforce":
-    whole_dir = deterministic_run[0]
-  else:
-    whole_dir = tmp_path / "whole"
-    uninterrupted = run_testing.run(whole_dir, *flags)
-    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
-
-  killed_dir = tmp_path / "killed"
-  _kill_after_checkpoint(killed_dir, flags, 2)  # after outer step 2 of 4
-  resumed = run_testing.run(killed_dir, *flags)
+  whole_dir, killed_dir = tmp_path / "whole", tmp_path / "killed"
+  with futures.ThreadPoolExecutor(1) as pool:
+    if estimator == "reinforce":
+      whole_dir, uninterrupted = deterministic_run[0], None
+    else:  # its own uninterrupted run, beside the killed one: on 2 cores, little more than one
+      uninterrupted = pool.submit(run_testing.run, whole_dir, *flags)
+    _kill_after_checkpoint(killed_dir, flags, 2)  # after outer step 2 of 4
+    resumed = run_testing.run(killed_dir, *flags)
+  if uninterrupted:
+    assert uninterrupted.result().returncode == 0, uninterrupted.result().stderr[-3000:]
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert resumed.stdout.startswith(f"Resuming the run in {killed_dir}\n")
   run_testing.assert_same_checkpoint(killed_dir, run_testing.final_checkpoint(whole_dir))
@@ -437,21 +438,35 @@ def test_augmenting_on_the_device_gives_the_run_augmenting_on_the_host(quick_run
 
 # One setting refused by run_config.Config stands for them all (tests/run_config_test.py checks
 # each one's message in-process); the others fail later, where something could be written.
-@pytest.mark.parametrize("flags,message", [
+_BAD_INPUT = [
     (["--trajectories=0"], "--trajectories must be >= 1"),
     (["--val_size=6000"], "--val_size"),
     (["--cpu_devices=4", "--trajectories=1", "--batch_size=30", "--estimator=reinforce"],
      "--batch_size=30 is not divisible by the 4 replicas of trajectory 0"),
     (["--dataset=folder:/nonexistent/pets"], "/nonexistent/pets"),
     (["--train_subset=9000"], "--train_subset=9000 exceeds the 4936 training images"),
-])
-def test_bad_input_exits_with_a_clear_message_and_writes_nothing(tmp_path, flags, message):
-  result = run_testing.run(tmp_path / "run", "--epochs=1", *flags)
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input_runs(tmp_path_factory):
+  """[(model_dir, result)] of _BAD_INPUT's runs, in its order, run side by side: each is mostly
+  TensorFlow's import, on one core."""
+  model_dirs = [tmp_path_factory.mktemp("bad_input") / "run" for _ in _BAD_INPUT]
+  results = run_testing.run_side_by_side(
+      [(model_dir, ["--epochs=1", *flags]) for model_dir, (flags, _) in zip(model_dirs,
+                                                                           _BAD_INPUT)])
+  return list(zip(model_dirs, results))
+
+
+@pytest.mark.parametrize("flags,message", _BAD_INPUT)
+def test_bad_input_exits_with_a_clear_message_and_writes_nothing(bad_input_runs, flags, message):
+  model_dir, result = bad_input_runs[_BAD_INPUT.index((flags, message))]
   assert result.returncode != 0
   assert f"error: {message}" in result.stderr or message in result.stderr, result.stderr[-2000:]
   assert "Traceback" not in result.stderr
   assert not terminal_testing.native_lines(result.stderr), result.stderr[-2000:]
-  assert not (tmp_path / "run").exists()
+  assert not model_dir.exists()
 
 
 def test_verbosity_brings_tensorflows_logs_back(tmp_path):
