@@ -1,5 +1,6 @@
 """Every flagfile parses and builds its model and input pipeline on mock data, so none rots."""
 
+import dataclasses
 import pathlib
 
 from absl import flags
@@ -15,7 +16,8 @@ from ohl_tf import search
 from ohl_tf import trajectory
 
 _FLAGS_DIR = pathlib.Path(__file__).resolve().parents[1] / "flags"
-FLAGFILES = sorted(_FLAGS_DIR.glob("*.cfg"))
+RECOMMENDED = _FLAGS_DIR / "ohl_recommended.cfg"  # added after another flagfile, not a run
+FLAGFILES = sorted(set(_FLAGS_DIR.glob("*.cfg")) - {RECOMMENDED})
 # One row of the paper's Tables 2 and 3 each, and the quick start.
 PAPER_ROWS = {"cifar_resnet18", "cifar_wrn", "cifar_dpn92", "cifar_amoebanet",
               "imagenet_resnet50", "imagenet_se_resnext101"}
@@ -39,6 +41,20 @@ def _file_settings(path):
 
 def test_every_row_of_tables_2_and_3_has_a_flagfile():
   assert PAPER_ROWS | {"quickstart"} <= {path.stem for path in FLAGFILES}
+
+
+def test_the_recommended_settings_replace_only_their_own_after_any_flagfile():
+  recommended = _file_settings(RECOMMENDED)
+  assert "dataset" not in recommended and "model_dir" not in recommended
+  for path in FLAGFILES:
+    paper, combined = _parse(path), _parse(path, f"--flagfile={RECOMMENDED}")
+    changed = {field.name for field in dataclasses.fields(paper)
+               if getattr(paper, field.name) != getattr(combined, field.name)}
+    assert changed <= set(recommended), (path.stem, changed - set(recommended))
+    for name, value in recommended.items():
+      assert str(getattr(combined, name)) == str(type(getattr(paper, name))(value)), name
+  assert (combined.estimator, combined.search_space, combined.reward) == (
+      "element_es", "paper_identity", "loss")
 
 
 def test_paper_rows_keep_the_papers_estimator_and_the_quick_run_one_that_learns():
