@@ -221,7 +221,7 @@ def _pillow(images, elements, signs):
 
 @pytest.mark.slow  # ~2 min on a loaded 2-core machine: the 224x224 graphs trace slowly
 def test_every_element_is_byte_exact_at_224_on_both_paths(images_224):
-  """All 72 cases in one mixed batch (each kernel's share image by image) and in a tf.data map
+  """All 72 cases in one mixed batch (image by image, each through the switch) and in a tf.data map
   (the per-image path), on real images, against Pillow: every byte equal."""
   images = images_224[np.arange(len(_CASES)) % len(images_224)]
   elements = np.array([e for e, _ in _CASES], np.int32)
