@@ -95,6 +95,10 @@ def _enhance(degenerate_fn):
   return kernel
 
 
+def _brightness(images, ids, signs, table):
+  return pil_ops.brightness(images, _factors(ids, signs, table))
+
+
 def _color(images, ids, signs, table):
   return pil_ops.color(images, _factors(ids, signs, table))
 
@@ -123,7 +127,7 @@ _KERNEL_OF_NAME = {
     "Color": _color,
     "Contrast": _enhance(pil_ops.contrast_degenerate),
     "Sharpness": _enhance(pil_ops.sharpness_degenerate),
-    "Brightness": _enhance(pil_ops.brightness_degenerate),
+    "Brightness": _brightness,
     "AutoContrast": _autocontrast,
     "Equalize": _equalize,
 }
