@@ -101,10 +101,14 @@ class Paths:
   """The batched and per-image paths of one function of (images, *per-image arguments)."""
 
   def __init__(self, images, batch_size):
-    self.batches = [tf.constant(images[i:i + batch_size])
-                    for i in range(0, len(images) - batch_size + 1, batch_size)]
-    self.num_images = batch_size * len(self.batches)
+    self.num_images = batch_size * (len(images) // batch_size)
     self.images = images[:self.num_images]
+    # Pillow's images once, before any kernel runs: PIL images made after the TensorFlow paths
+    # had run were up to 30% slower to transform in the same process (their memory's placement),
+    # which flattered the ratios.
+    self.pillow_images = [Image.fromarray(x) for x in self.images]
+    self.batches = [tf.constant(images[i:i + batch_size])
+                    for i in range(0, self.num_images, batch_size)]
     self.batch_size = batch_size
     self.map_overhead = None
     self.compiled = {}  # (path, fn) -> tf.function, traced once for all cases
@@ -152,7 +156,7 @@ def element_cases():
 
 def profile_elements(paths, repeats):
   """Prints and returns [(label, batched, per-image, Pillow)] in CPU us per image."""
-  pils = [Image.fromarray(x) for x in paths.images]
+  pils = paths.pillow_images
   n = paths.num_images
   rows = []
   print(f"  {'element':<20} {'batched':>8} {'per-img':>8} {'Pillow':>8} {'b/P':>6} {'i/P':>6}")
@@ -178,7 +182,7 @@ def compare_operations(paths, repeats, run):
   signs = rng.choice(np.array([-1, 1], np.int32), (paths.num_images, 2))
   batched = paths.batched(augment.apply_drawn_operation, ops, signs, repeats=repeats)
   per_image = paths.per_image(augment.apply_drawn_operation, ops, signs, repeats=repeats)
-  pils = [Image.fromarray(x) for x in paths.images]
+  pils = paths.pillow_images
   pillow = cpu_us_per_image(
       lambda: [pillow_reference.pillow_operation(p, o, s) for p, o, s in zip(pils, ops, signs)],
       paths.num_images, repeats)

@@ -18,7 +18,9 @@ execution paths, which share the same kernels (`pil_ops`), so they give identica
     routine, the magnitude a tensor; a 9th, Identity's, in a space that has it), each run on the
     image itself (no batch of one), meant for the per-image `tf.data` map;
   * a batch [B,H,W,3] with per-image indices: `tf.dynamic_partition` by kernel, each kernel once
-    on its share of the batch, `tf.dynamic_stitch` back.
+    on its share of the batch, `tf.dynamic_stitch` back; from 128x128 pixels (a static size) one
+    loop over the images instead, both elements of each through the switch
+    (`operations.map_if_large`).
 
 Example:
   >>> images = tf.zeros([8, 32, 32, 3], tf.uint8)
@@ -28,6 +30,7 @@ Example:
 """
 
 import dataclasses
+import functools
 
 import tensorflow as tf
 
@@ -291,5 +294,11 @@ def apply_drawn_operation(images, op, signs, space=PAPER):
 
 
 def _apply_operation(images, op, signs, space):
+  # Large images take both elements in one loop over the batch, not one loop per element.
+  return operations.map_if_large(functools.partial(_apply_elements, space=space), images, op,
+                                 signs)
+
+
+def _apply_elements(images, op, signs, space):
   first = _apply_element(images, op // space.num_elements, signs[..., 0], space)
   return _apply_element(first, op % space.num_elements, signs[..., 1], space)

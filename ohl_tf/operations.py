@@ -20,7 +20,8 @@ numpy tables of its parameters indexed by id, and the `pil_ops` kernels the oper
 per family of Pillow routine, the parameter a per-image tensor). `apply_operations` runs one
 operation per image, on one of two paths with the same kernels, so with the same bytes:
   * a batch [B,H,W,3] with ids [B]: `tf.dynamic_partition` by kernel, each kernel once on its
-    share of the batch, `tf.dynamic_stitch` back;
+    share of the batch, `tf.dynamic_stitch` back; from 128x128 pixels of a static size, the
+    switch below on each image in turn (`map_if_large`);
   * one image [H,W,3] with a scalar id: a switch over the kernels (an unlowered Case op,
     `private_api.unlowered_switch_case`), each run on the image itself, for a per-image `tf.data`
     map; only the selected kernel runs.
@@ -94,6 +95,10 @@ def _enhance(degenerate_fn):
   return kernel
 
 
+def _brightness(images, ids, signs, table):
+  return pil_ops.brightness(images, _factors(ids, signs, table))
+
+
 def _color(images, ids, signs, table):
   return pil_ops.color(images, _factors(ids, signs, table))
 
@@ -122,7 +127,7 @@ _KERNEL_OF_NAME = {
     "Color": _color,
     "Contrast": _enhance(pil_ops.contrast_degenerate),
     "Sharpness": _enhance(pil_ops.sharpness_degenerate),
-    "Brightness": _enhance(pil_ops.brightness_degenerate),
+    "Brightness": _brightness,
     "AutoContrast": _autocontrast,
     "Equalize": _equalize,
 }
@@ -293,8 +298,34 @@ def apply_operations(images, table, ops, signs):
     ValueError: images not uint8 [B,H,W,3] or [H,W,3] of at least 3x3 pixels.
   """
   images = check_images(images)
+  return map_if_large(functools.partial(_apply_table, table=table), images, ops, signs)
+
+
+def _apply_table(images, ops, signs, table):
   path = _partition_path if images.shape.rank == 4 else _switch_path
   return path(images, table, ops, signs)
+
+
+def map_if_large(fn, images, *per_image):
+  """fn(images, *per_image), where fn takes a batch or one image: on a batch of large images of
+  a static size (`pil_ops.one_image_at_a_time`), fn on each image with its own parameters
+  (`pil_ops.image_by_image`: the per-image path's switch, its kernels compiled); else fn once.
+
+  At 224x224 the partition, the per-kernel loops and the stitch of the batch cost ~60-100 us an
+  image, twice per operation; one loop over the images with a switch per image costs ~20 us.
+
+  Args:
+    fn: fn(images, *per_image) -> uint8 of the shape of `images`, for a batch [B,H,W,3] with
+      per-image tensors [B, ...] and for one image [H,W,3] with their rows.
+    images: uint8 [B,H,W,3] or [H,W,3].
+    *per_image: tensors whose first axis is the batch's (scalars or rows for one image).
+
+  Returns:
+    uint8 of the shape of `images`, the same bytes either way.
+  """
+  if images.shape.rank == 4 and pil_ops.one_image_at_a_time(images):
+    return pil_ops.image_by_image(fn, images, *per_image)
+  return fn(images, *per_image)
 
 
 # ---------------------------------------------------------------------------

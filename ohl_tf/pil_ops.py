@@ -14,8 +14,9 @@ passes over memory: the kernels avoid int32/float64 round trips, per-pixel gathe
 or arithmetic give the same bytes, and run image by image so that intermediates stay in the cache
 (`python benchmarks/augment_vs_pillow.py`, against Pillow per element). There the kernels that
 are tables of the pixel's value (all but Sharpness and the geometric ones) compute Pillow's table
-in TensorFlow and run the per-pixel histogram and lookup as small XLA-compiled integer functions
-(`compiled_lookups`).
+in TensorFlow and run the per-pixel histogram and lookup as small XLA-compiled integer functions,
+the point operations their uint8 arithmetic and Brightness its one product, and shears and
+Rotate gather their pixels compiled (`compiled_lookups`).
 
 Why our own graph code: `python benchmarks/library_fidelity.py` measures the closest tf.image,
 Keras and keras-cv functions against Pillow 13 on 256 real CIFAR-10 images (exact-equal values):
@@ -31,6 +32,7 @@ Keras and keras-cv functions against Pillow 13 on 256 real CIFAR-10 images (exac
     `posterize_solarize` serves all seven with a per-image mask and threshold.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -244,25 +246,16 @@ def _line_shift(line, i, axis, height, width, fill):
   return (dy, dx) if np.array_equal(expected, line) else False
 
 
-def _shift(images, axis, blocks, fill):
-  """Applies `shift_blocks`' blocks to images [..., H, W, C] (static H, W)."""
-  height, width = images.shape[-3], images.shape[-2]
-  shifts = [(dy, dx) for _, _, dy, dx in blocks if dy is not None]
-  pad_y = max([abs(dy) for dy, _ in shifts], default=0)
-  pad_x = max([abs(dx) for _, dx in shifts], default=0)
-  padded = _pad_with_fill(images, [(pad_y, pad_y), (pad_x, pad_x)], fill)
-  pieces = []
+def line_offsets(axis, blocks, height, width):
+  """`shift_blocks`' plan as offsets per line: int32 (dy, dx), each [H,1] (axis 0, one per row)
+  or [1,W] (axis 1, one per column), broadcasting to the image; a line of fill throughout reads
+  from (y + H, x + W), outside the image."""
+  lines = height if axis == 0 else width
+  offsets = np.zeros([2, lines], np.int32)
   for start, stop, dy, dx in blocks:
-    rows, cols = ((start, stop), (0, width)) if axis == 0 else ((0, height), (start, stop))
-    if dy is None:
-      shape = images.shape.as_list()[:-3] + [rows[1] - rows[0], cols[1] - cols[0],
-                                             images.shape[-1]]
-      pieces.append(tf.fill([d if d is not None else tf.shape(images)[k]
-                             for k, d in enumerate(shape)], tf.constant(fill, tf.uint8)))
-      continue
-    y0, x0 = rows[0] + dy + pad_y, cols[0] + dx + pad_x
-    pieces.append(padded[..., y0:y0 + rows[1] - rows[0], x0:x0 + cols[1] - cols[0], :])
-  return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=images.shape.rank - 3 + axis)
+    offsets[:, start:stop] = [[height], [width]] if dy is None else [[dy], [dx]]
+  shape = [lines, 1] if axis == 0 else [1, lines]
+  return offsets[0].reshape(shape), offsets[1].reshape(shape)
 
 
 def _translation(axis, blocks, source, height, width):
@@ -314,9 +307,8 @@ def _translate(images, dy, dx, fill):
 def remap_table(images, table, rows, fill):
   """`remap` by rows of a static table: each image's source pixels are table[rows[b]].
 
-  On one image (or a batch of one) of a static size whose rows are shifts (`shift_blocks`:
-  translations, shears), a switch over the table's rows runs the selected row's slices instead
-  of a gather; everything else gathers.
+  On one image of a static size (`compiled_lookups`), a switch over the table's rows runs the
+  selected row's kernel (`remap_row`); everything else gathers.
 
   Args:
     images: uint8 [B,H,W,C] or [H,W,C].
@@ -327,21 +319,43 @@ def remap_table(images, table, rows, fill):
   Returns:
     uint8 of the shape of `images`.
   """
-  gather = lambda row: remap(images, tf.gather(tf.constant(table), row), fill)
-  if not one_image_at_a_time(images) or (images.shape.rank == 4 and images.shape[0] != 1):
-    return gather(rows)
+  if not compiled_lookups(images):
+    return remap(images, tf.gather(tf.constant(table), rows), fill)
+  branches = [functools.partial(remap_row, images, source, fill) for source in table]
+  return tf.ensure_shape(
+      private_api.unlowered_switch_case(tf.reshape(rows, []), branches), images.shape)
+
+
+@tf.autograph.experimental.do_not_convert
+def remap_row(images, source_indices, fill):
+  """`remap` of a `compiled_lookups` image by one static row of `affine_source_indices`.
+
+  A translation (`shift_blocks`) is one slice of the part that stays and one pad; another shift
+  by rows or columns (ShearX, ShearY) one compiled gather at offsets computed per line
+  (`_shift_lines`); anything else (Rotate) one compiled gather through the row. Measured at
+  224x224 (one thread, CPU us per image): TranslateX 35-45 by slices against ~55 gathered, ShearX
+  50-55 gathered against 55-110 by slices (up to 68 blocks of rows), ShearY 110-150 against
+  110-250, Rotate ~170-190 against ~240 for TensorFlow's gather.
+
+  Args:
+    images: uint8 [H,W,C] or [1,H,W,C] (`compiled_lookups`).
+    source_indices: numpy int [H*W], a row of `affine_source_indices`.
+    fill: the fill value (an int, one for all channels).
+
+  Returns:
+    uint8 of the shape of `images`.
+  """
   height, width = images.shape[-3], images.shape[-2]
-  row = tf.reshape(rows, [])
-  def branch(r):
-    plan = shift_blocks(table[r], height, width)
-    if plan is None:
-      return lambda: gather(tf.fill(tf.shape(rows), r))
-    translation = _translation(*plan, table[r], height, width)
-    if translation is not None:  # one slice and one pad, not a pad of the whole image
-      return lambda: _translate(images, *translation, fill)
-    return lambda: _shift(images, *plan, fill)
-  branches = [branch(r) for r in range(len(table))]
-  return tf.ensure_shape(private_api.unlowered_switch_case(row, branches), images.shape)
+  fill_value = tf.constant(fill, tf.uint8)
+  plan = shift_blocks(source_indices, height, width)
+  if plan is None:
+    indices = tf.constant(np.asarray(source_indices, np.int32).reshape(height, width))
+    return _one_image(images, lambda image: _gather_pixels(image, indices, fill_value))
+  translation = _translation(*plan, source_indices, height, width)
+  if translation is not None:  # one slice and one pad, not a pad of the whole image
+    return _translate(images, *translation, fill)
+  dy, dx = line_offsets(*plan, height, width)
+  return _one_image(images, lambda image: _shift_lines(image, dy, dx, fill_value))
 
 
 # ---------------------------------------------------------------------------
@@ -366,16 +380,25 @@ def posterize_solarize(images, masks, thresholds):
   Returns:
     uint8 of the shape of `images`.
   """
-  if compiled_lookups(images):  # on one large image: the 256 levels' bytes, looked up
-    levels = tf.cast(tf.range(_LEVELS), tf.uint8)
-    table = posterize_solarize(levels, tf.reshape(masks, []), tf.reshape(thresholds, []))
-    return _look_up_levels(images, table)
+  if compiled_lookups(images):
+    # One compiled pass of the same arithmetic: ~25 us at 224x224, against ~75 for a lookup of
+    # the 256 levels' bytes and ~80 for these ops uncompiled (one thread).
+    return _one_image(images, lambda image: _posterize_solarize_compiled(
+        image, tf.reshape(masks, []), tf.reshape(thresholds, [])))
+  return _posterize_solarize(images, masks, thresholds)
+
+
+def _posterize_solarize(images, masks, thresholds):
+  """`posterize_solarize`'s uint8 arithmetic, uncompiled (any batch) or compiled (below)."""
   thresholds = tf.cast(thresholds, tf.int32)
   flips = per_image(tf.cast(tf.where(thresholds <= 255, 255, 0), tf.uint8), images)
   thresholds = per_image(tf.cast(tf.minimum(thresholds, 255), tf.uint8), images)
   posterized = tf.bitwise.bitwise_and(images, per_image(tf.cast(masks, tf.uint8), images))
   inverted = tf.cast(posterized >= thresholds, tf.uint8) * flips
   return tf.bitwise.bitwise_xor(posterized, inverted)
+
+
+_posterize_solarize_compiled = tf.function(_posterize_solarize, jit_compile=True)
 
 
 def posterize_mask(bits):
@@ -485,14 +508,16 @@ def equalize_luts(histograms, num_pixels):
 # Per-pixel passes of one large image compiled by XLA. Measured on one 224x224 image (one thread,
 # CPU us): TensorFlow's gather through a 768-entry table ~500-1,000 (a memcpy per value), the
 # int32 levels with the channel offsets broadcast ~600, the bincount ~500; the compiled lookup
-# with its levels ~150-200, the histogram ~100-200. Integer arithmetic and lookups only: exact on
-# any backend, nothing for XLA to contract into a fused multiply-add; the tables come from the
-# kernels' own TensorFlow float ops. XLA compiles per shape, so only `compiled_lookups` images
-# (one image of a static size) take this path; batches of varying sizes keep the plain ops.
+# with its levels ~150-200, the histogram ~100-200. Integer arithmetic and lookups only (and
+# Brightness's lone float32 product, `_scale`): exact on any backend, nothing for XLA to contract
+# into a fused multiply-add; the tables come from the kernels' own TensorFlow float ops. XLA
+# compiles per shape, so only `compiled_lookups` images (one image of a static size) take this
+# path; batches of varying sizes keep the plain ops.
 
 def compiled_lookups(images):
-  """Whether the table kernels run their per-pixel passes compiled (`_histogram`, `_lookup`):
-  one image ([H,W,3] or [1,H,W,3]) of a static size that `one_image_at_a_time` takes."""
+  """Whether the kernels run their per-pixel passes compiled (`_histogram`, `_lookup`, the point
+  arithmetic, Brightness's product, the shears' and Rotate's gathers): one image ([H,W,3] or
+  [1,H,W,3]) of a static size that `one_image_at_a_time` takes."""
   return (images.shape.rank in (3, 4) and images.shape.is_fully_defined() and
           images.shape.num_elements() == images.shape[-3] * images.shape[-2] * images.shape[-1]
           and one_image_at_a_time(images))
@@ -522,6 +547,31 @@ def _lookup(image, tables):
   """uint8 [H,W,3]: tables[c, image[y,x,c]], Image.point with a per-channel uint8 [3,256]
   table, on one image [H,W,3] (compiled, see above)."""
   return tf.gather(tf.reshape(tables, [-1]), _channel_levels(image))
+
+
+@tf.function(jit_compile=True)
+def _gather_pixels(image, indices, fill):
+  """uint8 [H,W,C]: pixel indices[y,x] of one image [H,W,C] (flat, y*W + x), or `fill` at
+  index H*W: `remap` compiled (see above)."""
+  height, width, channels = image.shape
+  pixels = tf.concat([tf.reshape(image, [height * width, channels]),
+                      tf.fill([1, channels], fill)], axis=0)
+  return tf.gather(pixels, indices)
+
+
+@tf.function(jit_compile=True)
+def _shift_lines(image, dy, dx, fill):
+  """uint8 [H,W,C]: out[y,x] = image[y + dy, x + dx], or `fill` where that is outside the
+  image, for offsets dy, dx (int32) that broadcast to [H,W]: one per row or per column
+  (`line_offsets`). One compiled gather with the fill (see above)."""
+  height, width, channels = image.shape
+  ys = tf.range(height)[:, None] + dy
+  xs = tf.range(width)[None, :] + dx
+  inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+  # Clipped indices and a select: every index in range, so the gather needs no fill pixel.
+  indices = tf.clip_by_value(ys, 0, height - 1) * width + tf.clip_by_value(xs, 0, width - 1)
+  pixels = tf.gather(tf.reshape(image, [height * width, channels]), indices)
+  return tf.where(inside[..., None], pixels, fill)
 
 
 def _one_image(images, kernel):
@@ -683,12 +733,24 @@ def _luminance_total(image, dtype):
   return tf.reduce_sum(tf.cast(grayscale(image), dtype))
 
 
-def brightness_degenerate(images):
-  """ImageEnhance.Brightness's degenerate, a black image: on one large image one value (`blend`
-  then looks the 256 levels up), else full size (broadcasting one value per image is slower)."""
+def brightness(images, factors):
+  """`ImageEnhance.Brightness(image).enhance(factor)` per image ([B,H,W,3] or [H,W,3]): `blend`
+  with a black image, whose float32 arithmetic 0 + factor * (v - 0) is the product alone.
+
+  On one large image (`compiled_lookups`) that product, clipped and truncated, in one compiled
+  pass: ~45 us at 224x224 against ~85 for the lookup of the 256 levels' blend (Pillow ~75). Exact
+  under XLA: a single rounding of one float32 product, and no addition for XLA to contract it
+  into a fused multiply-add with.
+  """
   if compiled_lookups(images):
-    return tf.zeros([], tf.uint8)
-  return tf.zeros_like(images)
+    return _one_image(images, lambda image: _scale(image, tf.reshape(factors, [])))
+  return blend(tf.zeros_like(images), images, factors)  # full size: faster than broadcasting
+
+
+@tf.function(jit_compile=True)
+def _scale(image, factor):
+  """uint8: the float32 product factor * v of each value v, clipped to [0, 255] and truncated."""
+  return tf.cast(tf.clip_by_value(factor * tf.cast(image, tf.float32), 0.0, 255.0), tf.uint8)
 
 
 # ImageFilter.SMOOTH: [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13, one filter per channel.
@@ -725,36 +787,50 @@ def sharpness_degenerate(images):
 # ---------------------------------------------------------------------------
 
 # A kernel's float32 intermediates take 12 bytes a pixel; past this many pixels per image a
-# batch's no longer stay in a core's cache between two elementwise ops, and running each kernel
-# one image at a time is faster on the CPU (about 2x for a blend at 224x224) despite the loop.
+# batch's no longer stay in a core's cache between two elementwise ops, and running one image at a
+# time is faster on the CPU (about 2x for a blend at 224x224) despite the loop.
 _CACHE_PIXELS = 128 * 128
 
 
 def one_image_at_a_time(images):
-  """Whether `apply_partitioned` runs each kernel image by image: large images of a static size.
+  """Whether a batch runs image by image (`image_by_image`): large images of a static size.
 
-  Unknown sizes keep the whole share in one call, which is never much slower.
+  The same condition makes each of those images' table kernels compiled (`compiled_lookups`).
+  Unknown sizes keep the whole batch in one call, which is never much slower.
   """
   height, width = images.shape[-3], images.shape[-2]
   return height is not None and width is not None and height * width >= _CACHE_PIXELS
 
 
-def _image_by_image(kernel, images, *per_image):
-  """`kernel` on each image of `images` as a batch of one, in a loop (tf.map_fn)."""
-  def one(args):
-    image, *parameters = args
-    out = kernel(image[None], *(p[None] for p in parameters))
-    return tf.reshape(out, tf.shape(image))
-  # The element shape, so that an empty share stacks to [0,H,W,C] (eagerly too).
-  signature = tf.TensorSpec(images.shape[1:], tf.uint8)
-  return tf.map_fn(one, (images, *per_image), fn_output_signature=signature,
-                   parallel_iterations=1)  # one after another: each image's work stays cached
+def image_by_image(fn, images, *per_image):
+  """fn(image [H,W,C], *that image's parameters) -> uint8 [H,W,C] on each image of a batch.
+
+  One image after another, in a while loop that slices each image out of the batch (a view of
+  its memory, no copy) and collects the outputs in a TensorArray, stacked once. Measured at
+  224x224 (one thread, CPU us per image, an identity fn): 18, against 28 for `tf.map_fn`, which
+  copies the batch apart first.
+
+  Args:
+    fn: the per-image function.
+    images: uint8 [B,H,W,C] (B may be 0).
+    *per_image: tensors [B, ...], their row b passed with image b.
+
+  Returns:
+    uint8 of the shape of `images`.
+  """
+  count = tf.shape(images)[0]
+  outputs = tf.TensorArray(tf.uint8, size=count, element_shape=images.shape[1:])
+  def body(i, outputs):
+    return i + 1, outputs.write(i, fn(images[i], *(p[i] for p in per_image)))
+  _, outputs = tf.while_loop(lambda i, _: i < count, body, (0, outputs),
+                             parallel_iterations=1)  # one after another: each image stays cached
+  return tf.ensure_shape(outputs.stack(), images.shape)
 
 
 def apply_partitioned(kernels, kernel_ids, images, *per_image):
   """Runs `kernels[i](images_i, *per_image_i)` on the images whose kernel id is i, in place.
 
-  Each kernel runs once on its whole share, or image by image when `one_image_at_a_time`.
+  Each kernel runs once on its whole share.
 
   Args:
     kernels: fns(uint8 [b,H,W,3], *per-image tensors [b, ...]) -> uint8 [b,H,W,3].
@@ -767,6 +843,5 @@ def apply_partitioned(kernels, kernel_ids, images, *per_image):
   """
   parts = [tf.dynamic_partition(t, kernel_ids, len(kernels))
            for t in (images, *per_image, tf.range(tf.shape(images)[0]))]
-  run = _image_by_image if one_image_at_a_time(images) else lambda kernel, *args: kernel(*args)
-  outputs = [run(kernel, *args) for kernel, *args in zip(kernels, *parts[:-1])]
+  outputs = [kernel(*args) for kernel, *args in zip(kernels, *parts[:-1])]
   return tf.ensure_shape(tf.dynamic_stitch(parts[-1], outputs), images.shape)

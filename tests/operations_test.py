@@ -10,6 +10,8 @@ import tensorflow as tf
 from ohl_tf import augment
 from ohl_tf import autoaugment
 from ohl_tf import operations
+from ohl_tf import pil_ops
+from ohl_tf import preprocess
 from ohl_tf import randaugment
 from ohl_tf import trivialaugment
 
@@ -76,6 +78,41 @@ def test_a_size_known_at_run_time_only_gives_the_same_bytes(cifar_images):
                         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
   np.testing.assert_array_equal(dynamic(images).numpy(),
                                 operations.apply_operations(images, table, ids, signs).numpy())
+
+
+@pytest.fixture(scope="module")
+def images_224(cifar_images):
+  """74 real CIFAR-10 images upscaled to 224x224, a size the batched path runs image by image."""
+  return preprocess.resize_uint8(cifar_images[:74], [224, 224]).numpy()
+
+
+@pytest.mark.slow  # the 224x224 graphs trace slowly
+def test_large_batches_image_by_image_give_the_partition_paths_bytes(images_224):
+  """At 224x224 a batch runs image by image (the per-image switch, compiled kernels), not the
+  partition by kernel; every operation and sign gives the same bytes as the partition path."""
+  table = augment.element_table(augment.PAPER_IDENTITY)
+  count = len(table.operations)
+  ids = np.arange(2 * count, dtype=np.int32) % count
+  signs = np.where(np.arange(2 * count) // count == 0, -1, 1).astype(np.int32)
+  images = tf.constant(images_224[:2 * count])
+  assert pil_ops.one_image_at_a_time(images)
+  image_by_image = tf.function(lambda x, i, s: operations.apply_operations(x, table, i, s),
+                               autograph=False)(images, ids, signs)
+  partitioned = tf.function(lambda x, i, s: operations._partition_path(x, table, i, s),
+                            autograph=False)(images, ids, signs)
+  np.testing.assert_array_equal(image_by_image.numpy(), partitioned.numpy())
+
+
+def test_image_by_image_keeps_each_images_parameters_and_empty_batches():
+  images = tf.constant(np.arange(3 * 4 * 5 * 3, dtype=np.uint8).reshape(3, 4, 5, 3))
+  offsets = tf.constant([0, 7, 100], tf.uint8)
+  pairs = tf.constant([[1, 2], [3, 4], [5, 6]], tf.uint8)
+  shifted = pil_ops.image_by_image(lambda x, o, p: x + o + p[1], images, offsets, pairs)
+  np.testing.assert_array_equal(shifted, images.numpy() + np.array([2, 11, 106], np.uint8)[
+      :, None, None, None])
+  empty = tf.function(lambda x: pil_ops.image_by_image(lambda y: y, x), autograph=False)(
+      tf.zeros([0, 224, 224, 3], tf.uint8))
+  assert empty.shape == (0, 224, 224, 3)
 
 
 @pytest.mark.parametrize("kwargs,images,pattern", [

@@ -20,6 +20,7 @@ import pillow_reference as ref
 from ohl_tf import augment
 from ohl_tf import pil_ops
 from ohl_tf import preprocess
+from ohl_tf import trivialaugment
 
 _CASES = [(e, s) for e in range(augment.NUM_ELEMENTS) for s in (1, -1)]
 
@@ -98,6 +99,89 @@ def test_shift_blocks_reproduce_the_sampling_table(height, width):
 def test_shift_blocks_refuse_what_is_not_a_shift():
   rng = np.random.default_rng(0)
   assert pil_ops.shift_blocks(rng.permutation(64), 8, 8) is None
+
+
+def _shifted(height, width, axis, dy, dx):
+  """A row of `affine_source_indices`: out[y, x] = in[y + dy, x + dx] (dy, dx per row, axis 0,
+  or per column, axis 1), H*W (the fill) where that is outside."""
+  ys, xs = np.mgrid[0:height, 0:width]
+  lines = ys if axis == 0 else xs
+  ys, xs = ys + np.asarray(dy)[lines], xs + np.asarray(dx)[lines]
+  inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+  return np.where(inside, ys * width + xs, height * width).reshape(-1).astype(np.int32)
+
+
+def _remapped(image, source, fill):
+  pixels = np.concatenate([image.reshape(-1, image.shape[-1]),
+                           np.full([1, image.shape[-1]], fill, np.uint8)])
+  return pixels[source].reshape(image.shape)
+
+
+def _assert_remap_row(image, source, fill, name):
+  """`remap_row` (compiled, [H,W,3] and [1,H,W,3]) and `remap_table` on a batch (a gather, not
+  compiled) give numpy's remap of `image` through `source`."""
+  expected = _remapped(image, source, fill)
+  np.testing.assert_array_equal(pil_ops.remap_row(tf.constant(image), source, fill), expected,
+                                err_msg=f"{name}: compiled")
+  np.testing.assert_array_equal(pil_ops.remap_row(tf.constant(image[None]), source, fill)[0],
+                                expected, err_msg=f"{name}: compiled, [1,H,W,3]")
+  batch = pil_ops.remap_table(tf.constant(np.stack([image, image])), source[None], [0, 0], fill)
+  np.testing.assert_array_equal(batch[1], expected, err_msg=f"{name}: batch")
+
+
+_H, _W = 130, 150  # not square, and large enough for compiled kernels
+
+
+def _line_shifts(length, size):
+  """Per-line shifts of every kind: 0, +-1, the largest that keeps a pixel (+-(size-1)), and
+  +-size (a line of fill throughout), in runs and alone."""
+  kinds = np.array([0, 1, -1, size - 1, 1 - size, size, -size, 0, 0, 2, 2, 2, -3])
+  return np.resize(kinds, length)
+
+
+@pytest.mark.parametrize("fill", [0, 128, 255])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_shifts_by_lines_are_exact_at_every_offset(axis, fill):
+  image = np.random.default_rng(axis).integers(0, 256, [_H, _W, 3], dtype=np.uint8)
+  lines, size = (_H, _W) if axis == 0 else (_W, _H)
+  shifts = _line_shifts(lines, size)
+  zeros = np.zeros(lines, np.int32)
+  for name, across in [("shear", shifts), ("shear with a shift across", shifts % 3 - 1)]:
+    dy, dx = (zeros if axis == 0 else shifts, shifts if axis == 0 else zeros)
+    if name != "shear":  # every line also moves across the lines (a shear plus a translation)
+      dy, dx = (dy + across, dx) if axis == 0 else (dy, dx + across)
+    source = _shifted(_H, _W, axis, dy, dx)
+    assert pil_ops.shift_blocks(source, _H, _W) is not None
+    _assert_remap_row(image, source, fill, f"axis {axis}, {name}")
+
+
+@pytest.mark.parametrize("dy,dx", [(0, 0), (0, 149), (0, -149), (129, 0), (-129, 0), (0, 150),
+                                   (-130, 0), (7, -11), (-64, 75)])
+def test_translations_are_exact_at_every_offset(dy, dx):
+  image = np.random.default_rng(1).integers(0, 256, [_H, _W, 3], dtype=np.uint8)
+  source = _shifted(_H, _W, 0, np.full(_H, dy), np.full(_H, dx))
+  _assert_remap_row(image, source, 128, f"translation ({dy}, {dx})")
+
+
+def test_what_is_not_a_shift_gathers_exactly():
+  image = np.random.default_rng(2).integers(0, 256, [_H, _W, 3], dtype=np.uint8)
+  source = np.random.default_rng(3).integers(0, _H * _W + 1, _H * _W).astype(np.int32)
+  source[:100] = _H * _W  # the fill, at the first index and elsewhere
+  assert pil_ops.shift_blocks(source, _H, _W) is None
+  _assert_remap_row(image, source, 77, "a random remap")
+
+
+@pytest.mark.slow  # 300 rows' tables and kernels at 224x224
+def test_every_geometric_row_of_trivialaugment_is_exact_at_224(cifar_images):
+  """TrivialAugment's 31 bins of each geometric operation (magnitude 0 among them) and both
+  signs: the compiled kernel of each row gives its table's pixels."""
+  table = trivialaugment.operation_table()
+  image = preprocess.resize_uint8(cifar_images[5], [224, 224]).numpy()
+  for row, source in enumerate(table.source_table(224, 224)):
+    name = table.geometric_operations[row // 2]
+    np.testing.assert_array_equal(pil_ops.remap_row(tf.constant(image), source, 128),
+                                  _remapped(image, source, 128),
+                                  err_msg=f"{name}, sign {1 if row % 2 else -1}")
 
 
 @pytest.fixture(scope="module")
@@ -182,8 +266,7 @@ _ENHANCERS = {
     "Color": (pil_ops.color, ImageEnhance.Color),
     "Contrast": (lambda images, factors: pil_ops.blend(
         pil_ops.contrast_degenerate(images), images, factors), ImageEnhance.Contrast),
-    "Brightness": (lambda images, factors: pil_ops.blend(
-        pil_ops.brightness_degenerate(images), images, factors), ImageEnhance.Brightness),
+    "Brightness": (pil_ops.brightness, ImageEnhance.Brightness),
 }
 
 
@@ -221,7 +304,7 @@ def _pillow(images, elements, signs):
 
 @pytest.mark.slow  # ~2 min on a loaded 2-core machine: the 224x224 graphs trace slowly
 def test_every_element_is_byte_exact_at_224_on_both_paths(images_224):
-  """All 72 cases in one mixed batch (each kernel's share image by image) and in a tf.data map
+  """All 72 cases in one mixed batch (image by image, each through the switch) and in a tf.data map
   (the per-image path), on real images, against Pillow: every byte equal."""
   images = images_224[np.arange(len(_CASES)) % len(images_224)]
   elements = np.array([e for e, _ in _CASES], np.int32)
