@@ -316,7 +316,10 @@ def remap_table(images, table, rows, fill):
 
   On one image (or a batch of one) of a static size whose rows are shifts (`shift_blocks`:
   translations, shears), a switch over the table's rows runs the selected row's slices instead
-  of a gather; everything else gathers.
+  of a gather; everything else gathers. Each branch holds only its own row: a gather from the
+  whole table would embed it once per gathering branch (TrivialAugment's 310 rows at 224x224 are
+  62 MB, and about 60 rotations gather). A row known when tracing (eagerly: every call) plans
+  and runs that row alone, the branch the switch would select.
 
   Args:
     images: uint8 [B,H,W,C] or [H,W,C].
@@ -332,14 +335,20 @@ def remap_table(images, table, rows, fill):
     return gather(rows)
   height, width = images.shape[-3], images.shape[-2]
   row = tf.reshape(rows, [])
+  # The row's source pixels in the shape `remap` takes for `images`: [H*W], or [1, H*W].
+  own_row = lambda r: table[r] if images.shape.rank == 3 else table[r:r + 1]
   def branch(r):
     plan = shift_blocks(table[r], height, width)
     if plan is None:
-      return lambda: gather(tf.fill(tf.shape(rows), r))
+      return lambda: remap(images, tf.constant(own_row(r)), fill)
     translation = _translation(*plan, table[r], height, width)
     if translation is not None:  # one slice and one pad, not a pad of the whole image
       return lambda: _translate(images, *translation, fill)
     return lambda: _shift(images, *plan, fill)
+  known = tf.get_static_value(row)
+  if known is not None:  # the switch's choice; it takes an index out of range as the last row
+    return tf.ensure_shape(branch(int(known) if 0 <= known < len(table) else len(table) - 1)(),
+                           images.shape)
   branches = [branch(r) for r in range(len(table))]
   return tf.ensure_shape(private_api.unlowered_switch_case(row, branches), images.shape)
 
