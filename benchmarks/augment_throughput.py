@@ -50,13 +50,15 @@ from ohl_tf import augment  # pylint: disable=g-import-not-at-top
 from ohl_tf import operations  # pylint: disable=g-import-not-at-top
 from ohl_tf import randaugment  # pylint: disable=g-import-not-at-top
 from ohl_tf import preprocess  # pylint: disable=g-import-not-at-top
+from ohl_tf.datasets import known_answer  # pylint: disable=g-import-not-at-top
 import reporting  # pylint: disable=g-import-not-at-top
 
 _SIZE = flags.DEFINE_integer("size", 32, "Image side: 32 (CIFAR pipeline) or larger, e.g. 224 "
                              "(ImageNet pipeline on the CIFAR images upscaled once).")
 _DATA_DIR = flags.DEFINE_string(
-    "data_dir", str(_REPO_ROOT.parent / "shared" / "data" / "cifar10-reduced"),
-    "Folder of PNG images (searched recursively), e.g. ../shared/data/cifar10-reduced.")
+    "data_dir", str(known_answer.DEFAULT_DATA_DIR),
+    f"Folder of PNG images (searched recursively): the real CIFAR-10 images (env "
+    f"{known_answer.DATA_ENV}).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Batch size of every pipeline.")
 _REPEATS = flags.DEFINE_integer("repeats", None, "Timed runs per pipeline; the median is "
                                 "reported. Default: 5 for 32x32, 3 for larger images.")
@@ -82,8 +84,8 @@ def load_images(data_dir, size, num_images):
   """Decodes the PNGs under data_dir (sorted) into uint8 [N, size, size, 3], resized once."""
   paths = sorted(str(p) for p in pathlib.Path(data_dir).rglob("*.png"))
   if not paths:
-    sys.exit(f"No PNG images under {data_dir}. This benchmark needs the real CIFAR-10 images of "
-             "../shared/data/cifar10-reduced; pass --data_dir to point elsewhere.")
+    sys.exit(f"No PNG images under {data_dir}. This benchmark needs the real CIFAR-10 images "
+             f"(env {known_answer.DATA_ENV}); pass --data_dir to point elsewhere.")
   if num_images:
     paths = paths[::max(1, len(paths) // num_images)][:num_images]  # spread over the classes
   decode = lambda p: tf.io.decode_png(tf.io.read_file(p), channels=3)

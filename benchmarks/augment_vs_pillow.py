@@ -53,12 +53,13 @@ sys.path[:0] = [str(_REPO_ROOT), str(_REPO_ROOT / "tests")]
 from ohl_tf import augment  # pylint: disable=g-import-not-at-top
 from ohl_tf import operations  # pylint: disable=g-import-not-at-top
 from ohl_tf import preprocess  # pylint: disable=g-import-not-at-top
+from ohl_tf.datasets import known_answer  # pylint: disable=g-import-not-at-top
 import pillow_reference  # pylint: disable=g-import-not-at-top
 import reporting  # pylint: disable=g-import-not-at-top
 
 _SIZE = flags.DEFINE_integer("size", 224, "Image side the CIFAR-10 images are upscaled to.")
 _DATA_DIR = flags.DEFINE_string(
-    "data_dir", str(_REPO_ROOT.parent / "shared" / "data" / "cifar10-reduced"),
+    "data_dir", str(known_answer.DEFAULT_DATA_DIR),
     "Folder of PNG images, <class>/*.png or train/<class>/*.png.")
 _PER_CLASS = flags.DEFINE_integer("per_class", 26, "Images of each class.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Batch of the batched path.")
@@ -79,7 +80,7 @@ def load_images(data_dir, per_class, size):
   paths = [p for c in classes for p in sorted(c.glob("*.png"))[:per_class]]
   if not paths:
     sys.exit(f"No PNG images under {root}/<class>/. This benchmark needs the real CIFAR-10 "
-             "images of ../shared/data/cifar10-reduced. Received: --data_dir=" + data_dir)
+             f"images (env {known_answer.DATA_ENV} or --data_dir). Received: --data_dir={data_dir}")
   images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
   if images.shape[1:3] != (size, size):
     images = preprocess.resize_uint8(images, [size, size]).numpy()

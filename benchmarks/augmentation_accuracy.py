@@ -44,11 +44,9 @@ from PIL import Image
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT / "benchmarks"))
 sys.path.insert(0, str(_ROOT))
+from ohl_tf.datasets import known_answer  # pylint: disable=g-import-not-at-top,wrong-import-position
 import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-_DATA_ENV = "OHL_TF_CIFAR10_REDUCED"
-_DATA = pathlib.Path(os.environ.get(_DATA_ENV, _ROOT.parent / "shared" / "data" /
-                                    "cifar10-reduced"))
 
 # The trainer's flags of every run (the issue's regime: a small task where augmentation pays).
 _BUDGET = ("--model=resnet8", "--inner_steps=0", "--batch_size=64", "--lr=0.05",
@@ -135,12 +133,12 @@ def _requested_rows():
   return [known[label] for label in _ROWS.value]
 
 
-def load_labelled(data_dir=_DATA):
+def load_labelled(data_dir=known_answer.DEFAULT_DATA_DIR):
   """The real images with their CIFAR-10 labels: (uint8 [N,32,32,3], int [N], class names)."""
   train = pathlib.Path(data_dir) / "train"
   if not train.is_dir():
-    sys.exit(f"{train} not found: this benchmark needs the real CIFAR-10 images of "
-             f"../shared/data/cifar10-reduced (or set {_DATA_ENV}).")
+    sys.exit(f"{train} not found: this benchmark needs the real CIFAR-10 images (env "
+             f"{known_answer.DATA_ENV}).")
   names = sorted(p.name for p in train.iterdir() if p.is_dir())
   paths = [(p, c) for c, name in enumerate(names) for p in sorted((train / name).glob("*.png"))]
   images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p, _ in paths])

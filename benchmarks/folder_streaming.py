@@ -32,15 +32,15 @@ import tensorflow as tf
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_REPO))
 
+from ohl_tf.datasets import known_answer  # pylint: disable=g-import-not-at-top,wrong-import-position
 import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _IMAGES = flags.DEFINE_integer("images", 100_000, "JPEG files in the generated folder.")
 _MODES = flags.DEFINE_list("modes", ["always", "never"], "--folder_stream modes to run.")
 _CIFAR = flags.DEFINE_string(
-    "cifar", os.environ.get("OHL_TF_CIFAR10_REDUCED",
-                            str(_REPO.parent / "shared" / "data" / "cifar10-reduced")),
+    "cifar", str(known_answer.DEFAULT_DATA_DIR),
     "Folder of the CIFAR-10 PNGs the files are made from (train/<class>), as the tests' "
-    "OHL_TF_CIFAR10_REDUCED.")
+    f"{known_answer.DATA_ENV}.")
 _ROOT = flags.DEFINE_string("root", "", "An existing folder to use instead of generating one.")
 _LOAD_ONLY = flags.DEFINE_string("load_only", "", "Internal: time datasets.load of --root with "
                                  "this --folder_stream mode, in this process, and print it.")

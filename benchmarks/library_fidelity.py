@@ -49,6 +49,7 @@ if str(_REPO_ROOT) not in sys.path:
   sys.path.insert(0, str(_REPO_ROOT))
 from ohl_tf import augment  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import pil_ops  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ohl_tf.datasets import known_answer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 try:
   import keras  # pylint: disable=g-import-not-at-top
@@ -60,8 +61,8 @@ except ImportError:
   keras_cv = None
 
 _DATA_DIR = flags.DEFINE_string(
-    "data_dir", str(_REPO_ROOT.parent / "shared" / "data" / "cifar10-reduced"),
-    "Folder with train/<class>/*.png (../shared/data/cifar10-reduced).")
+    "data_dir", str(known_answer.DEFAULT_DATA_DIR),
+    f"Folder with train/<class>/*.png (the real CIFAR-10 images; env {known_answer.DATA_ENV}).")
 _NUM_IMAGES = flags.DEFINE_integer(
     "num_images", 256, "Images measured, taken evenly over the sorted paths (all classes).")
 _PER_CASE = flags.DEFINE_bool(
@@ -88,7 +89,7 @@ def load_images(data_dir, limit):
   paths = sorted(train.glob("*/*.png"))
   if not paths:
     sys.exit(f"No images in {train}/<class>/*.png: this benchmark needs the real CIFAR-10 "
-             "images of ../shared/data/cifar10-reduced (or pass --data_dir).")
+             f"images (env {known_answer.DATA_ENV} or --data_dir).")
   paths = paths[::max(1, len(paths) // limit)][:limit]
   return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
 

@@ -27,7 +27,8 @@ from absl import flags
 import numpy as np
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
-_CIFAR10_REDUCED = _ROOT.parent / "shared" / "data" / "cifar10-reduced"
+sys.path.insert(0, str(_ROOT))
+from ohl_tf.datasets import known_answer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _POLICIES = flags.DEFINE_list(
     "policies",
@@ -72,16 +73,17 @@ def _field(line, name):
 
 def main(argv):
   del argv
-  if not (_CIFAR10_REDUCED / "train").is_dir():
-    sys.exit(f"{_CIFAR10_REDUCED}/train not found: this benchmark needs the real CIFAR-10 images "
-             "of ../shared/data/cifar10-reduced.")
+  cifar10_reduced = known_answer.DEFAULT_DATA_DIR
+  if not (cifar10_reduced / "train").is_dir():
+    sys.exit(f"{cifar10_reduced}/train not found: this benchmark needs the real CIFAR-10 images "
+             f"(env {known_answer.DATA_ENV}).")
   print(f"# {datetime.date.today()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores; {_MODEL.value}, {_EPOCHS.value} epochs, batch 128, seed "
         f"{_SEED.value}; train {4660 - _TEST_SIZE.value - 500} / val 500 / test "
         f"{_TEST_SIZE.value} real CIFAR-10 images")
   with tempfile.TemporaryDirectory() as workdir:
     data_root = pathlib.Path(workdir) / "cifar10-reduced-split"
-    split_folder(_CIFAR10_REDUCED, data_root, _TEST_SIZE.value, _SEED.value)
+    split_folder(cifar10_reduced, data_root, _TEST_SIZE.value, _SEED.value)
     lines = {}
     for policy in _POLICIES.value:
       lines[policy] = run_policy(policy, data_root, pathlib.Path(workdir) / policy)

@@ -34,10 +34,25 @@ _ROOT = run_testing.ROOT
 # A quick run leaves everything a user needs.
 # ---------------------------------------------------------------------------------------------
 
+# 4 outer steps of 4 steps. REINFORCE, the paper's estimator: the quick run's element_es resumes
+# in test_sigkill_and_resume_matches_an_uninterrupted_run's identity-space case.
+_RESUME_FLAGS = ("--epochs=2", "--inner_steps=4", "--deterministic", "--estimator=reinforce")
+
+
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-  model_dir = tmp_path_factory.mktemp("quick") / "run"
-  result = run_testing.run(model_dir, "--epochs=2", "--inner_steps=4")
+def reference_runs(tmp_path_factory):
+  """{"quick": (model_dir, result), "deterministic": (model_dir, result)}: the quick run and an
+  uninterrupted run of _RESUME_FLAGS, side by side (independent, each mostly on one core)."""
+  model_dirs = {name: tmp_path_factory.mktemp(name) / "run" for name in ("quick", "deterministic")}
+  results = run_testing.run_side_by_side([
+      (model_dirs["quick"], ["--epochs=2", "--inner_steps=4"]),
+      (model_dirs["deterministic"], list(_RESUME_FLAGS))])
+  return {name: (model_dirs[name], result) for name, result in zip(model_dirs, results)}
+
+
+@pytest.fixture(scope="module")
+def quick_run(reference_runs):
+  model_dir, result = reference_runs["quick"]
   assert result.returncode == 0, result.stderr[-4000:]
   return model_dir, result
 
@@ -216,17 +231,11 @@ def test_imagenet_run_from_its_manual_download(imagenet_data_dir, tmp_path):
 # Killed, damaged, a failed write: survived, the same θ and weights as an uninterrupted run.
 # ---------------------------------------------------------------------------------------------
 
-# 4 outer steps of 4 steps. REINFORCE, the paper's estimator: the quick run's element_es resumes
-# in test_sigkill_and_resume_matches_an_uninterrupted_run's identity-space case.
-_RESUME_FLAGS = ("--epochs=2", "--inner_steps=4", "--deterministic", "--estimator=reinforce")
-
-
 @pytest.fixture(scope="module")
-def deterministic_run(tmp_path_factory):
+def deterministic_run(reference_runs):
   """An uninterrupted --deterministic run of 4 outer steps, and its final checkpoint: what every
   interrupted and resumed run of _RESUME_FLAGS must end with."""
-  model_dir = tmp_path_factory.mktemp("deterministic") / "run"
-  result = run_testing.run(model_dir, *_RESUME_FLAGS)
+  model_dir, result = reference_runs["deterministic"]
   assert result.returncode == 0, result.stderr[-3000:]
   return model_dir, run_testing.final_checkpoint(model_dir)
 
@@ -322,15 +331,27 @@ def _truncate_data(prefix):
   os.truncate(data, data.stat().st_size // 2)
 
 
+@pytest.fixture(scope="module")
+def damaged_runs(deterministic_run, tmp_path_factory):
+  """{truncated: (model_dir, result)}: copies of the deterministic run whose ckpt-4, or ckpt-3
+  and ckpt-4 (every one kept), are truncated, rerun side by side (independent, each mostly on
+  one core)."""
+  damage = {"ckpt-4": (4,), "ckpt-3 and ckpt-4": (3, 4)}
+  model_dirs = {name: tmp_path_factory.mktemp("damaged") / "run" for name in damage}
+  for name, model_dir in model_dirs.items():
+    shutil.copytree(deterministic_run[0], model_dir)
+    for number in damage[name]:
+      _truncate_data(model_dir / "checkpoints" / f"ckpt-{number}")
+  results = run_testing.run_side_by_side([(model_dirs[name], _RESUME_FLAGS) for name in damage])
+  return {name: (model_dirs[name], result) for name, result in zip(damage, results)}
+
+
 # One kind of damage end to end: tests/checkpoints_test.py finds each of five kinds (truncated,
 # deleted or flipped data, damaged or deleted index) and sets it aside the same way.
 def test_a_damaged_latest_checkpoint_is_set_aside_and_the_run_resumes_from_the_previous_one(
-    deterministic_run, tmp_path):
-  whole_dir, expected = deterministic_run
-  model_dir = tmp_path / "run"
-  shutil.copytree(whole_dir, model_dir)
-  _truncate_data(model_dir / "checkpoints" / "ckpt-4")
-  resumed = run_testing.run(model_dir, *_RESUME_FLAGS)
+    deterministic_run, damaged_runs):
+  _, expected = deterministic_run
+  model_dir, resumed = damaged_runs["ckpt-4"]
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert resumed.stdout.startswith(f"Resuming the run in {model_dir}\n")
   # One line names the file and what is wrong; outer step 4 is trained again.
@@ -343,12 +364,8 @@ def test_a_damaged_latest_checkpoint_is_set_aside_and_the_run_resumes_from_the_p
   run_testing.assert_same_checkpoint(model_dir, expected)
 
 
-def test_no_intact_checkpoint_is_one_line_saying_what_to_do(deterministic_run, tmp_path):
-  model_dir = tmp_path / "run"
-  shutil.copytree(deterministic_run[0], model_dir)
-  for number in (3, 4):
-    _truncate_data(model_dir / "checkpoints" / f"ckpt-{number}")
-  result = run_testing.run(model_dir, *_RESUME_FLAGS)
+def test_no_intact_checkpoint_is_one_line_saying_what_to_do(damaged_runs):
+  model_dir, result = damaged_runs["ckpt-3 and ckpt-4"]
   assert result.returncode == 1
   assert result.stderr.startswith(f"error: No intact checkpoint in {model_dir / 'checkpoints'} "
                                   "(ckpt-4: Read less bytes than requested; ckpt-3: "), (
@@ -470,14 +487,16 @@ def test_bad_input_exits_with_a_clear_message_and_writes_nothing(bad_input_runs,
 
 
 def test_verbosity_brings_tensorflows_logs_back(tmp_path):
-  # A run stopped by a bad flag: TensorFlow has loaded, then the error.
-  result = run_testing.run(tmp_path / "run", "--verbosity=1", "--trajectories=0")
+  # Runs stopped by a bad flag: TensorFlow has loaded, then the error. The second with the user's
+  # own TF_CPP_MIN_LOG_LEVEL. Side by side: each is mostly TensorFlow's import, on one core.
+  result, chosen = run_testing.run_side_by_side([
+      (tmp_path / "verbose", ["--verbosity=1", "--trajectories=0"]),
+      (tmp_path / "chosen", ["--trajectories=0"], {"TF_CPP_MIN_LOG_LEVEL": "1"})])
   assert result.returncode == 1
   assert terminal_testing.native_lines(result.stderr)  # e.g. oneDNN's and CUDA's on a CPU
   assert result.stderr.endswith("error: --trajectories must be >= 1. "
                                 "Received: --trajectories=0\n")
   # The user's own TF_CPP_MIN_LOG_LEVEL is TensorFlow's level, also while it loads.
-  chosen = run_testing.run(tmp_path / "run", "--trajectories=0", TF_CPP_MIN_LOG_LEVEL="1")
   records = [line[0] for line in chosen.stderr.splitlines() if line[:1] in "IWEF"
              and terminal_testing.native_lines(line)]
   assert "I" not in records and "error: --trajectories" in chosen.stderr
@@ -513,11 +532,12 @@ def _help(flag):
 
 
 def test_help_lists_the_trainers_flags_and_helpfull_everything():
-  shown = _help("--help")  # absl's help exits with status 1 after printing
+  # Side by side: each is mostly the imports. absl's help exits with status 1 after printing.
+  with futures.ThreadPoolExecutor(2) as pool:
+    shown, full = pool.map(_help, ["--help", "--helpfull"])
   assert shown.stdout.startswith("Trains a classifier"), shown.stderr[-3000:]
   listed = set(re.findall(r"^  --(?:\[no\])?(\w+):", shown.stdout, re.MULTILINE))
   assert {"estimator", "policy", "trajectories", "search_space"} <= listed
   assert listed == {field.name for field in dataclasses.fields(run_config.Config)}
   assert "--test_srcdir" not in shown.stdout and "--test_tmpdir" not in shown.stdout
-  full = _help("--helpfull")
   assert "  --estimator:" in full.stdout and "  --flagfile:" in full.stdout

@@ -65,7 +65,8 @@ def run_side_by_side(runs, timeout=600, small=True):
   by side on 2 cores take little longer than one. Only for runs that share no model_dir.
 
   Args:
-    runs: a sequence of (model_dir, flags), flags a sequence of strings (see `command`).
+    runs: a sequence of (model_dir, flags) or (model_dir, flags, env): flags a sequence of
+      strings (see `command`), env a dict of environment variables to set (see `run`).
     timeout: seconds before each run's subprocess gives up (and raises TimeoutExpired).
     small: as in `command`.
 
@@ -73,7 +74,8 @@ def run_side_by_side(runs, timeout=600, small=True):
     A list of subprocess.CompletedProcess, one per run, in the order of `runs`.
   """
   with futures.ThreadPoolExecutor(len(runs)) as pool:
-    return list(pool.map(lambda r: run(r[0], *r[1], timeout=timeout, small=small), runs))
+    return list(pool.map(lambda r: run(r[0], *r[1], timeout=timeout, small=small,
+                                       **(r[2] if len(r) > 2 else {})), runs))
 
 
 def final_checkpoint(model_dir):

@@ -173,13 +173,13 @@ def test_every_bin_and_sign_matches_pillow_on_cifar(cifar_images, synthetic_imag
 
 
 # The bins checked at 224x224 (all 31 are checked at 32x32 and 37x29 above). An image of a
-# geometric operation costs seconds here: at 224 each image runs alone, remap_table plans the
-# shifts of all 310 rows of the table for it, and a rotation gathers from the whole table. So
-# those take the bins that reach each of their paths at 224: bin 0 (the identity: a translation
-# by 0; Pillow copies), bins 1 and 30 of the shears and translations (the smallest and largest:
-# 8 and 222 blocks of shifted rows or columns, 1 and 32 pixels), and Rotate's bins 20 and 30 (the
-# gather; 90 degrees, which Pillow transposes, and 135). The other operations cost little: the
-# full spread.
+# geometric operation costs the most here: at 224 each image runs alone and eagerly, a shear's
+# blocks of shifted rows or columns (up to 222) one slice at a time; the full spread of bins would
+# double this test's time. So those take the bins that reach each of their paths at 224: bin 0
+# (the identity: a translation by 0; Pillow copies), bins 1 and 30 of the shears and translations
+# (the smallest and largest: 8 and 222 blocks of shifted rows or columns, 1 and 32 pixels), and
+# Rotate's bins 20 and 30 (the gather; 90 degrees, which Pillow transposes, and 135). The other
+# operations cost little: the full spread.
 _SPREAD_BINS_AT_224 = {
     **{name: (0, 1, 7, 15, 20, 30) for name in trivialaugment.OPERATION_NAMES},
     **{name: (0, 1, 30) for name in ("ShearX", "ShearY", "TranslateX", "TranslateY")},

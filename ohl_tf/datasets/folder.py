@@ -103,14 +103,15 @@ def _class_names(split_dir, expected):
   return names
 
 
-def _check_test_classes(train_dir, test_dir, class_names):
-  test_classes = _visible(test_dir, directories=True)
-  if test_classes != list(class_names):
-    missing = sorted(set(class_names) - set(test_classes))
-    extra = sorted(set(test_classes) - set(class_names))
-    raise ValueError(f"{test_dir} must have the same class folders as {train_dir}: "
-                     f"missing from {os.path.basename(test_dir)}: {missing}, not in train: "
-                     f"{extra}. Received: {os.path.basename(test_dir)} classes {test_classes}")
+def _check_split_classes(train_dir, split_dir, class_names):
+  """Raises unless the test or validation folder `split_dir` has train_dir's class folders."""
+  split_classes = _visible(split_dir, directories=True)
+  if split_classes != list(class_names):
+    missing = sorted(set(class_names) - set(split_classes))
+    extra = sorted(set(split_classes) - set(class_names))
+    raise ValueError(f"{split_dir} must have the same class folders as {train_dir}: "
+                     f"missing from {os.path.basename(split_dir)}: {missing}, not in train: "
+                     f"{extra}. Received: {os.path.basename(split_dir)} classes {split_classes}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,7 +204,7 @@ def list_folder(root, test_size=0, seed=0):
 
 def _other_split(train_dir, split_dir, class_names):
   """(paths, labels) of the test or validation folder beside train_dir, its classes checked."""
-  _check_test_classes(train_dir, split_dir, class_names)
+  _check_split_classes(train_dir, split_dir, class_names)
   return _list_split(split_dir, class_names)
 
 
