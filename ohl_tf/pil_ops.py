@@ -359,6 +359,7 @@ def remap_row(images, source_indices, fill):
     return _one_image(images, lambda image: _gather_pixels(image, indices, fill_value))
   translation = _translation(*plan, source_indices, height, width)
   if translation is not None:  # one slice and one pad, not a pad of the whole image
+    # Uncompiled: XLA's pad + dynamic slice (or concat) of uint8 [H,W,3] took 52-54 us, not 31-33.
     return _translate(images, *translation, fill)
   dy, dx = line_offsets(*plan, height, width)
   return _one_image(images, lambda image: _shift_lines(image, dy, dx, fill_value))
