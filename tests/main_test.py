@@ -240,8 +240,15 @@ def deterministic_run(reference_runs):
   return model_dir, run_testing.final_checkpoint(model_dir)
 
 
+def _checkpoint_numbers(model_dir):
+  """The N of every ckpt-N.index in model_dir/checkpoints (none before the first is written)."""
+  return [int(path.name[len("ckpt-"):-len(".index")])
+          for path in (model_dir / "checkpoints").glob("ckpt-*.index")]
+
+
 def _kill_after_checkpoint(model_dir, flags, number, code=_ROOT):
-  """Starts `python -m ohl_tf.main` on `model_dir` and SIGKILLs it once ckpt-`number` exists.
+  """Starts `python -m ohl_tf.main` on `model_dir` and SIGKILLs it once ckpt-`number` (or a
+  later one: a slow poll may see ckpt-`number` only after the run has kept newer ones) exists.
 
   `code`: the folder holding the `ohl_tf` and `models` it runs (the repository's, by default).
   """
@@ -249,7 +256,7 @@ def _kill_after_checkpoint(model_dir, flags, number, code=_ROOT):
                              env=terminal_testing.environment(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 300
-  while not (model_dir / "checkpoints" / f"ckpt-{number}.index").exists():
+  while max(_checkpoint_numbers(model_dir), default=0) < number:
     assert process.poll() is None and time.time() < deadline, "the run ended before the kill"
     time.sleep(0.05)
   process.send_signal(signal.SIGKILL)
