@@ -11,17 +11,19 @@ Each finished run appends one JSON line to `--records` (so an interrupted benchm
 ran, and a rerun skips runs already recorded); `--report` prints, per row, the test error as mean
 ± standard error over the seeds, the wall time, and for rows that learn or keep a policy the
 element marginals' mean pairwise Spearman rank correlation across seeds (of p_θ and of the
-lineage, what the final network trained on). Each seed draws its own images, so that agreement
-mixes which images a policy is learned from with the training's own randomness; `--data_seed`
-gives every seed the images (training, validation and test) of one seed, so that the seeds
-differ only in the training's randomness. The equal-compute row `best of N <row>` picks, per
-seed, the run with the best validation accuracy among N runs of that fixed-policy row (seeds
-`seed`, `seed + 1000`, ...; each run holds out its own validation images from the same training
-images, as N independent runs of a user would).
+lineage, what the final network trained on), and the difference from the `--paired_with` row
+(default `none`), seed by seed on the same images, as mean ± standard error. Each seed draws its
+own images, so that agreement mixes which images a policy is learned from with the training's
+own randomness; `--data_seed` gives every seed the images (training, validation and test) of one
+seed, so that the seeds differ only in the training's randomness. The equal-compute row
+`best of N <row>` picks, per seed, the run with the best validation accuracy among N runs of
+that fixed-policy row (seeds `seed`, `seed + 1000`, ...; each run holds out its own validation
+images from the same training images, as N independent runs of a user would).
 
   python benchmarks/augmentation_accuracy.py --rows=none,cutout,autoaugment --seeds=0,1,2
   python benchmarks/augmentation_accuracy.py --rows=ohl --row_flags='ohl=--estimator=element_es'
   python benchmarks/augmentation_accuracy.py --report
+  python benchmarks/augmentation_accuracy.py --report --paired_with='none r20'
   python benchmarks/augmentation_accuracy.py --rows=ohl --data_seed=0 --records=same.jsonl
   python benchmarks/augmentation_accuracy.py --rows=none --seeds=0 --epochs=2   # a smoke run
 """
@@ -112,6 +114,10 @@ _WORK_DIR = flags.DEFINE_string("work_dir", None,
                                 "Where the splits and run directories go (default: a temporary "
                                 "directory, removed at the end).")
 _REPORT = flags.DEFINE_bool("report", False, "Only print the table of --records.")
+_PAIRED_WITH = flags.DEFINE_string(
+    "paired_with", "none", "The row each row's test error is paired with, seed by seed on the "
+    "same images (the table's last column: mean ± standard error of the differences); a row "
+    "not in the records leaves the column out.")
 
 
 def _requested_rows():
@@ -239,8 +245,9 @@ def run_rows(selected, seeds, work_dir, records_path):
               flush=True)
 
 
-def report(records_path, trajectories):
-  """Prints the table of every row in the records, and the best-of-N rows they allow."""
+def report(records_path, trajectories, paired_with=None):
+  """Prints the table of every row in the records, and the best-of-N rows they allow; with
+  `paired_with`, a row's label, each row's differences from it seed by seed."""
   records = [json.loads(line) for line in records_path.read_text().splitlines() if line]
   by_row = {}
   for record in records:
@@ -250,16 +257,22 @@ def report(records_path, trajectories):
     best = _best_of([r for r in records if r["row"] == label], trajectories)
     if best:
       by_row[f"best of {trajectories} {label}"] = best
+  errors = {label: {r["seed"]: 100 * r["test_error"] for r in group}
+            for label, group in by_row.items()}
+  baseline = errors.get(paired_with)
   print(f"augmentation_accuracy, {datetime.date.today()}, {reporting.machine()}")
   print(f"  {'row':28s} {'seeds':>5s} {'test error':>17s} {'wall s':>7s} "
-        f"{'rank corr p':>11s} {'rank corr lineage':>17s}")
+        f"{'rank corr p':>11s} {'rank corr lineage':>17s}" +
+        (f" {'paired with ' + paired_with:>22s}" if baseline else ""))
   for label, group in by_row.items():
-    errors = [100 * r["test_error"] for r in group]
     agreement = lambda key: reporting.mean_pairwise_spearman(  # pylint: disable=cell-var-from-loop
         [r[key] for r in group if key in r])
     rank_p, rank_l = agreement("marginals"), agreement("lineage_marginals")
-    print(f"  {label:28s} {len(group):5d} {reporting.mean_se(errors):>17s} "
-          f"{np.mean([r['wall_time_s'] for r in group]):7.0f} {rank_p:11.2f} {rank_l:17.2f}")
+    paired = (f" {reporting.mean_se(reporting.paired_differences(errors[label], baseline)):>22s}"
+              if baseline and label != paired_with else "")
+    print(f"  {label:28s} {len(group):5d} {reporting.mean_se(list(errors[label].values())):>17s} "
+          f"{np.mean([r['wall_time_s'] for r in group]):7.0f} {rank_p:11.2f} {rank_l:17.2f}"
+          + paired)
 
 
 def _best_of(candidates, trajectories):
@@ -285,7 +298,7 @@ def main(argv):
     else:
       with tempfile.TemporaryDirectory() as work_dir:
         run_rows(selected, seeds, work_dir, records_path)
-  report(records_path, _TRAJECTORIES.value)
+  report(records_path, _TRAJECTORIES.value, _PAIRED_WITH.value)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,12 @@ def mean_se(values):
   return f"{values.mean():.3f} ± {se:.3f}"
 
 
+def paired_differences(values, baseline):
+  """values[seed] - baseline[seed] over the seeds both hold, in seed order: a row's difference
+  from a baseline on the same data, whose seed-to-seed spread cancels."""
+  return [values[seed] - baseline[seed] for seed in sorted(values) if seed in baseline]
+
+
 def element_marginals(probabilities):
   """(p(e1 = e) + p(e2 = e)) / 2 of an E x E matrix of operation probabilities (numpy, float64)."""
   matrix = np.asarray(probabilities, np.float64)

@@ -7,8 +7,11 @@ AutoAugment's code (docs/search_space.md); the sign s in {-1, +1} mirrors a geom
 element.
 
 A `SearchSpace` names its elements (`SEARCH_SPACES`, `--search_space`): "paper", the paper's 36
-(1296 operations, the default), and "paper_identity", the same 36 plus Identity as element 36
-(1369 operations), a space that can also say "less". `ELEMENTS`, `NUM_ELEMENTS` and
+(1296 operations, the default); "paper_identity", the same 36 plus Identity as element 36
+(1369 operations), a space that can also say "less"; and "autoaugment_cifar10", the distinct
+operations of AutoAugment's CIFAR-10 sub-policies, each with its level and the probability with
+which it applies, plus Identity (beyond the paper: OHL then reweights AutoAugment's own
+operations, and its 25 sub-policies are 25 of the space's pairs). `ELEMENTS`, `NUM_ELEMENTS` and
 `NUM_OPERATIONS` are the paper space's.
 
 The elements are operations of the compiler `ohl_tf.operations` (as AutoAugment's, RandAugment's
@@ -32,8 +35,10 @@ Example:
 import dataclasses
 import functools
 
+import numpy as np
 import tensorflow as tf
 
+from ohl_tf import autoaugment
 from ohl_tf import operations
 
 
@@ -43,10 +48,14 @@ class Element:
 
   Attributes:
     name: the transformation, e.g. "ShearX"; the three magnitudes of one share it.
-    magnitude: the paper's magnitude (Table 1), None for AutoContrast, Equalize and Invert.
+    magnitude: what the space's parameter function reads: the paper's magnitude (Table 1), or
+      AutoAugment's level 0..9; None for AutoContrast, Equalize, Invert and Identity.
+    probability: the probability that the element applies when an operation holds it (else the
+      image passes unchanged): 1 in the paper's spaces, the sub-policy slot's in AutoAugment's.
   """
   name: str
   magnitude: float | None
+  probability: float = 1.0
 
 
 # Paper Table 1, in the order that fixes the element indices (docs/search_space.md).
@@ -74,6 +83,26 @@ NUM_OPERATIONS = NUM_ELEMENTS**2
 IDENTITY = Element("Identity", None)  # the image unchanged (beyond the paper)
 
 
+def element_parameter(name, magnitude, sign, width, height):
+  """The value docs/search_space.md passes to Pillow for element (name, magnitude) and sign s.
+
+  The parameter function of `operations.compile_operations` for the paper's elements: geometric
+  s m (translations are fractions of the size in Table 1, Pillow takes pixels: s m W, s m H);
+  ImageEnhance factor Color 1 + s m, Contrast, Sharpness, Brightness 1 + s (m - 1); Posterize
+  round(m) bits; Solarize the threshold m.
+  """
+  value = sign * magnitude
+  if name in ("TranslateX", "TranslateY"):
+    return value * (width if name == "TranslateX" else height)
+  if name in operations.GEOMETRIC:
+    return value
+  if name == "Color":
+    return 1 + sign * magnitude
+  if name in operations.ENHANCE:
+    return 1 + sign * (magnitude - 1)
+  return round(magnitude) if name == "Posterize" else magnitude  # Solarize
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
   """A search space: its elements, in the order that fixes every index.
@@ -81,9 +110,12 @@ class SearchSpace:
   Attributes:
     name: the `--search_space` value, e.g. "paper".
     elements: the `Element`s; element e is elements[e], op k = E e1 + e2 with E = len(elements).
+    parameter: fn(name, magnitude, sign, width, height), what Pillow is passed for an element
+      (the parameter function of `operations.compile_operations`).
   """
   name: str
   elements: tuple
+  parameter: object = element_parameter
 
   @property
   def num_elements(self):
@@ -93,16 +125,54 @@ class SearchSpace:
   def num_operations(self):
     return self.num_elements**2
 
+  @property
+  def applies_always(self):
+    """Whether every element applies whenever drawn (no element has a probability below 1)."""
+    return all(element.probability == 1 for element in self.elements)
+
+  @property
+  def probabilities(self):
+    """float32 [E], the probability with which each element applies."""
+    return np.array([element.probability for element in self.elements], np.float32)
+
+  @property
+  def identity(self):
+    """The index of the Identity element (where an element that does not apply goes), or None."""
+    return self.elements.index(IDENTITY) if IDENTITY in self.elements else None
+
+
+_LEVEL_FREE = ("AutoContrast", "Equalize", "Invert")  # AutoAugment's level is ignored by these
+
+
+def autoaugment_elements(policy_name):
+  """The distinct operations of an AutoAugment policy's sub-policies as elements: (name, level,
+  slot probability), the level None where the operation ignores it; ordered by Table 1's
+  families, then level and probability, so that a family's elements are adjacent in the figures.
+
+  A slot of probability 0 (CIFAR-10's ("Invert", 0.0, 3)) never applies, so it would be Identity's
+  twin; it is left out.
+  """
+  families = [name for name, _ in _TABLE_1]
+  slots = {Element(name, None if name in _LEVEL_FREE else level, probability)
+           for subpolicy in autoaugment.POLICIES[policy_name]
+           for name, probability, level in subpolicy if probability > 0}
+  return tuple(sorted(slots, key=lambda e: (families.index(e.name), e.magnitude or 0,
+                                            e.probability)))
+
 
 PAPER = SearchSpace("paper", ELEMENTS)
 # The paper's 36 keep their indices; Identity is element 36, so (Identity, Identity) is no
 # operation and (Identity, e), (e, Identity) one.
 PAPER_IDENTITY = SearchSpace("paper_identity", ELEMENTS + (IDENTITY,))
-SEARCH_SPACES = {space.name: space for space in (PAPER, PAPER_IDENTITY)}
-# Every space is a prefix of the largest, so an element has one index whatever the space.
-_ALL_ELEMENTS = PAPER_IDENTITY.elements
-assert all(space.elements == _ALL_ELEMENTS[:space.num_elements]
-           for space in SEARCH_SPACES.values())
+# AutoAugment's CIFAR-10 operations at their levels and probabilities (autoaugment.py's mapping),
+# Identity last: OHL starts from random pairs of AutoAugment's operations and reweights them.
+AUTOAUGMENT_CIFAR10 = SearchSpace(
+    "autoaugment_cifar10", autoaugment_elements("cifar10") + (IDENTITY,),
+    autoaugment.level_parameter("cifar10"))
+SEARCH_SPACES = {space.name: space
+                 for space in (PAPER, PAPER_IDENTITY, AUTOAUGMENT_CIFAR10)}
+# The paper's spaces share a prefix, so a paper element has one index in both.
+assert PAPER_IDENTITY.elements[:NUM_ELEMENTS] == PAPER.elements
 
 
 def search_space(name):
@@ -148,41 +218,67 @@ def space_of_operations(num_operations):
 
 
 # ---------------------------------------------------------------------------
-# The elements as operations of `ohl_tf.operations`: (name, magnitude) with Table 1's meaning.
+# The elements as operations of `ohl_tf.operations`: (name, magnitude) read by the space's
+# parameter function.
 # ---------------------------------------------------------------------------
 
-def element_parameter(name, magnitude, sign, width, height):
-  """The value docs/search_space.md passes to Pillow for element (name, magnitude) and sign s.
-
-  The parameter function of `operations.compile_operations` for the OHL elements: geometric
-  s m (translations are fractions of the size in Table 1, Pillow takes pixels: s m W, s m H);
-  ImageEnhance factor Color 1 + s m, Contrast, Sharpness, Brightness 1 + s (m - 1); Posterize
-  round(m) bits; Solarize the threshold m.
-  """
-  value = sign * magnitude
-  if name in ("TranslateX", "TranslateY"):
-    return value * (width if name == "TranslateX" else height)
-  if name in operations.GEOMETRIC:
-    return value
-  if name == "Color":
-    return 1 + sign * magnitude
-  if name in operations.ENHANCE:
-    return 1 + sign * (magnitude - 1)
-  return round(magnitude) if name == "Posterize" else magnitude  # Solarize
-
-
 def element_table(space=PAPER):
-  """The `operations.OperationTable` of a space's elements: its operation id e is element e.
+  """The `operations.OperationTable` of a space's elements, under the space's parameter function.
 
   Its kernels are the 8 of the paper's elements (no Identity branch or partition in the paper
-  space), 9 with Identity. Cached: one table per space.
+  space), 9 with Identity. Elements that differ only in their probability share an operation id
+  (`_operation_ids`). Cached: one table per space.
   """
   return operations.compile_operations(
-      tuple((element.name, element.magnitude) for element in space.elements), element_parameter)
+      tuple((element.name, element.magnitude) for element in space.elements), space.parameter)
+
+
+@functools.cache
+def _operation_ids(space):
+  """int32 [E], element e's operation id in `element_table(space)`; None where that is e."""
+  operations_of_table = element_table(space).operations
+  ids = np.array([operations_of_table.index((e.name, e.magnitude)) for e in space.elements],
+                 np.int32)
+  return None if np.array_equal(ids, np.arange(space.num_elements)) else ids
 
 
 def _apply_element(images, element, sign, space):
+  if not space.applies_always:  # sign 0: drawn, but does not apply (`draw_signs`)
+    element = tf.where(tf.equal(sign, 0), space.identity, element)
+  ids = _operation_ids(space)
+  if ids is not None:
+    element = tf.gather(ids, element)
   return operations.apply_operations(images, element_table(space), element, sign)
+
+
+def draw_signs(op, seed=None, space=PAPER):
+  """The signs of operations `op`, one per element: -1 or +1 uniformly, and 0 where the element
+  does not apply (with 1 - its probability, in a space where not every element applies always).
+
+  The ±1 are `operations.sample_signs`' (so the paper's spaces draw what they always drew); the
+  applications come from a stream folded from `seed`.
+
+  Args:
+    op: int [B] or a scalar, operation indices of `space`.
+    seed: optional int [2]; stateless when given.
+    space: the `SearchSpace` of the operations.
+
+  Returns:
+    int32 of shape op.shape + [2].
+  """
+  op = tf.convert_to_tensor(op, tf.int32)
+  shape = tf.concat([tf.shape(op), [2]], 0)
+  signs = operations.sample_signs(shape, seed)
+  if space.applies_always:
+    return signs
+  elements = tf.stack([op // space.num_elements, op % space.num_elements], axis=-1)
+  if seed is None:
+    uniform = tf.random.uniform(shape)
+  else:
+    uniform = tf.random.stateless_uniform(
+        shape, tf.random.experimental.stateless_fold_in(operations.check_seed(seed), 1))
+  # AutoAugment applies a slot when random.random() < probability.
+  return tf.where(uniform < tf.gather(space.probabilities, elements), signs, 0)
 
 
 # ---------------------------------------------------------------------------
@@ -218,9 +314,12 @@ def _check_range(values, name, upper):
                   tf.debugging.assert_less(values, upper, message=message))
 
 
-def _check_signs(signs, name):
-  return _checked(signs, tf.debugging.assert_equal(tf.abs(signs), 1,
-                                                   message=f"{name} must be -1 or +1"))
+def _check_signs(signs, name, space):
+  if space.applies_always:
+    return _checked(signs, tf.debugging.assert_equal(tf.abs(signs), 1,
+                                                     message=f"{name} must be -1 or +1"))
+  return _checked(signs, tf.debugging.assert_less_equal(
+      tf.abs(signs), 1, message=f"{name} must be -1, +1 or 0 (does not apply)"))
 
 
 # ---------------------------------------------------------------------------
@@ -233,7 +332,8 @@ def apply_element(images, element, sign, space=PAPER):
   Args:
     images: uint8 [B,H,W,3] (batched path) or [H,W,3] (per-image path, a switch).
     element: int [B] (or a scalar for one image), element indices in [0, E) of `space`.
-    sign: int [B] (or a scalar), each -1 or +1; ignored by elements without a direction.
+    sign: int [B] (or a scalar), each -1 or +1; ignored by elements without a direction. In a
+      space whose elements apply with a probability, 0 too: the element does not apply.
     space: the `SearchSpace` the indices belong to (default the paper's, E = 36).
 
   Returns:
@@ -247,7 +347,7 @@ def apply_element(images, element, sign, space=PAPER):
   images = operations.check_images(images)
   element = _check_range(_check_indices(element, "element", images), "element",
                          space.num_elements)
-  sign = _check_signs(_check_indices(sign, "sign", images), "sign")
+  sign = _check_signs(_check_indices(sign, "sign", images), "sign", space)
   return _apply_element(images, element, sign, space)
 
 
@@ -257,7 +357,8 @@ def apply_operation(images, op, signs=None, seed=None, space=PAPER):
   Args:
     images: uint8 [B,H,W,3] (batched path) or [H,W,3] (per-image path).
     op: int [B] (or a scalar for one image), operation indices in [0, E²) of `space`.
-    signs: int [B,2] (or [2]), the signs of e1 and e2, each -1 or +1; drawn uniformly if None.
+    signs: int [B,2] (or [2]), the signs of e1 and e2, each -1 or +1 (or 0, as in
+      `apply_element`); drawn by `draw_signs` if None.
     seed: optional int [2], makes the drawn signs stateless (ignored when `signs` is given).
     space: the `SearchSpace` of the operations (default the paper's: E = 36, 1296 operations).
 
@@ -266,23 +367,23 @@ def apply_operation(images, op, signs=None, seed=None, space=PAPER):
   images = operations.check_images(images)
   op = _check_range(_check_indices(op, "op", images), "op", space.num_operations)
   if signs is None:
-    signs = operations.sample_signs(tf.concat([tf.shape(op), [2]], 0), seed)
-  signs = _check_signs(_check_indices(signs, "signs", images, trailing=(2,)), "signs")
+    signs = draw_signs(op, seed, space)
+  signs = _check_signs(_check_indices(signs, "signs", images, trailing=(2,)), "signs", space)
   return _apply_operation(images, op, signs, space)
 
 
 def apply_drawn_operation(images, op, signs, space=PAPER):
   """`apply_operation` for an `op` and `signs` drawn in range, without the run-time checks.
 
-  For the input pipeline, whose ops (`policy.draw_operations`) and signs
-  (`operations.sample_signs`) are valid by construction: the range checks add a dozen small ops
+  For the input pipeline, whose ops (`policy.draw_operations`) and signs (`draw_signs`) are
+  valid by construction: the range checks add a dozen small ops
   per image to the per-image map. The dtype and shape checks remain (per image they run once,
   when the map is traced). Out-of-range values give undefined results here instead of an error.
 
   Args:
     images: uint8 [B,H,W,3] or [H,W,3].
     op: int [B] (or a scalar), in [0, E²) of `space`.
-    signs: int [B,2] (or [2]), each -1 or +1.
+    signs: int [B,2] (or [2]), each -1 or +1 (or 0, as in `apply_element`).
     space: the `SearchSpace` of the operations (default the paper's).
 
   Returns:

@@ -1,7 +1,7 @@
 """A Keras preprocessing layer that augments with a fixed, learned OHL policy (policy transfer).
 
 After a search, `policy.json` (`ohl_tf.policy_file`) holds p_θ over the operations of its search
-space (1296 in the paper's, 1369 with Identity); retraining a model with that policy fixed only
+space (1296 in the paper's, 1369 with Identity, 1764 in AutoAugment's); retraining a model with that policy fixed only
 needs this layer in the input pipeline or at the front of the model.
 """
 
@@ -10,7 +10,6 @@ import numpy as np
 import tensorflow as tf
 
 from ohl_tf import augment
-from ohl_tf import operations
 from ohl_tf import policy
 from ohl_tf import policy_file
 
@@ -19,9 +18,11 @@ class LearnedAugment(keras.layers.Layer):
   """Applies one operation per image, sampled from a learned OHL policy p over a search space.
 
   The size of p says the space (`ohl_tf.augment.SEARCH_SPACES`): 1296 operations (36x36) the
-  paper's, 1369 (37x37) the paper's elements plus Identity (element 36).
+  paper's, 1369 (37x37) the paper's elements plus Identity (element 36), 1764 (42x42)
+  AutoAugment's CIFAR-10 operations plus Identity.
   For each image the layer draws an operation k = E e1 + e2 from `probabilities` and the two
-  signs (e1's and e2's, each -1 or +1) uniformly, then applies e1 and e2 with
+  signs (e1's and e2's, each -1 or +1) uniformly, and whether each element applies (always, but
+  in AutoAugment's space with the element's probability: `augment.draw_signs`), then applies e1 and e2 with
   `ohl_tf.augment.apply_operation` (the batched path for a batch, the per-image path for one
   image), so the result is byte-identical to Pillow's. Sampling is apart from applying
   (`sample_operations`, then `augment.apply_operation`), and seeded: a
@@ -35,7 +36,7 @@ class LearnedAugment(keras.layers.Layer):
 
   Args:
     probabilities: p over a search space's operations, E² floats (index k = E e1 + e2) or ExE
-      (row e1, applied first; column e2), E = 36 or 37, each finite and >= 0, summing to 1
+      (row e1, applied first; column e2), E = 36, 37 or 42, each finite and >= 0, summing to 1
       within 1e-4; as in the `probabilities` of policy.json (`ohl_tf.policy_file`).
     seed: optional int, the seed of the layer's SeedGenerator; None draws one at random.
     **kwargs: keras.layers.Layer arguments (`name`, ...).
@@ -98,14 +99,15 @@ class LearnedAugment(keras.layers.Layer):
       batch_size: int or scalar int tensor, the number of images; None for one image.
 
     Returns:
-      (ops, signs): int32 [B] in [0, E²) and int32 [B, 2] in {-1, +1}; [] and [2] when
-      `batch_size` is None.
+      (ops, signs): int32 [B] in [0, E²) and int32 [B, 2] in {-1, +1} (0 where an element that
+      applies with a probability does not, `augment.draw_signs`); [] and [2] when `batch_size`
+      is None.
     """
     seed = tf.cast(self.seed_generator.next(), tf.int32)
     op_seed, sign_seed = tf.unstack(tf.random.split(seed, 2))
     count = 1 if batch_size is None else batch_size
     ops = policy.draw_operations(tf.constant(self._log_probabilities), count, op_seed)
-    signs = operations.sample_signs(tf.stack([count, 2]), sign_seed)
+    signs = augment.draw_signs(ops, sign_seed, self.space)
     if batch_size is None:
       return ops[0], signs[0]
     return ops, signs

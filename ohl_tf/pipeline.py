@@ -287,7 +287,7 @@ class TrainPipeline:
       op_seed, sign_seed = tf.unstack(tf.random.experimental.stateless_split(
           _seed(self.seed, _AUGMENT_STREAM, stream, example_id), 2))
       op = policy.draw_operations(log_probs, 1, op_seed)[0]
-      signs = operations.sample_signs([2], sign_seed)
+      signs = augment.draw_signs(op, sign_seed, self.search_space)
       if self.augment_path == "per_image":
         image = augment.apply_drawn_operation(image, op, signs,  # drawn in range
                                               self.search_space)

@@ -34,8 +34,10 @@ _OPERATION_COUNTS = tuple(s.num_operations for s in augment.SEARCH_SPACES.values
 
 def elements_payload(space):
   """policy.json's `elements`: those of the search space it was learned over, [{name,
-  magnitude}] x E."""
-  return [{"name": e.name, "magnitude": e.magnitude} for e in space.elements]
+  magnitude}] x E, with the element's `probability` where it is below 1."""
+  return [{"name": e.name, "magnitude": e.magnitude,
+           **({} if e.probability == 1 else {"probability": e.probability})}
+          for e in space.elements]
 
 
 def _space_payload(space):
@@ -47,7 +49,7 @@ def lineage_probabilities(lineage_counts):
   """The distribution the surviving network trained on: lineage counts / their sum.
 
   Args:
-    lineage_counts: int or float array [K] (K = 1296 or 1369, a search space's operations), the
+    lineage_counts: int or float array [K] (K = 1296, 1369 or 1764, a search space's operations), the
       running sum over outer steps of the op counts of each period's best trajectory; finite,
       >= 0.
 

@@ -50,7 +50,10 @@ class Config:
       "paper", "The elements of the OHL operations: " + " | ".join(augment.SEARCH_SPACES) +
                ". paper: the paper's 36 (Table 1), 1296 operations; paper_identity: the same 36 "
                "plus Identity as element 36, 1369 operations, among them (Identity, Identity), "
-               "no operation (beyond the paper; docs/search_space.md). A run resumes and a "
+               "no operation; autoaugment_cifar10: the 41 distinct operations of AutoAugment's "
+               "CIFAR-10 sub-policies at their levels, each applied with its slot's probability, "
+               "plus Identity, 1764 operations (both beyond the paper; docs/search_space.md). "
+               "A run resumes and a "
                "--policy=file: reads a policy.json only in the space it was learned in.")
   trajectories: int = _setting(4, "N, copies of the network.")
   epochs: int = _setting(10, "Training epochs (warm-up included).")

@@ -57,14 +57,16 @@ MARGINAL_SCALE = 3.0  # in multiples of uniform
 # viridis: close to perceptually uniform (equal steps in probability look like roughly equal
 # steps in colour) and ordered by lightness, so it still reads in greyscale.
 COLORMAP = "viridis"
-# Figure size and resolution: 36 (or 37) names per axis stay legible at LABEL_FONT_SIZE and an
+# Figure size and resolution: 36 (to 42) names per axis stay legible at LABEL_FONT_SIZE and an
 # image is 700×650 pixels, small enough that rendering one per outer step costs little (~0.1-0.2 s).
 FIGURE_SIZE = (7.0, 6.5)  # inches
 DPI = 100
 LABEL_FONT_SIZE = 6
-# Points between the axes and an axis title, room for the longest element name at
-# LABEL_FONT_SIZE ("TranslateX(0.15)").
+# Points between the axes and an axis title: room for the longest element name of the paper's
+# spaces at LABEL_FONT_SIZE ("TranslateX(0.15)", 16 characters), and per character beyond
+# (autoaugment_cifar10's "TranslateY(9) p0.9").
 ELEMENT_LABEL_PAD = 44
+PAD_PER_EXTRA_CHARACTER = 8
 # Where the axes sit, as (left, bottom, width, height) fractions of the figure. Fixed by hand
 # rather than by a layout engine: cheaper, the same for every input, and the tests can find the
 # colour bar's pixels.
@@ -126,19 +128,20 @@ def _label_elements(axis, which, title, space):
   """
   labels = [element_label(e, space) for e in range(space.num_elements)]
   text = dict(fontsize=LABEL_FONT_SIZE, clip_on=False)
+  pad = ELEMENT_LABEL_PAD + PAD_PER_EXTRA_CHARACTER * max(0, max(map(len, labels)) - 16)
   if which == "x":
     axis.set_xticks([])
     # x in data coordinates (a cell's column), y in axes coordinates (just below the axes).
     transform = transforms.blended_transform_factory(axis.transData, axis.transAxes)
     for e, label in enumerate(labels):
       axis.text(e, -0.01, label, transform=transform, rotation=90, ha="center", va="top", **text)
-    axis.set_xlabel(title, labelpad=ELEMENT_LABEL_PAD)
+    axis.set_xlabel(title, labelpad=pad)
   else:
     axis.set_yticks([])
     transform = transforms.blended_transform_factory(axis.transAxes, axis.transData)
     for e, label in enumerate(labels):
       axis.text(-0.01, e, label, transform=transform, ha="right", va="center", **text)
-    axis.set_ylabel(title, labelpad=ELEMENT_LABEL_PAD)
+    axis.set_ylabel(title, labelpad=pad)
 
 
 def _draw_family_lines(axis, space, rows=True, columns=True):
@@ -167,7 +170,8 @@ def _space(shape, name, count):
     return {"elements": augment.space_of_elements,
             "operations": augment.space_of_operations}[count](shape[-1] if shape else None)
   except ValueError:
-    sizes = " or ".join(str(getattr(s, f"num_{count}")) for s in augment.SEARCH_SPACES.values())
+    *others, last = (str(getattr(s, f"num_{count}")) for s in augment.SEARCH_SPACES.values())
+    sizes = f"{', '.join(others)} or {last}"
     raise ValueError(f"{name} must have {sizes} {count} (a search space's) on its last axis. "
                      f"Received: {name}.shape={shape}") from None
 
@@ -221,7 +225,7 @@ def marginals_figure(history):
   figure, and values above 3/E are drawn as 3/E.
 
   Args:
-    history: float array [T, E], T ≥ 1, E = 36 or 37 (the search space's elements): row t is
+    history: float array [T, E], T ≥ 1, E = 36, 37 or 42 (the search space's elements): row t is
       `policy.element_marginals(p_θ)` after outer step t (row 0: the initial θ); must be finite.
 
   Returns:
@@ -256,7 +260,8 @@ def marginals_figure(history):
 
 
 def element_label(e, space=augment.PAPER):
-  """An element's name and Table 1 magnitude: "ShearX(0.1)", "Rotate(10)", "AutoContrast".
+  """An element's name and magnitude (Table 1's, or AutoAugment's level), and its probability
+  when below 1: "ShearX(0.1)", "Rotate(10)", "AutoContrast", "Color(3) p0.4", "Equalize p0.6".
 
   Args:
     e: int in [0, E).
@@ -270,9 +275,8 @@ def element_label(e, space=augment.PAPER):
     raise ValueError(f"e must be in [0, {space.num_elements}) in --search_space={space.name}. "
                      f"Received: e={e}")
   element = space.elements[e]
-  if element.magnitude is None:
-    return element.name
-  return f"{element.name}({element.magnitude:g})"
+  label = element.name if element.magnitude is None else f"{element.name}({element.magnitude:g})"
+  return label if element.probability == 1 else f"{label} p{element.probability:g}"
 
 
 def top_operations_markdown(probs, k=TOP_OPERATIONS):
@@ -283,7 +287,7 @@ def top_operations_markdown(probs, k=TOP_OPERATIONS):
   by op index, so the table is deterministic (all ties at θ = 0).
 
   Args:
-    probs: float array [K], p_θ over a search space's K = E² operations (1296 or 1369); must be
+    probs: float array [K], p_θ over a search space's K = E² operations (1296, 1369 or 1764); must be
       finite.
     k: number of rows, ≥ 1; more than K gives all K.
 
@@ -323,7 +327,7 @@ def write_policy(writer, step, theta, marginal_history, figures=True):
   Args:
     writer: a `tf.summary.SummaryWriter`, e.g. `tf.summary.create_file_writer(model_dir/logs)`.
     step: int, the outer step (x axis of every tag).
-    theta: float array, tensor or variable [K], K = E² of a search space (1296 or 1369).
+    theta: float array, tensor or variable [K], K = E² of a search space (1296, 1369 or 1764).
     marginal_history: float array [T, E], the element marginals of every outer step recorded so
       far *including this one* (the trainer keeps it; its last row should be
       `policy.element_marginals(policy.operation_probabilities(theta))`).
@@ -383,7 +387,7 @@ def write_lineage(writer, step, lineage_counts, figures=True):
   Args:
     writer: a `tf.summary.SummaryWriter`.
     step: int, the outer step.
-    lineage_counts: int or float array [K] (1296 or 1369), the running sum of the best
+    lineage_counts: int or float array [K] (1296, 1369 or 1764), the running sum of the best
       trajectory's op counts over the outer steps so far.
     figures: whether to render and write the image (see `write_policy`).
 

@@ -275,7 +275,8 @@ def test_search_spaces_by_name_and_size():
   assert augment.search_space("paper_identity") is _IDENTITY_SPACE
   assert augment.space_of_operations(1369) is _IDENTITY_SPACE
   assert augment.space_of_elements(36) is augment.PAPER
-  with pytest.raises(ValueError, match=r"--search_space must be one of paper, paper_identity. "
+  with pytest.raises(ValueError, match=r"--search_space must be one of paper, paper_identity, "
+                                       r"autoaugment_cifar10. "
                                        r"Received: --search_space=identity"):
     augment.search_space("identity")
   with pytest.raises(ValueError, match=r"no search space has 1300 operations.*1296 \(paper\)"):

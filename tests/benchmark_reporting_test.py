@@ -102,3 +102,10 @@ def test_reward_signal_pairs_each_period_with_its_perturbations(tmp_path):
   assert run_seed == seed and perturbations.shape == ((periods - 1) * trajectories // 2, elements)
   np.testing.assert_allclose(differences, perturbations @ beta, atol=1e-6)
   assert len(reward_signal.run_pairs(str(tmp_path), max_periods=2)[2]) == 2 * trajectories // 2
+
+
+def test_paired_differences_take_the_seeds_both_rows_hold_in_seed_order():
+  values = {2: 50.0, 0: 48.0, 1: 47.0, 5: 40.0}
+  baseline = {0: 51.0, 1: 50.0, 2: 49.0, 3: 60.0}
+  assert reporting.paired_differences(values, baseline) == [-3.0, -3.0, 1.0]
+  assert reporting.mean_se(reporting.paired_differences(values, baseline)) == "-1.667 ± 1.333"

@@ -55,8 +55,8 @@ def test_parsed_flags_become_the_config(flag_values):
     (dict(policy="uniform", theta_init=-4.0),
      r"--theta_init applies only to a policy that learns θ \(--policy=ohl\); leave it at 0 for "
      r"--policy=uniform. Received: --theta_init=-4"),
-    (dict(search_space="identity"), "--search_space must be one of paper, paper_identity. "
-                                     "Received: --search_space=identity"),
+    (dict(search_space="identity"), "--search_space must be one of paper, paper_identity, "
+                                     "autoaugment_cifar10. Received: --search_space=identity"),
     (dict(policy="trivialaugment", search_space="paper_identity"),
      r"--search_space only applies to the policies that sample OHL operations \(ohl, uniform, "
      r"file:PATH\); leave it at 'paper' for --policy=trivialaugment"),

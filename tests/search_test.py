@@ -149,26 +149,29 @@ def test_every_estimator_learns_with_every_reward(tmp_path, small_data, estimato
     np.testing.assert_array_equal(step["scores"], expected)
 
 
-def test_a_run_in_the_identity_space_learns_and_exports_its_1369_operations(tmp_path,
-                                                                            small_data):
+@pytest.mark.parametrize("space", [augment.PAPER_IDENTITY, augment.AUTOAUGMENT_CIFAR10],
+                         ids=lambda s: s.name)
+def test_a_run_beyond_the_papers_space_learns_and_exports_its_operations(tmp_path, small_data,
+                                                                         space):
   config = _config(tmp_path, trajectories=2, estimator="element_es", reward="loss",
-                   search_space="paper_identity")
+                   search_space=space.name)
   ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
-  assert ohl.outer.theta.shape == [1369] and ohl.outer.lineage.shape == [1369]
-  assert ohl.outer.perturbations(0).shape == [2, 37]
+  k, e, identity = space.num_operations, space.num_elements, space.identity
+  assert ohl.outer.theta.shape == [k] and ohl.outer.lineage.shape == [k]
+  assert ohl.outer.perturbations(0).shape == [2, e]
   steps = []
   ohl.run(on_outer_step=steps.append)
   for period, step in enumerate(steps):  # one operation counted per image
     start, end = ohl.schedule.period(period)
-    assert step["op_counts"].shape == (2, 1369)
+    assert step["op_counts"].shape == (2, k)
     assert step["op_counts"].sum() == 2 * (end - start) * config.batch_size
   applied = np.sum([step["op_counts"] for step in steps], axis=(0, 1))
-  assert applied[36 * 37:].sum() > 0 and applied[36::37].sum() > 0  # Identity first, second
+  assert applied[identity * e:].sum() > 0 and applied[identity::e].sum() > 0  # Identity 1st, 2nd
   assert np.any(ohl.outer.theta.numpy() != 0)
   payload = json.loads(open(os.path.join(config.model_dir, "policy.json")).read())
-  assert payload["search_space"] == "paper_identity" and len(payload["theta"]) == 1369
+  assert payload["search_space"] == space.name and len(payload["theta"]) == k
   np.testing.assert_allclose(policy_file.read(os.path.join(config.model_dir, "policy.json"),
-                                              augment.PAPER_IDENTITY),
+                                              space),
                              policy.operation_probabilities(ohl.outer.theta.numpy()), rtol=1e-6)
 
 

@@ -129,7 +129,7 @@ def test_probability_figure_of_a_constant_matrix_is_the_middle_colour(value):
 
 @pytest.mark.parametrize("matrix, message", [
     (np.zeros((E, E + 1)), r"matrix must be square.*\(36, 37\)"),
-    (np.zeros((E + 2, E + 2)), r"matrix must have 36 or 37 elements.*\(38, 38\)"),
+    (np.zeros((E + 2, E + 2)), r"matrix must have 36, 37 or 42 elements.*\(38, 38\)"),
     (np.zeros(K), r"matrix must have rank 2.*\(1296,\)"),
     (np.where(np.eye(E) > 0, np.nan, 0.0), r"matrix must be finite.*36 NaN"),
     (np.full((E, E), np.inf), r"matrix must be finite"),
@@ -164,7 +164,7 @@ def test_the_figures_of_the_identity_space_label_and_colour_37_elements():
   rows = _table_rows(summaries.top_operations_markdown(probs.numpy(), k=2))
   assert rows[0][1:4] == ["1368", "Identity", "Identity"]
   assert summaries.element_label(36, space) == "Identity"
-  with pytest.raises(ValueError, match=r"history must have 36 or 37"):
+  with pytest.raises(ValueError, match=r"history must have 36, 37 or 42"):
     summaries.marginals_figure(np.full((3, 38), 1.0 / 38))
 
 
@@ -219,7 +219,7 @@ def test_marginals_figure_colour_bar_spans_the_fixed_scale():
 
 @pytest.mark.parametrize("history, message", [
     (np.zeros((0, E)), r"history must have shape.*T >= 1.*\(0, 36\)"),
-    (np.zeros((4, E - 1)), r"history must have 36 or 37 elements.*\(4, 35\)"),
+    (np.zeros((4, E - 1)), r"history must have 36, 37 or 42 elements.*\(4, 35\)"),
     (np.full(E, 1.0 / E), r"history must have rank 2"),
     (np.full((2, E), np.inf), r"history must be finite"),
 ])
@@ -296,7 +296,7 @@ def test_top_operations_k_larger_than_k_lists_every_op_once():
 
 
 @pytest.mark.parametrize("probs, k, message", [
-    (np.full(K - 1, 1.0 / K), 10, r"probs must have 1296 or 1369 operations.*\(1295,\)"),
+    (np.full(K - 1, 1.0 / K), 10, r"probs must have 1296, 1369 or 1764 operations.*\(1295,\)"),
     (np.full(K, np.nan), 10, r"finite"),
     (np.full(K, 1.0 / K), 0, r"k must be >= 1"),
 ])
