@@ -268,9 +268,11 @@ def report(records_path, trajectories, paired_with=None):
     agreement = lambda key: reporting.mean_pairwise_spearman(  # pylint: disable=cell-var-from-loop
         [r[key] for r in group if key in r])
     rank_p, rank_l = agreement("marginals"), agreement("lineage_marginals")
-    paired = (f" {reporting.mean_se(reporting.paired_differences(errors[label], baseline)):>22s}"
-              if baseline and label != paired_with else "")
-    print(f"  {label:28s} {len(group):5d} {reporting.mean_se(list(errors[label].values())):>17s} "
+    differences = (reporting.paired_differences(errors[label], baseline)
+                   if baseline and label != paired_with else [])
+    paired = f" {reporting.mean_se(differences):>22s}" if differences else ""
+    print(f"  {label:28s} {len(errors[label]):5d} "
+          f"{reporting.mean_se(list(errors[label].values())):>17s} "
           f"{np.mean([r['wall_time_s'] for r in group]):7.0f} {rank_p:11.2f} {rank_l:17.2f}"
           + paired)
 

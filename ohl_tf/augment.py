@@ -4,13 +4,14 @@ An *element* is an image transformation with a fixed magnitude (paper, Table 1);
 is an ordered pair of elements (e1, e2), op index k = E * e1 + e2 for a space of E elements,
 applied as e2(e1(image)) (paper eq. 7). Each element reproduces Pillow's result, the reference of
 AutoAugment's code (docs/search_space.md); the sign s in {-1, +1} mirrors a geometric or enhance
-element.
+element, and a sign 0 says that an element which applies with a probability does not
+(`draw_signs`).
 
 A `SearchSpace` names its elements (`SEARCH_SPACES`, `--search_space`): "paper", the paper's 36
 (1296 operations, the default); "paper_identity", the same 36 plus Identity as element 36
-(1369 operations), a space that can also say "less"; and "autoaugment_cifar10", the distinct
-operations of AutoAugment's CIFAR-10 sub-policies, each with its level and the probability with
-which it applies, plus Identity (beyond the paper: OHL then reweights AutoAugment's own
+(1369 operations), a space that can also say "less"; and "autoaugment_cifar10", the 41 distinct
+slots of AutoAugment's CIFAR-10 sub-policies, each an operation at a level that applies with the
+slot's probability, plus Identity (beyond the paper: OHL then reweights AutoAugment's own
 operations, and its 25 sub-policies are 25 of the space's pairs). `ELEMENTS`, `NUM_ELEMENTS` and
 `NUM_OPERATIONS` are the paper space's.
 
@@ -117,6 +118,11 @@ class SearchSpace:
   elements: tuple
   parameter: object = element_parameter
 
+  def __post_init__(self):
+    if not self.applies_always and self.identity is None:
+      raise ValueError(f"search space {self.name}: an element that applies with a probability "
+                       "needs the Identity element, where it goes when it does not apply")
+
   @property
   def num_elements(self):
     return len(self.elements)
@@ -141,11 +147,8 @@ class SearchSpace:
     return self.elements.index(IDENTITY) if IDENTITY in self.elements else None
 
 
-_LEVEL_FREE = ("AutoContrast", "Equalize", "Invert")  # AutoAugment's level is ignored by these
-
-
 def autoaugment_elements(policy_name):
-  """The distinct operations of an AutoAugment policy's sub-policies as elements: (name, level,
+  """The distinct slots of an AutoAugment policy's sub-policies as elements: (name, level,
   slot probability), the level None where the operation ignores it; ordered by Table 1's
   families, then level and probability, so that a family's elements are adjacent in the figures.
 
@@ -153,7 +156,8 @@ def autoaugment_elements(policy_name):
   twin; it is left out.
   """
   families = [name for name, _ in _TABLE_1]
-  slots = {Element(name, None if name in _LEVEL_FREE else level, probability)
+  ignores_level = lambda name: autoaugment.operation_parameter(policy_name, name, 0, 1, 1) is None
+  slots = {Element(name, None if ignores_level(name) else level, probability)
            for subpolicy in autoaugment.POLICIES[policy_name]
            for name, probability, level in subpolicy if probability > 0}
   return tuple(sorted(slots, key=lambda e: (families.index(e.name), e.magnitude or 0,
@@ -198,7 +202,8 @@ def _space_with(count, value):
 
 
 def space_of_elements(num_elements):
-  """The `SearchSpace` of `num_elements` elements (36: paper, 37: paper_identity).
+  """The `SearchSpace` of `num_elements` elements (36: paper, 37: paper_identity,
+  42: autoaugment_cifar10).
 
   For functions that know the space only from a shape (a matrix [E, E], a vector [E²]).
 
@@ -209,7 +214,8 @@ def space_of_elements(num_elements):
 
 
 def space_of_operations(num_operations):
-  """The `SearchSpace` of `num_operations` operations (1296: paper, 1369: paper_identity).
+  """The `SearchSpace` of `num_operations` operations (1296: paper, 1369:
+  paper_identity, 1764: autoaugment_cifar10).
 
   Raises:
     ValueError: no space has that many operations.
@@ -243,42 +249,14 @@ def _operation_ids(space):
 
 
 def _apply_element(images, element, sign, space):
+  """Element `element` of `space` with `sign` per image: Identity where the sign is 0 (drawn, does
+  not apply), through the table's operation id of the element."""
   if not space.applies_always:  # sign 0: drawn, but does not apply (`draw_signs`)
     element = tf.where(tf.equal(sign, 0), space.identity, element)
   ids = _operation_ids(space)
   if ids is not None:
     element = tf.gather(ids, element)
   return operations.apply_operations(images, element_table(space), element, sign)
-
-
-def draw_signs(op, seed=None, space=PAPER):
-  """The signs of operations `op`, one per element: -1 or +1 uniformly, and 0 where the element
-  does not apply (with 1 - its probability, in a space where not every element applies always).
-
-  The ±1 are `operations.sample_signs`' (so the paper's spaces draw what they always drew); the
-  applications come from a stream folded from `seed`.
-
-  Args:
-    op: int [B] or a scalar, operation indices of `space`.
-    seed: optional int [2]; stateless when given.
-    space: the `SearchSpace` of the operations.
-
-  Returns:
-    int32 of shape op.shape + [2].
-  """
-  op = tf.convert_to_tensor(op, tf.int32)
-  shape = tf.concat([tf.shape(op), [2]], 0)
-  signs = operations.sample_signs(shape, seed)
-  if space.applies_always:
-    return signs
-  elements = tf.stack([op // space.num_elements, op % space.num_elements], axis=-1)
-  if seed is None:
-    uniform = tf.random.uniform(shape)
-  else:
-    uniform = tf.random.stateless_uniform(
-        shape, tf.random.experimental.stateless_fold_in(operations.check_seed(seed), 1))
-  # AutoAugment applies a slot when random.random() < probability.
-  return tf.where(uniform < tf.gather(space.probabilities, elements), signs, 0)
 
 
 # ---------------------------------------------------------------------------
@@ -325,6 +303,36 @@ def _check_signs(signs, name, space):
 # ---------------------------------------------------------------------------
 # Public API.
 # ---------------------------------------------------------------------------
+
+def draw_signs(op, seed=None, space=PAPER):
+  """The signs of operations `op`, one per element: -1 or +1 uniformly, and 0 where the element
+  does not apply (with 1 - its probability, in a space where not every element applies always).
+
+  The ±1 are `operations.sample_signs`' (so the paper's spaces draw what they always drew); the
+  applications come from a stream folded from `seed`.
+
+  Args:
+    op: int [B] or a scalar, operation indices of `space`.
+    seed: optional int [2]; stateless when given.
+    space: the `SearchSpace` of the operations.
+
+  Returns:
+    int32 of shape op.shape + [2].
+  """
+  op = tf.convert_to_tensor(op, tf.int32)
+  shape = tf.concat([tf.shape(op), [2]], 0)
+  signs = operations.sample_signs(shape, seed)
+  if space.applies_always:
+    return signs
+  elements = tf.stack([op // space.num_elements, op % space.num_elements], axis=-1)
+  if seed is None:
+    uniform = tf.random.uniform(shape)
+  else:
+    uniform = tf.random.stateless_uniform(
+        shape, tf.random.experimental.stateless_fold_in(operations.check_seed(seed), 1))
+  # AutoAugment applies a slot when random.random() < probability.
+  return tf.where(uniform < tf.gather(space.probabilities, elements), signs, 0)
+
 
 def apply_element(images, element, sign, space=PAPER):
   """Applies one element per image, as Pillow would (docs/search_space.md).

@@ -1,8 +1,8 @@
 """A Keras preprocessing layer that augments with a fixed, learned OHL policy (policy transfer).
 
 After a search, `policy.json` (`ohl_tf.policy_file`) holds p_θ over the operations of its search
-space (1296 in the paper's, 1369 with Identity, 1764 in AutoAugment's); retraining a model with that policy fixed only
-needs this layer in the input pipeline or at the front of the model.
+space (1296 in the paper's, 1369 with Identity, 1764 in AutoAugment's); retraining a model with
+that policy fixed only needs this layer in the input pipeline or at the front of the model.
 """
 
 import keras
@@ -22,8 +22,8 @@ class LearnedAugment(keras.layers.Layer):
   AutoAugment's CIFAR-10 operations plus Identity.
   For each image the layer draws an operation k = E e1 + e2 from `probabilities` and the two
   signs (e1's and e2's, each -1 or +1) uniformly, and whether each element applies (always, but
-  in AutoAugment's space with the element's probability: `augment.draw_signs`), then applies e1 and e2 with
-  `ohl_tf.augment.apply_operation` (the batched path for a batch, the per-image path for one
+  in AutoAugment's space with the element's probability: `augment.draw_signs`), then applies e1
+  and e2 with `ohl_tf.augment.apply_operation` (the batched path for a batch, the per-image path for one
   image), so the result is byte-identical to Pillow's. Sampling is apart from applying
   (`sample_operations`, then `augment.apply_operation`), and seeded: a
   `keras.random.SeedGenerator(seed)` gives a fresh seed per call that feeds stateless TF ops, so

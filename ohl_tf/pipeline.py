@@ -35,7 +35,6 @@ import tensorflow as tf
 
 from ohl_tf import augment
 from ohl_tf import batch as batch_lib
-from ohl_tf import operations
 from ohl_tf import policy
 from ohl_tf import preprocess
 from ohl_tf import schedule as schedule_lib

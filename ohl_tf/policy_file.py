@@ -4,7 +4,8 @@ A policy.json holds (see docs/run_directory.md):
   * `search_space`: the `--search_space` it was learned in ("paper" for a file without it,
     written before there was a choice); a run in another space refuses it;
   * `elements`: that space's elements, [{name, magnitude}] x E (`augment.SearchSpace.elements`,
-    in order); a file whose elements are not its space's is refused;
+    in order; with `probability` for an element that applies with one); a file whose elements
+    are not its space's is refused;
   * `probabilities`: p over the E² operations as ExE (row e1, applied first; column e2), so
     op k = E e1 + e2 (paper, eq. 7; E = 36, 1296 operations in the paper's space);
   * `theta`: θ [E²], for a learned (or uniform) policy; `source`: the policy.json a fixed
@@ -49,9 +50,9 @@ def lineage_probabilities(lineage_counts):
   """The distribution the surviving network trained on: lineage counts / their sum.
 
   Args:
-    lineage_counts: int or float array [K] (K = 1296, 1369 or 1764, a search space's operations), the
-      running sum over outer steps of the op counts of each period's best trajectory; finite,
-      >= 0.
+    lineage_counts: int or float array [K] (K = 1296, 1369 or 1764, a search space's
+      operations), the running sum over outer steps of the op counts of each period's best
+      trajectory; finite, >= 0.
 
   Returns:
     float64 array [K] summing to 1.
@@ -172,7 +173,7 @@ def check_elements(elements, path, space):
   expected = elements_payload(space)
   if not isinstance(elements, list):
     raise ValueError(f"{path}: `elements` must be a list of {len(expected)} "
-                     f"{{name, magnitude}}. Received: elements={elements!r:.200}")
+                     f"{{name, magnitude[, probability]}}. Received: elements={elements!r:.200}")
   for index in range(max(len(elements), len(expected))):
     got = elements[index] if index < len(elements) else "<missing>"
     want = expected[index] if index < len(expected) else "<none>"

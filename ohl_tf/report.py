@@ -8,8 +8,8 @@ the newest checkpoint in MODEL_DIR/checkpoints whose policy tensors are intact, 
 Into --out (default MODEL_DIR/report/) it writes the figures the run's TensorBoard shows
 (`ohl_tf.summaries`):
 
-  probabilities.png      p_θ as an E×E heatmap (36×36, 37×37 with Identity), row e1 (applied
-                         first), column e2
+  probabilities.png      p_θ as an E×E heatmap (36×36, 37×37 with Identity, 42×42 in
+                         autoaugment_cifar10), row e1 (applied first), column e2
   element_marginals.png  the per-element marginals over outer steps 0 .. now (paper, Fig. 5)
   lineage.png            the ops the surviving network trained on (only runs that record it)
 
@@ -59,8 +59,8 @@ class RunState:
   Attributes:
     checkpoint: path prefix of the checkpoint read.
     outer_step: int, outer steps completed.
-    theta: float64 [K], θ after the last outer step (K = 1296, or 1369 in --search_space=
-      paper_identity: the size says the space).
+    theta: float64 [K], θ after the last outer step (K = 1296, 1369 in --search_space=
+      paper_identity, 1764 in autoaugment_cifar10: the size says the space).
     theta_history: float64 [outer_step + 1, K], row t = θ after outer step t
       (row 0: --theta_init).
     lineage: float64 [K], running op counts of each period's best trajectory, or None when

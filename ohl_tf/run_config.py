@@ -50,11 +50,11 @@ class Config:
       "paper", "The elements of the OHL operations: " + " | ".join(augment.SEARCH_SPACES) +
                ". paper: the paper's 36 (Table 1), 1296 operations; paper_identity: the same 36 "
                "plus Identity as element 36, 1369 operations, among them (Identity, Identity), "
-               "no operation; autoaugment_cifar10: the 41 distinct operations of AutoAugment's "
-               "CIFAR-10 sub-policies at their levels, each applied with its slot's probability, "
-               "plus Identity, 1764 operations (both beyond the paper; docs/search_space.md). "
-               "A run resumes and a "
-               "--policy=file: reads a policy.json only in the space it was learned in.")
+               "no operation; autoaugment_cifar10: the 41 distinct slots (operation, level, "
+               "probability) of AutoAugment's CIFAR-10 sub-policies, each applied with its "
+               "probability, plus Identity, 1764 operations (both beyond the paper; "
+               "docs/search_space.md). A run resumes and a --policy=file: reads a policy.json "
+               "only in the space it was learned in.")
   trajectories: int = _setting(4, "N, copies of the network.")
   epochs: int = _setting(10, "Training epochs (warm-up included).")
   inner_steps: int = _setting(0, "I, inner steps per outer step; 0 = one epoch.")

@@ -66,6 +66,7 @@ LABEL_FONT_SIZE = 6
 # spaces at LABEL_FONT_SIZE ("TranslateX(0.15)", 16 characters), and per character beyond
 # (autoaugment_cifar10's "TranslateY(9) p0.9").
 ELEMENT_LABEL_PAD = 44
+PADDED_CHARACTERS = len("TranslateX(0.15)")
 PAD_PER_EXTRA_CHARACTER = 8
 # Where the axes sit, as (left, bottom, width, height) fractions of the figure. Fixed by hand
 # rather than by a layout engine: cheaper, the same for every input, and the tests can find the
@@ -128,7 +129,7 @@ def _label_elements(axis, which, title, space):
   """
   labels = [element_label(e, space) for e in range(space.num_elements)]
   text = dict(fontsize=LABEL_FONT_SIZE, clip_on=False)
-  pad = ELEMENT_LABEL_PAD + PAD_PER_EXTRA_CHARACTER * max(0, max(map(len, labels)) - 16)
+  pad = ELEMENT_LABEL_PAD + PAD_PER_EXTRA_CHARACTER * max(0, max(map(len, labels)) - PADDED_CHARACTERS)
   if which == "x":
     axis.set_xticks([])
     # x in data coordinates (a cell's column), y in axes coordinates (just below the axes).
@@ -186,7 +187,7 @@ def probability_figure(matrix, title):
 
   Args:
     matrix: float array [E, E] of probabilities (E = 36 in the paper's space, 37 with
-      Identity), e.g. `policy.probability_matrix(probs)`; must be finite.
+      Identity, 42 in autoaugment_cifar10), e.g. `policy.probability_matrix(probs)`; must be finite.
     title: str, drawn above the heatmap.
 
   Returns:
@@ -287,8 +288,8 @@ def top_operations_markdown(probs, k=TOP_OPERATIONS):
   by op index, so the table is deterministic (all ties at θ = 0).
 
   Args:
-    probs: float array [K], p_θ over a search space's K = E² operations (1296, 1369 or 1764); must be
-      finite.
+    probs: float array [K], p_θ over a search space's K = E² operations (1296, 1369 or 1764);
+      must be finite.
     k: number of rows, ≥ 1; more than K gives all K.
 
   Returns:

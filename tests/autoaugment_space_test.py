@@ -102,6 +102,20 @@ def test_random_operations_with_drawn_signs_are_pillow(cifar_images):
   assert 0.2 < np.mean(signs.numpy() == 0) < 0.6
 
 
+def test_at_224_the_loop_over_the_images_gives_pillows_bytes(mosaic_224):
+  # From 128x128 the batched path is one loop over the images (`operations.map_if_large`).
+  views = [mosaic_224, mosaic_224[::-1], mosaic_224[:, ::-1], mosaic_224.transpose(1, 0, 2)]
+  images = np.stack([np.roll(v, 32 * k, axis=k % 2) for k in range(4) for v in views])
+  ops = tf.random.stateless_uniform([len(images)], [9, 9], 0, SPACE.num_operations, tf.int32)
+  signs = augment.draw_signs(ops, [1, 1], SPACE)
+  expected = _pillow_operations(images, ops.numpy(), signs.numpy())
+  np.testing.assert_array_equal(augment.apply_operation(images, ops, signs, space=SPACE).numpy(),
+                                expected)
+  np.testing.assert_array_equal(augment.apply_operation(images[3], ops[3], signs[3],
+                                                        space=SPACE).numpy(), expected[3])
+  assert np.any(signs.numpy() == 0) and np.any(signs.numpy() != 0)
+
+
 def test_each_element_applies_with_its_probability():
   n = 200_000
   ops = tf.random.stateless_uniform([n], [1, 2], 0, SPACE.num_operations, tf.int32)
@@ -133,7 +147,7 @@ def test_the_papers_spaces_draw_the_signs_they_always_drew(space):
                             space=space)
 
 
-def test_a_sign_beyond_0_and_1_is_refused_here_too():
+def test_a_sign_outside_minus_one_zero_and_one_is_refused_here_too():
   with pytest.raises(tf.errors.InvalidArgumentError, match=r"-1, \+1 or 0"):
     augment.apply_operation(np.zeros([2, 8, 8, 3], np.uint8), [0, 1], [[1, 2], [1, 1]],
                             space=SPACE)

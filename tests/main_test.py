@@ -264,11 +264,12 @@ def _kill_after_checkpoint(model_dir, flags, number, code=_ROOT):
   assert not (model_dir / "results.json").exists()
 
 
-# REINFORCE in the paper's space shares the fault tests' uninterrupted run; element_es runs in the
-# identity space, and also replays each period's perturbations after the restart: its resume is
-# the paper space's code with E = 37, so one case covers both.
+# REINFORCE in the paper's space shares the fault tests' uninterrupted run; element_es runs in
+# AutoAugment's space, and also replays each period's perturbations and the elements' drawn
+# applications after the restart: its resume is the paper space's code with E = 42 (as
+# paper_identity's with E = 37), so one case covers the spaces beyond the paper.
 @pytest.mark.parametrize("estimator, search_space", [
-    ("reinforce", "paper"), ("element_es", "paper_identity")])
+    ("reinforce", "paper"), ("element_es", "autoaugment_cifar10")])
 def test_sigkill_and_resume_matches_an_uninterrupted_run(deterministic_run, tmp_path, estimator,
                                                         search_space):
   flags = [*_RESUME_FLAGS, f"--estimator={estimator}", f"--search_space={search_space}"]

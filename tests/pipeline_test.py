@@ -126,6 +126,32 @@ def test_the_identity_space_samples_its_1369_operations_on_both_paths(train_pipe
     feed.put(tf.zeros([augment.NUM_OPERATIONS]))  # a log p of the paper's space
 
 
+def test_autoaugment_space_applies_an_element_with_its_probability_on_every_path(
+    train_pipeline):
+  # All the mass on (ShearY(8) p0.5, Identity): half of the images are sheared (a shear of 0.24
+  # moves every image), the other half are those of a run without OHL operations, bit for bit,
+  # on the per-image path, the batched path and the replicas' (augment_on="device").
+  space = augment.AUTOAUGMENT_CIFAR10
+  shear = space.elements.index(augment.Element("ShearY", 8, 0.5))
+  op = shear * space.num_elements + space.identity
+  log_probs = policy.log_operation_probabilities(
+      tf.tensor_scatter_nd_update(tf.fill([space.num_operations], -30.0), [[op]], [30.0]))
+  made = lambda **kwargs: pipeline.TrainPipeline(
+      train_pipeline.source, train_pipeline.schedule, _MEAN, _STD, seed=7, cutout_size=16,
+      search_space=space, **kwargs)
+  per_image, batched, on_device = (made(augment_path="per_image"), made(),
+                                   made(augment_on="device"))
+  images, _, ops = _collect(_period(per_image, 1, 2, log_probs))
+  np.testing.assert_array_equal(ops, op)
+  np.testing.assert_array_equal(_collect(_period(batched, 1, 2, log_probs))[0], images)
+  finish = on_device.device_augmentation(True)
+  np.testing.assert_array_equal(
+      _collect(finish(b) for b in _period(on_device, 1, 2, log_probs))[0], images)
+  plain = _collect(_period(per_image, 1, 2, None))[0]
+  untouched = np.all(images == plain, axis=(1, 2, 3))
+  assert abs(untouched.mean() - 0.5) < 4 * np.sqrt(0.25 / len(images)), untouched.mean()
+
+
 @pytest.mark.parametrize("setting,message", [
     (dict(augment_path="per_batch"), "augment_path must be one of batched, per_image"),
     (dict(augment_on="gpu"), "augment_on must be one of host, device"),
