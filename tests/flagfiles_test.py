@@ -54,7 +54,7 @@ def test_the_recommended_settings_replace_only_their_own_after_any_flagfile():
     for name, value in recommended.items():
       assert str(getattr(combined, name)) == str(type(getattr(paper, name))(value)), name
   assert (combined.estimator, combined.search_space, combined.reward) == (
-      "element_es", "paper_identity", "loss")
+      "element_es", "autoaugment_cifar10", "loss")
 
 
 def test_paper_rows_keep_the_papers_estimator_and_the_quick_run_one_that_learns():
