@@ -23,8 +23,8 @@ class LearnedAugment(keras.layers.Layer):
   For each image the layer draws an operation k = E e1 + e2 from `probabilities` and the two
   signs (e1's and e2's, each -1 or +1) uniformly, and whether each element applies (always, but
   in AutoAugment's space with the element's probability: `augment.draw_signs`), then applies e1
-  and e2 with `ohl_tf.augment.apply_operation` (the batched path for a batch, the per-image path for one
-  image), so the result is byte-identical to Pillow's. Sampling is apart from applying
+  and e2 with `ohl_tf.augment.apply_operation` (the batched path for a batch, the per-image path
+  for one image), so the result is byte-identical to Pillow's. Sampling is apart from applying
   (`sample_operations`, then `augment.apply_operation`), and seeded: a
   `keras.random.SeedGenerator(seed)` gives a fresh seed per call that feeds stateless TF ops, so
   two fresh layers with the same seed give the same outputs, call after call. (In a

@@ -129,7 +129,8 @@ def _label_elements(axis, which, title, space):
   """
   labels = [element_label(e, space) for e in range(space.num_elements)]
   text = dict(fontsize=LABEL_FONT_SIZE, clip_on=False)
-  pad = ELEMENT_LABEL_PAD + PAD_PER_EXTRA_CHARACTER * max(0, max(map(len, labels)) - PADDED_CHARACTERS)
+  extra_characters = max(0, max(map(len, labels)) - PADDED_CHARACTERS)
+  pad = ELEMENT_LABEL_PAD + PAD_PER_EXTRA_CHARACTER * extra_characters
   if which == "x":
     axis.set_xticks([])
     # x in data coordinates (a cell's column), y in axes coordinates (just below the axes).
