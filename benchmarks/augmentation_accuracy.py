@@ -131,8 +131,16 @@ def _requested_rows():
     source = known.get(base or label)
     if source is None:
       sys.exit(f"--row_flags={spec!r}: unknown row {(base or label)!r}. Known: {sorted(known)}")
-    known[label] = dataclasses.replace(source, label=label, flags=source.flags +
-                                       tuple(extra.split()))
+    base_label = source.base
+    if source.picks_from:
+      # Its runs are recorded under the row it picks from, which must not be the known row's.
+      prefix = f"best of {source.picks_from} "
+      if not label.startswith(prefix) or label == prefix:
+        sys.exit(f"--row_flags={spec!r}: a row made from {base!r} picks from N runs of another "
+                 f"row; name it '{prefix}<that row>', e.g. '{prefix}{source.base} r20'.")
+      base_label = label[len(prefix):]
+    known[label] = dataclasses.replace(source, label=label, base=base_label,
+                                       flags=source.flags + tuple(extra.split()))
   unknown = [label for label in _ROWS.value if label not in known]
   if unknown:
     sys.exit(f"--rows: unknown {unknown}. Known: {sorted(known)}")
@@ -267,14 +275,20 @@ def report(records_path, trajectories, paired_with=None):
   for label, group in by_row.items():
     agreement = lambda key: reporting.mean_pairwise_spearman(  # pylint: disable=cell-var-from-loop
         [r[key] for r in group if key in r])
-    rank_p, rank_l = agreement("marginals"), agreement("lineage_marginals")
+    rank_p, rank_l = (_figure(agreement(key)) for key in ("marginals", "lineage_marginals"))
     differences = (reporting.paired_differences(errors[label], baseline)
                    if baseline and label != paired_with else [])
     paired = f" {reporting.mean_se(differences):>22s}" if differences else ""
     print(f"  {label:28s} {len(errors[label]):5d} "
           f"{reporting.mean_se(list(errors[label].values())):>17s} "
-          f"{np.mean([r['wall_time_s'] for r in group]):7.0f} {rank_p:11.2f} {rank_l:17.2f}"
+          f"{np.mean([r['wall_time_s'] for r in group]):7.0f} {rank_p:>11s} {rank_l:>17s}"
           + paired)
+
+
+def _figure(value):
+  """A rank correlation for the table: '–' where it is undefined (no policy, one seed, a fixed
+  uniform policy)."""
+  return "–" if np.isnan(value) else f"{value:.2f}"
 
 
 def _best_of(candidates, trajectories):

@@ -27,7 +27,8 @@ def element_marginals(probabilities):
 
 
 def spearman(a, b):
-  """Spearman's rank correlation (average ranks for ties)."""
+  """Spearman's rank correlation (average ranks for ties); nan when either vector is constant (a
+  fixed uniform policy ranks nothing), where np.corrcoef would warn and return nan."""
   def ranks(x):
     order = np.argsort(x, kind="stable")
     r = np.empty(len(x))
@@ -36,6 +37,8 @@ def spearman(a, b):
       r[x == value] = r[x == value].mean()
     return r
   ra, rb = ranks(np.asarray(a)), ranks(np.asarray(b))
+  if np.ptp(ra) == 0 or np.ptp(rb) == 0:
+    return float("nan")
   return float(np.corrcoef(ra, rb)[0, 1])
 
 

@@ -38,6 +38,15 @@ def test_spearman_gives_ties_their_mean_rank():
   assert reporting.spearman(a, b) == pytest.approx(expected)
 
 
+def test_spearman_of_a_constant_vector_is_nan_without_a_warning(recwarn):
+  # A fixed uniform policy's marginals are all equal: they rank nothing.
+  uniform = np.full(42, 1 / 42)
+  assert np.isnan(reporting.spearman(uniform, np.arange(42.0)))
+  assert np.isnan(reporting.spearman(np.arange(42.0), uniform))
+  assert np.isnan(reporting.mean_pairwise_spearman([uniform, uniform, uniform]))
+  assert not recwarn.list
+
+
 def test_mean_pairwise_spearman_averages_every_pair():
   vectors = np.random.default_rng(2).normal(size=(4, 10))
   expected = np.mean([reporting.spearman(a, b) for a, b in itertools.combinations(vectors, 2)])
