@@ -28,7 +28,6 @@ images from the same training images, as N independent runs of a user would).
   python benchmarks/augmentation_accuracy.py --rows=none --seeds=0 --epochs=2   # a smoke run
 """
 
-import dataclasses
 import datetime
 import hashlib
 import json
@@ -47,6 +46,7 @@ _ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT / "benchmarks"))
 sys.path.insert(0, str(_ROOT))
 from ohl_tf.datasets import known_answer  # pylint: disable=g-import-not-at-top,wrong-import-position
+import accuracy_rows  # pylint: disable=g-import-not-at-top,wrong-import-position
 import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
@@ -55,49 +55,15 @@ _BUDGET = ("--model=resnet8", "--inner_steps=0", "--batch_size=64", "--lr=0.05",
            "--weight_decay=5e-4", "--cutout=16", "--eval_batch_size=500")
 
 
-@dataclasses.dataclass(frozen=True)
-class Row:
-  """One line of the table: a policy and N, and for the equal-compute rows the runs to pick from.
-
-  Attributes:
-    label: the row's name in the table and in --rows.
-    flags: the trainer's flags that make this row (beside `_BUDGET` and the data).
-    picks_from: 0, or N: the row is the best (by validation) of N runs of row `base`.
-    base: the row whose runs an equal-compute row picks from (its own label otherwise); runs
-      are recorded under it, so the plain row and the equal-compute row share their first run.
-  """
-  label: str
-  flags: tuple[str, ...]
-  picks_from: int = 0
-  base: str = ""
-
-  @property
-  def recorded_as(self):
-    return self.base or self.label
-
-
-def rows(trajectories):
-  """The rows the benchmark knows, by label."""
-  fixed = {name: Row(name, (f"--policy={name}", "--trajectories=1"))
-           for name in ("none", "cutout", "autoaugment", "randaugment", "trivialaugment")}
-  known = dict(fixed)
-  known["uniform"] = Row("uniform", ("--policy=uniform", "--trajectories=1"))
-  known[f"uniform N={trajectories}"] = Row(
-      f"uniform N={trajectories}", ("--policy=uniform", f"--trajectories={trajectories}"))
-  known["ohl"] = Row("ohl", ("--policy=ohl", f"--trajectories={trajectories}"))
-  for name, row in fixed.items():
-    label = f"best of {trajectories} {name}"
-    known[label] = Row(label, row.flags, picks_from=trajectories, base=name)
-  return known
-
-
 _ROWS = flags.DEFINE_list("rows", ["none", "cutout", "autoaugment", "randaugment", "uniform"],
-                          "Rows to run (labels of `rows()`; 'uniform N=4', 'best of 4 "
+                          "Rows to run (labels of `accuracy_rows.known`; 'uniform N=4', 'best of 4 "
                           "trivialaugment', ... for N = --trajectories).")
 _ROW_FLAGS = flags.DEFINE_multi_string(
     "row_flags", [], "LABEL=FLAGS: extra trainer flags (space-separated) for a row, e.g. "
     "'ohl=--flagfile=flags/ohl_recommended.cfg'; also makes a new row LABEL from a known one "
-    "when written NEW<known-label=FLAGS, e.g. 'ohl lr0.5<ohl=--theta_lr=0.5'.")
+    "when written NEW<known-label=FLAGS, e.g. 'ohl lr0.5<ohl=--theta_lr=0.5'; 'best of 4 X<best "
+    "of 4 autoaugment=FLAGS' picks from runs recorded as row X, so the plain row X (made "
+    "with the same flags) shares its first run.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds: each draws its own split.")
 _PER_CLASS = flags.DEFINE_integer("per_class", 100, "Training + validation images per class.")
 _VAL_PER_CLASS = flags.DEFINE_integer("val_per_class", 10, "Validation images per class.")
@@ -121,30 +87,11 @@ _PAIRED_WITH = flags.DEFINE_string(
 
 
 def _requested_rows():
-  """The rows of --rows with --row_flags applied, by label."""
-  known = rows(_TRAJECTORIES.value)
-  for spec in _ROW_FLAGS.value:
-    # Split at the "=" that starts the flags: a label may hold "=" ("uniform N=4").
-    target, separator, extra = spec.partition("=-")
-    extra = "-" + extra if separator else ""
-    label, _, base = target.partition("<")
-    source = known.get(base or label)
-    if source is None:
-      sys.exit(f"--row_flags={spec!r}: unknown row {(base or label)!r}. Known: {sorted(known)}")
-    base_label = source.base
-    if source.picks_from:
-      # Its runs are recorded under the row it picks from, which must not be the known row's.
-      prefix = f"best of {source.picks_from} "
-      if not label.startswith(prefix) or label == prefix:
-        sys.exit(f"--row_flags={spec!r}: a row made from {base!r} picks from N runs of another "
-                 f"row; name it '{prefix}<that row>', e.g. '{prefix}{source.base} r20'.")
-      base_label = label[len(prefix):]
-    known[label] = dataclasses.replace(source, label=label, base=base_label,
-                                       flags=source.flags + tuple(extra.split()))
-  unknown = [label for label in _ROWS.value if label not in known]
-  if unknown:
-    sys.exit(f"--rows: unknown {unknown}. Known: {sorted(known)}")
-  return [known[label] for label in _ROWS.value]
+  """The rows of --rows with --row_flags applied, in --rows' order."""
+  try:
+    return accuracy_rows.requested(_ROWS.value, _ROW_FLAGS.value, _TRAJECTORIES.value)
+  except ValueError as error:
+    sys.exit(str(error))
 
 
 def load_labelled(data_dir=known_answer.DEFAULT_DATA_DIR):
@@ -269,7 +216,8 @@ def report(records_path, trajectories, paired_with=None):
             for label, group in by_row.items()}
   baseline = errors.get(paired_with)
   print(f"augmentation_accuracy, {datetime.date.today()}, {reporting.machine()}")
-  print(f"  {'row':28s} {'seeds':>5s} {'test error':>17s} {'wall s':>7s} "
+  width = max([28, *map(len, by_row)])  # the longest label, so that the columns line up
+  print(f"  {'row':{width}s} {'seeds':>5s} {'test error':>17s} {'wall s':>7s} "
         f"{'rank corr p':>11s} {'rank corr lineage':>17s}" +
         (f" {'paired with ' + paired_with:>22s}" if baseline else ""))
   for label, group in by_row.items():
@@ -279,7 +227,7 @@ def report(records_path, trajectories, paired_with=None):
     differences = (reporting.paired_differences(errors[label], baseline)
                    if baseline and label != paired_with else [])
     paired = f" {reporting.mean_se(differences):>22s}" if differences else ""
-    print(f"  {label:28s} {len(errors[label]):5d} "
+    print(f"  {label:{width}s} {len(errors[label]):5d} "
           f"{reporting.mean_se(list(errors[label].values())):>17s} "
           f"{np.mean([r['wall_time_s'] for r in group]):7.0f} {rank_p:>11s} {rank_l:>17s}"
           + paired)
