@@ -37,6 +37,7 @@ sys.path.insert(0, str(_ROOT))
 sys.path.insert(0, str(_ROOT / "benchmarks"))
 import reporting  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ohl_tf import augment  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ohl_tf import estimators  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _PERIODS = flags.DEFINE_integer("periods", 0, "Use only the first this many outer steps of every "
@@ -44,7 +45,7 @@ _PERIODS = flags.DEFINE_integer("periods", 0, "Use only the first this many oute
 
 
 def run_pairs(run_dir, max_periods=0):
-  """(seed, ε [pairs, E], d [pairs]) of the checkpointed outer steps of an element_es run
+  """(seed, ε [pairs, E or G], d [pairs]) of the checkpointed outer steps of an element_es run
   directory (the first `max_periods` of them, if > 0)."""
   config = json.loads(pathlib.Path(run_dir, "config.json").read_text())
   if config["estimator"] != "element_es" or config["policy"] != "ohl":
@@ -57,10 +58,14 @@ def run_pairs(run_dir, max_periods=0):
   accuracies = reader.get_tensor("val_history/.ATTRIBUTES/VARIABLE_VALUE")[:periods]
   num_elements = int(round(np.sqrt(reader.get_tensor("theta/.ATTRIBUTES/VARIABLE_VALUE").size)))
   trajectories = accuracies.shape[1]
+  # --es_groups=operations: one ε per operation; regress on one column per group.
+  groups = (augment.search_space(config["search_space"]).operation_groups
+            if config.get("es_groups") == "operations" else tuple(range(num_elements)))
+  columns = [groups.index(group) for group in range(max(groups) + 1)]
   perturbations, differences = [], []
   for period, scores in enumerate(accuracies):
-    eps = estimators.element_perturbations(config["seed"], period, trajectories,
-                                           num_elements).numpy()
+    eps = estimators.element_perturbations(config["seed"], period, trajectories, num_elements,
+                                           groups).numpy()[:, columns]
     perturbations += [eps[2 * j] for j in range(trajectories // 2)]
     differences += [scores[2 * j] - scores[2 * j + 1] for j in range(trajectories // 2)]
   return config["seed"], np.array(perturbations), np.array(differences)

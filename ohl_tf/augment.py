@@ -142,6 +142,13 @@ class SearchSpace:
     return np.array([element.probability for element in self.elements], np.float32)
 
   @property
+  def operation_groups(self):
+    """int [E]: each element's operation, numbered by first appearance, so the elements of one
+    operation (its magnitudes, levels, probabilities) share a number (`--es_groups=operations`)."""
+    names = list(dict.fromkeys(element.name for element in self.elements))
+    return tuple(names.index(element.name) for element in self.elements)
+
+  @property
   def identity(self):
     """The index of the Identity element (where an element that does not apply goes), or None."""
     return self.elements.index(IDENTITY) if IDENTITY in self.elements else None

@@ -17,7 +17,8 @@ paper share strength across the E elements:
                  from p_{θ_n}, and ĝ = A Σ_n ã_n ε_n / (N σ) + (1/N) Σ_n ã_n ∇ Σ_k c_{n,k} log p_{θ_n}(k)
 
 with A ∈ {0,1,2}^{K×E}, A[k,e] = [e1(k)=e] + [e2(k)=e] (`spread_to_operations` is A·,
-`pool_to_elements` is Aᵀ·). ĝ is an ascent direction on the reward; Adam minimises −ĝ.
+`pool_to_elements` is Aᵀ·). ĝ is an ascent direction on the reward; Adam minimises −ĝ. With
+--es_groups=operations, ε has one coordinate per operation, shared by its elements (ε = B ε_G).
 
 An `Estimator` is everything the trainer does differently per estimator: which N it accepts
 (`check_trajectories`), where the trajectories sample (`perturbations`, `log_probabilities`,
@@ -46,6 +47,9 @@ THETA_EPSILON = 1e-8
 # What scores a trajectory: the paper's validation accuracy, or the negative validation
 # cross-entropy, which keeps ranking trajectories once their accuracies tie (e.g. all at 100%).
 REWARDS = ("accuracy", "loss")
+# What one coordinate of element_es's ε perturbs: each element, or each operation with all its
+# elements (magnitudes, levels, probabilities) together (`augment.SearchSpace.operation_groups`).
+ES_GROUPS = ("elements", "operations")
 # Folded into the run's seed for the element perturbations ε of `element_es` (the pipeline's
 # streams are 1-4).
 _PERTURBATION_STREAM = 5
@@ -182,30 +186,43 @@ def spread_to_operations(element_values):
   return tf.reshape(matrix, tf.concat([tf.shape(phi)[:-1], [tf.shape(phi)[-1]**2]], 0))
 
 
-def element_perturbations(seed, period, num_trajectories, num_elements):
+def element_perturbations(seed, period, num_trajectories, num_elements, groups=None):
   """ε_n ~ N(0, I_E) of `element_es`, in antithetic pairs ε_{2j+1} = −ε_{2j}, statelessly.
 
   Pair j's draw depends only on (seed, period, j), not on N: a trajectory's perturbation is the
   same whatever runs beside it, and a resumed run replays it.
+
+  With `groups`, one normal is drawn per group and every element takes its group's: ε = B ε_G
+  with B ∈ {0,1}^{E×G}, so θ_n = θ + σ A B ε_G and the evolution term becomes A B Σ ã ε_G / (Nσ),
+  the same estimator over G coordinates instead of E (more evidence for each). Groups 0..E−1 in
+  order draw exactly the ungrouped ε.
 
   Args:
     seed: int, the run's seed.
     period: int or scalar int tensor, the outer step whose inner loop uses them.
     num_trajectories: N, even.
     num_elements: E, the search space's number of elements.
+    groups: None (one coordinate per element), or E ints numbering each element's group from 0
+      (`augment.SearchSpace.operation_groups`).
 
   Returns:
     float32 tensor [N, E].
 
   Raises:
-    ValueError: N odd or < 2.
+    ValueError: N odd or < 2, or `groups` not E ints.
   """
   ESTIMATORS["element_es"].check_trajectories(num_trajectories)
+  groups = tuple(range(num_elements)) if groups is None else tuple(groups)
+  if len(groups) != num_elements or sorted(set(groups)) != list(range(max(groups) + 1)):
+    raise ValueError(f"groups must number the {num_elements} elements' groups 0, 1, ... "
+                     f"Received: {groups}")
   base = tf.random.experimental.stateless_fold_in(
       tf.cast(tf.stack([seed, _PERTURBATION_STREAM]), tf.int64), tf.cast(period, tf.int64))
   pairs = tf.stack([
-      tf.random.stateless_normal([num_elements], tf.random.experimental.stateless_fold_in(base, j))
+      tf.random.stateless_normal([max(groups) + 1],
+                                 tf.random.experimental.stateless_fold_in(base, j))
       for j in range(num_trajectories // 2)])
+  pairs = tf.gather(pairs, groups, axis=1)
   return tf.reshape(tf.stack([pairs, -pairs], axis=1), [num_trajectories, num_elements])
 
 
@@ -270,18 +287,19 @@ class Estimator:
   name = "reinforce"
   help_text = "the paper's eq. 6"
 
-  def description(self, sigma):
-    """What the terminal calls it (`console.format_summary`), given --es_sigma."""
-    del sigma  # only element_es has a σ
+  def description(self, sigma, groups=ES_GROUPS[0]):
+    """What the terminal calls it (`console.format_summary`), given --es_sigma and --es_groups."""
+    del sigma, groups  # only element_es has a σ and groups
     return self.name
 
   def check_trajectories(self, num_trajectories):
     """Raises ValueError when the estimator cannot work with N = `num_trajectories`."""
     del num_trajectories  # any N ≥ 1
 
-  def perturbations(self, seed, period, num_trajectories, num_elements):
-    """The ε_n [N, E] the trajectories sample with in `period` (from the seed): 0 here."""
-    del seed, period
+  def perturbations(self, seed, period, num_trajectories, num_elements, groups=None):
+    """The ε_n [N, E] the trajectories sample with in `period` (from the seed; `groups` as in
+    `element_perturbations`): 0 here."""
+    del seed, period, groups
     return tf.zeros([num_trajectories, num_elements])
 
   def log_probabilities(self, theta, perturbations, sigma):
@@ -388,8 +406,9 @@ class ElementES(Estimator):
   help_text = ("trajectories explore antithetic element-level perturbations of θ; even "
                "--trajectories")
 
-  def description(self, sigma):
-    return f"{self.name} (σ={sigma:g})"
+  def description(self, sigma, groups=ES_GROUPS[0]):
+    return f"{self.name} (σ={sigma:g}" + (", one ε per operation)" if groups == "operations"
+                                           else ")")
 
   def check_trajectories(self, num_trajectories):
     """Raises ValueError unless N is even and ≥ 2: trajectories are paired antithetically.
@@ -402,8 +421,8 @@ class ElementES(Estimator):
                        "--trajectories must be even and >= 2. Received: "
                        f"--trajectories={num_trajectories}")
 
-  def perturbations(self, seed, period, num_trajectories, num_elements):
-    return element_perturbations(seed, period, num_trajectories, num_elements)
+  def perturbations(self, seed, period, num_trajectories, num_elements, groups=None):
+    return element_perturbations(seed, period, num_trajectories, num_elements, groups)
 
   def log_probabilities(self, theta, perturbations, sigma):
     return tf.unstack(policy.log_operation_probabilities(
@@ -436,9 +455,9 @@ class Fixed(Estimator):
   name = "fixed"
   help_text = "θ does not move"
 
-  def description(self, sigma):
+  def description(self, sigma, groups=ES_GROUPS[0]):
     """None: θ does not learn (`console.format_summary` then says the policy is fixed)."""
-    del sigma
+    del sigma, groups
 
   def step(self, theta, optimizer, op_counts, scores, perturbations=None, sigma=1.0):
     del theta, optimizer, op_counts, perturbations, sigma

@@ -83,6 +83,11 @@ class Config:
       estimators.flag_help() + ". Only --policy=ohl learns θ.")
   es_sigma: float = _setting(
       1.0, "element_es: scale σ of the element perturbations θ_n = θ + σAε_n; > 0.")
+  es_groups: str = _setting(
+      estimators.ES_GROUPS[0], "element_es: what one coordinate of ε perturbs: " +
+      " | ".join(estimators.ES_GROUPS) + ". elements: each element; operations: each operation "
+      "with all its elements (magnitudes, levels, probabilities) together, fewer coordinates "
+      "with more evidence each (beyond the paper; docs/estimators.md).")
   cutout: int = _setting(16, "Cutout square side (0 = off).")
   augment_path: str = _setting(
       "batched", "Where the sampled OHL operations are applied: " + " | ".join(
@@ -170,6 +175,15 @@ class Config:
         raise ValueError(f"--{name} must be > 0. Received: --{name}={getattr(self, name)}")
     augmentation.estimator(self.estimator).check_trajectories(self.trajectories)
     _check_theta_init(self.theta_init, augmentation)
+    _check_es_groups(self.es_groups, augmentation.estimator(self.estimator))
+
+
+def _check_es_groups(es_groups, estimator):
+  _check_choice("es_groups", es_groups, estimators.ES_GROUPS)
+  if es_groups != estimators.ES_GROUPS[0] and estimator.name != "element_es":
+    raise ValueError(f"--es_groups applies only to --estimator=element_es with a policy that "
+                     f"learns θ (--policy=ohl); leave it at {estimators.ES_GROUPS[0]!r} here. "
+                     f"Received: --es_groups={es_groups}, estimator {estimator.name!r}")
 
 
 def _check_theta_init(theta_init, augmentation):

@@ -329,6 +329,6 @@ def run(config, on_outer_step=None, started_at=None):
     run_directory.start(config, resuming)
   console.TERMINAL.info(console.format_summary(
       config, resuming=resuming, schedule=ohl.schedule, trajectory_devices=trajectory_devices,
-      estimator=ohl.estimator.description(config.es_sigma), cluster=cluster,
+      estimator=ohl.estimator.description(config.es_sigma, config.es_groups), cluster=cluster,
       data_description=data.description))
   return ohl.run(on_outer_step, started_at)

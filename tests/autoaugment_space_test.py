@@ -69,6 +69,19 @@ def test_the_elements_are_the_policys_distinct_slots_then_identity():
                                 np.float32([e.probability for e in SPACE.elements]))
 
 
+
+def test_operation_groups_number_the_operations_in_order():
+  """--es_groups=operations: an operation's slots (levels, probabilities) share one group."""
+  names = [element.name for element in SPACE.elements]
+  groups = SPACE.operation_groups
+  assert len(groups) == len(names) and groups[0] == 0
+  assert sorted(set(groups)) == list(range(len(set(names))))  # 14 operations, Identity among them
+  for a, b in zip(range(len(names)), range(len(names))[1:]):
+    assert (groups[a] == groups[b]) == (names[a] == names[b])  # a family's slots are adjacent
+  paper = augment.PAPER.operation_groups
+  # Table 1: eleven operations at three magnitudes, then AutoContrast, Equalize, Invert.
+  assert paper == tuple(e // 3 for e in range(33)) + (11, 12, 13)
+
 @pytest.mark.parametrize("e", range(SPACE.num_elements),
                          ids=[f"{i}_{e.name}" for i, e in enumerate(SPACE.elements)])
 def test_each_element_is_pillow_with_either_sign_and_nothing_with_sign_0(cifar_images, e):

@@ -134,7 +134,7 @@ def _summary(**changes):
   return console.format_summary(
       config, resuming=False, schedule=schedule,
       estimator=augmentation_policies.parse(config.policy).estimator(
-          config.estimator).description(config.es_sigma),
+          config.estimator).description(config.es_sigma, config.es_groups),
       trajectory_devices=[["/job:localhost/replica:0/task:0/device:GPU:0", "/device:GPU:1"],
                           ["/device:GPU:2", "/device:GPU:3"]][:config.trajectories])
 
@@ -149,6 +149,9 @@ def test_format_summary_of_a_search():
       "  schedule  1 epoch of 32 steps, I=4 steps: 8 outer steps",
       "  search    N=2 on GPU:0,GPU:1 | GPU:2,GPU:3",
   ]
+  assert ("  policy    ohl: θ learned by element_es (σ=2, one ε per operation), Adam lr 0.05; n* "
+          "by validation accuracy") in _summary(trajectories=2, estimator="element_es",
+                                                es_sigma=2.0, es_groups="operations")
 
 
 def test_format_summary_names_a_search_space_other_than_the_papers():

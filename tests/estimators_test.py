@@ -112,6 +112,35 @@ def test_perturbations_are_standard_normal():
   assert abs(eps.var() - 1.0) < 4 * np.sqrt(2.0 / eps.size)
 
 
+def test_grouped_perturbations_share_one_normal_per_group():
+  groups = augment.AUTOAUGMENT_CIFAR10.operation_groups
+  e = len(groups)
+  eps = estimators.element_perturbations(7, 3, 6, e, groups).numpy()
+  assert eps.shape == (6, e)
+  np.testing.assert_array_equal(eps[1::2], -eps[0::2])
+  for group in set(groups):  # one value per group and pair; pairs and groups differ
+    members = eps[:, [i for i, g in enumerate(groups) if g == group]]
+    np.testing.assert_array_equal(members, members[:, :1] * np.ones_like(members))
+  assert len(np.unique(eps[0])) == max(groups) + 1
+  # Each element's group numbered in order: exactly the ungrouped draws (old runs replay theirs).
+  np.testing.assert_array_equal(
+      estimators.element_perturbations(7, 3, 6, E, tuple(range(E))).numpy(),
+      estimators.element_perturbations(7, 3, 6, E).numpy())
+  with pytest.raises(ValueError, match="groups must number the 3 elements' groups"):
+    estimators.element_perturbations(7, 3, 2, 3, (0, 2, 2))
+
+
+def test_grouped_evolution_term_is_the_estimator_over_the_groups():
+  """With ε = B ε_G the evolution term is A B Σ ã ε_G / (Nσ): one coordinate per operation."""
+  groups = augment.PAPER.operation_groups
+  b = np.eye(max(groups) + 1)[list(groups)]  # B ∈ {0,1}^{E×G}
+  eps = estimators.element_perturbations(4, 1, 4, E, groups).numpy().astype(np.float64)
+  eps_g = eps[:, [groups.index(g) for g in range(b.shape[1])]]
+  rewards = np.array([0.3, -1.1, 1.4, -0.6])
+  np.testing.assert_allclose(estimators.evolution_gradient(eps, rewards, 0.9),
+                             A @ b @ (eps_g.T @ rewards) / (4 * 0.9), rtol=1e-10)
+
+
 @pytest.mark.parametrize("n", [0, 1, 3, 7])
 def test_an_odd_number_of_trajectories_is_refused(n):
   with pytest.raises(ValueError, match=f"--trajectories must be even and >= 2. Received: "
@@ -131,6 +160,13 @@ def test_config_checks_the_estimator_and_its_settings():
     run_config.Config(theta_lr=-0.05)
   # A fixed policy does not explore, so its N need not be even.
   run_config.Config(estimator="element_es", policy="uniform", trajectories=3)
+  with pytest.raises(ValueError, match="--es_groups must be one of elements, operations. "
+                     "Received: --es_groups=families"):
+    run_config.Config(estimator="element_es", es_groups="families")
+  for refused in ({"estimator": "reinforce"}, {"estimator": "element_es", "policy": "uniform"}):
+    with pytest.raises(ValueError, match="--es_groups applies only to --estimator=element_es"):
+      run_config.Config(es_groups="operations", **refused)
+  run_config.Config(estimator="element_es", es_groups="operations")
 
 
 def test_element_es_direction_matches_its_closed_form():

@@ -153,12 +153,16 @@ def test_every_estimator_learns_with_every_reward(tmp_path, small_data, estimato
                          ids=lambda s: s.name)
 def test_a_run_beyond_the_papers_space_learns_and_exports_its_operations(tmp_path, small_data,
                                                                          space):
+  # AutoAugment's space perturbs one ε per operation (--es_groups), as the recommended file may.
+  es_groups = "operations" if space == augment.AUTOAUGMENT_CIFAR10 else "elements"
   config = _config(tmp_path, trajectories=2, estimator="element_es", reward="loss",
-                   search_space=space.name)
+                   search_space=space.name, es_groups=es_groups)
   ohl = search.OnlineSearch(config, small_data, [[d] for d in _CPUS[:2]])
   k, e, identity = space.num_operations, space.num_elements, space.identity
   assert ohl.outer.theta.shape == [k] and ohl.outer.lineage.shape == [k]
-  assert ohl.outer.perturbations(0).shape == [2, e]
+  groups = space.operation_groups if es_groups == "operations" else None
+  np.testing.assert_array_equal(ohl.outer.perturbations(3), estimators.element_perturbations(
+      config.seed, 3, 2, e, groups))
   steps = []
   ohl.run(on_outer_step=steps.append)
   for period, step in enumerate(steps):  # one operation counted per image
