@@ -5,4 +5,5 @@ import sys
 import pytest
 
 if __name__ == "__main__":
-  sys.exit(pytest.main(["-p", "no:cacheprovider"] + sys.argv[1:]))
+  # Bazel already runs the test files as parallel targets: no pytest-xdist workers within one.
+  sys.exit(pytest.main(["-p", "no:cacheprovider", "-n", "0"] + sys.argv[1:]))
