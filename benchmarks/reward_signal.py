@@ -85,6 +85,10 @@ def main(argv):
     sys.exit("Give the run directories of finished element_es runs (python -m ohl_tf.main "
              "--policy=ohl --estimator=element_es ...).")
   runs = [run_pairs(run_dir, _PERIODS.value) for run_dir in run_dirs]
+  widths = {run_dir: x.shape[1] for run_dir, (_, x, _) in zip(run_dirs, runs)}
+  if len(set(widths.values())) > 1:
+    sys.exit(f"The runs' ε have different coordinates (another space or --es_groups): {widths}; "
+             "give runs of one setting.")
   print(f"reward_signal, {reporting.machine()}: d = ε·β over antithetic pairs "
         "(validation accuracy differences)")
   print(f"  {'run':12s} {'pairs':>6s} {'std d':>9s} {'F':>7s} {'perm. p':>9s}")

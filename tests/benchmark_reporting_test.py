@@ -88,19 +88,27 @@ def test_pair_regression_f_averages_one_when_the_perturbation_explains_nothing()
   assert 0.0 < p < 1.0
 
 
-def test_reward_signal_pairs_each_period_with_its_perturbations(tmp_path):
+@pytest.mark.parametrize("es_groups", ["elements", "operations"])
+def test_reward_signal_pairs_each_period_with_its_perturbations(tmp_path, es_groups):
   """A run directory whose accuracies are an exact linear function of each period's ε: the
-  regression must recover β exactly, which it does only if periods and pairs line up."""
+  regression must recover β exactly, which it does only if periods and pairs line up (and,
+  with one ε per operation, regresses on the 15 operations of paper_identity's 37 elements)."""
   tf = pytest.importorskip("tensorflow")
   from benchmarks import reward_signal  # pylint: disable=import-outside-toplevel
+  from ohl_tf import augment  # pylint: disable=import-outside-toplevel
   from ohl_tf import estimators  # pylint: disable=import-outside-toplevel
   seed, periods, trajectories, elements = 7, 5, 4, 37
-  beta = np.linspace(-0.01, 0.01, elements)
+  groups = (augment.PAPER_IDENTITY.operation_groups if es_groups == "operations"
+            else tuple(range(elements)))
+  columns = [groups.index(g) for g in range(max(groups) + 1)]  # one element of each group
+  beta = np.linspace(-0.01, 0.01, len(columns))
   accuracies = np.stack([
-      0.5 + 0.5 * estimators.element_perturbations(seed, t, trajectories, elements).numpy() @ beta
+      0.5 + 0.5 * estimators.element_perturbations(
+          seed, t, trajectories, elements, groups).numpy()[:, columns] @ beta
       for t in range(periods)])  # ±ε: a pair's difference is ε·β
   (tmp_path / "config.json").write_text(json.dumps(
-      {"estimator": "element_es", "policy": "ohl", "seed": seed}))
+      {"estimator": "element_es", "policy": "ohl", "seed": seed, "es_groups": es_groups,
+       "search_space": "paper_identity"}))
   # A run that has finished periods - 1 outer steps: the last row is still zeros.
   accuracies[-1] = 0
   tf.train.Checkpoint(val_history=tf.Variable(accuracies, dtype=tf.float32),
@@ -108,7 +116,8 @@ def test_reward_signal_pairs_each_period_with_its_perturbations(tmp_path):
                       theta=tf.Variable(tf.zeros([elements ** 2]))).save(
                           str(tmp_path / "checkpoints" / "ckpt"))
   run_seed, perturbations, differences = reward_signal.run_pairs(str(tmp_path))
-  assert run_seed == seed and perturbations.shape == ((periods - 1) * trajectories // 2, elements)
+  assert run_seed == seed
+  assert perturbations.shape == ((periods - 1) * trajectories // 2, len(columns))
   np.testing.assert_allclose(differences, perturbations @ beta, atol=1e-6)
   assert len(reward_signal.run_pairs(str(tmp_path), max_periods=2)[2]) == 2 * trajectories // 2
 
