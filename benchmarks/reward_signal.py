@@ -3,7 +3,8 @@ r"""How much of the outer step's reward signal a learned policy can belong to th
 For finished `element_es` runs (their run directories), every antithetic pair of every period
 trained at θ ± σAε and left a difference of validation accuracies (the checkpoint's
 `val_history`); ε is a function of the run's seed and the period, so it is recomputed here
-(`ohl_tf.estimators.element_perturbations`). This fits d = ε·β by least squares per run and over
+(`ohl_tf.estimators.element_perturbations`; one column per element, or per operation under
+--es_groups=operations). This fits d = ε·β by least squares per run and over
 all the runs given (`reporting.pair_regression`) and prints, per run and pooled: the F statistic
 of β = 0 and its permutation p-value, the noise of d, and, across runs, the mean pairwise
 Spearman correlation of their β.
@@ -71,6 +72,12 @@ def run_pairs(run_dir, max_periods=0):
   return config["seed"], np.array(perturbations), np.array(differences)
 
 
+def _coordinates(run_dir):
+  """(search space, es_groups) of a run: what the columns of its ε mean."""
+  config = json.loads(pathlib.Path(run_dir, "config.json").read_text())
+  return config.get("search_space", "paper"), config.get("es_groups", "elements")
+
+
 def describe(label, perturbations, differences):
   beta, _, f_statistic = reporting.pair_regression(perturbations, differences)
   p = reporting.permutation_p(perturbations, differences, f_statistic)
@@ -85,9 +92,9 @@ def main(argv):
     sys.exit("Give the run directories of finished element_es runs (python -m ohl_tf.main "
              "--policy=ohl --estimator=element_es ...).")
   runs = [run_pairs(run_dir, _PERIODS.value) for run_dir in run_dirs]
-  widths = {run_dir: x.shape[1] for run_dir, (_, x, _) in zip(run_dirs, runs)}
-  if len(set(widths.values())) > 1:
-    sys.exit(f"The runs' ε have different coordinates (another space or --es_groups): {widths}; "
+  settings = {run_dir: _coordinates(run_dir) for run_dir in run_dirs}
+  if len(set(settings.values())) > 1:
+    sys.exit(f"The runs' ε have different coordinates (search space, --es_groups): {settings}; "
              "give runs of one setting.")
   print(f"reward_signal, {reporting.machine()}: d = ε·β over antithetic pairs "
         "(validation accuracy differences)")

@@ -175,15 +175,17 @@ class Config:
         raise ValueError(f"--{name} must be > 0. Received: --{name}={getattr(self, name)}")
     augmentation.estimator(self.estimator).check_trajectories(self.trajectories)
     _check_theta_init(self.theta_init, augmentation)
-    _check_es_groups(self.es_groups, augmentation.estimator(self.estimator))
+    _check_es_groups(self.es_groups, self.estimator, augmentation)
 
 
-def _check_es_groups(es_groups, estimator):
+def _check_es_groups(es_groups, estimator, augmentation):
   _check_choice("es_groups", es_groups, estimators.ES_GROUPS)
-  if es_groups != estimators.ES_GROUPS[0] and estimator.name != "element_es":
+  if es_groups != estimators.ES_GROUPS[0] and augmentation.estimator(estimator).name != (
+      "element_es"):
     raise ValueError(f"--es_groups applies only to --estimator=element_es with a policy that "
                      f"learns θ (--policy=ohl); leave it at {estimators.ES_GROUPS[0]!r} here. "
-                     f"Received: --es_groups={es_groups}, estimator {estimator.name!r}")
+                     f"Received: --es_groups={es_groups}, --estimator={estimator}, "
+                     f"--policy={augmentation.spec}")
 
 
 def _check_theta_init(theta_init, augmentation):

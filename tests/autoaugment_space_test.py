@@ -81,6 +81,7 @@ def test_operation_groups_number_the_operations_in_order():
   paper = augment.PAPER.operation_groups
   # Table 1: eleven operations at three magnitudes, then AutoContrast, Equalize, Invert.
   assert paper == tuple(e // 3 for e in range(33)) + (11, 12, 13)
+  assert augment.PAPER_IDENTITY.operation_groups == paper + (14,)  # Identity, its own
 
 @pytest.mark.parametrize("e", range(SPACE.num_elements),
                          ids=[f"{i}_{e.name}" for i, e in enumerate(SPACE.elements)])

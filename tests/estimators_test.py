@@ -126,6 +126,14 @@ def test_grouped_perturbations_share_one_normal_per_group():
   np.testing.assert_array_equal(
       estimators.element_perturbations(7, 3, 6, E, tuple(range(E))).numpy(),
       estimators.element_perturbations(7, 3, 6, E).numpy())
+  # ... which are the draws of the code before --es_groups, pinned by value.
+  np.testing.assert_array_equal(
+      estimators.element_perturbations(0, 0, 2, 36).numpy()[0, :4],
+      np.float32([-1.129284143447876, 0.7433117032051086, -0.10954858362674713,
+                  0.0445035919547081]))
+  np.testing.assert_array_equal(
+      estimators.element_perturbations(7, 3, 8, 42).numpy()[6, -3:],
+      np.float32([0.1377434879541397, -1.4675425291061401, 1.6366478204727173]))
   with pytest.raises(ValueError, match="groups must number the 3 elements' groups"):
     estimators.element_perturbations(7, 3, 2, 3, (0, 2, 2))
 
@@ -164,7 +172,8 @@ def test_config_checks_the_estimator_and_its_settings():
                      "Received: --es_groups=families"):
     run_config.Config(estimator="element_es", es_groups="families")
   for refused in ({"estimator": "reinforce"}, {"estimator": "element_es", "policy": "uniform"}):
-    with pytest.raises(ValueError, match="--es_groups applies only to --estimator=element_es"):
+    with pytest.raises(ValueError, match="--es_groups applies only to --estimator=element_es"
+                       r".*Received: --es_groups=operations, --estimator=[a-z_]+, --policy=[a-z]+$"):
       run_config.Config(es_groups="operations", **refused)
   run_config.Config(estimator="element_es", es_groups="operations")
 
