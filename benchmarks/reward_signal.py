@@ -48,7 +48,7 @@ _PERIODS = flags.DEFINE_integer("periods", 0, "Use only the first this many oute
 def run_pairs(run_dir, max_periods=0):
   """(seed, ε [pairs, E or G], d [pairs]) of the checkpointed outer steps of an element_es run
   directory (the first `max_periods` of them, if > 0)."""
-  config = json.loads(pathlib.Path(run_dir, "config.json").read_text())
+  config = _config(run_dir)
   if config["estimator"] != "element_es" or config["policy"] != "ohl":
     sys.exit(f"{run_dir}: not an element_es run (policy={config['policy']}, "
              f"estimator={config['estimator']}); only its pairs have a perturbation to regress on")
@@ -60,8 +60,8 @@ def run_pairs(run_dir, max_periods=0):
   num_elements = int(round(np.sqrt(reader.get_tensor("theta/.ATTRIBUTES/VARIABLE_VALUE").size)))
   trajectories = accuracies.shape[1]
   # --es_groups=operations: one ε per operation; regress on one column per group.
-  groups = (augment.search_space(config["search_space"]).operation_groups
-            if config.get("es_groups") == "operations" else tuple(range(num_elements)))
+  groups = estimators.perturbation_groups(augment.search_space(config["search_space"]),
+                                          config["es_groups"]) or tuple(range(num_elements))
   columns = [groups.index(group) for group in range(max(groups) + 1)]
   perturbations, differences = [], []
   for period, scores in enumerate(accuracies):
@@ -72,10 +72,10 @@ def run_pairs(run_dir, max_periods=0):
   return config["seed"], np.array(perturbations), np.array(differences)
 
 
-def _coordinates(run_dir):
-  """(search space, es_groups) of a run: what the columns of its ε mean."""
+def _config(run_dir):
+  """A run's config.json, with the defaults of settings older runs did not record."""
   config = json.loads(pathlib.Path(run_dir, "config.json").read_text())
-  return config.get("search_space", "paper"), config.get("es_groups", "elements")
+  return {"search_space": "paper", "es_groups": "elements", **config}
 
 
 def describe(label, perturbations, differences):
@@ -91,11 +91,13 @@ def main(argv):
   if not run_dirs:
     sys.exit("Give the run directories of finished element_es runs (python -m ohl_tf.main "
              "--policy=ohl --estimator=element_es ...).")
-  runs = [run_pairs(run_dir, _PERIODS.value) for run_dir in run_dirs]
-  settings = {run_dir: _coordinates(run_dir) for run_dir in run_dirs}
+  # What the columns of a run's ε mean: checked before any run's pairs are recomputed.
+  settings = {run_dir: (config["search_space"], config["es_groups"])
+              for run_dir, config in zip(run_dirs, map(_config, run_dirs))}
   if len(set(settings.values())) > 1:
     sys.exit(f"The runs' ε have different coordinates (search space, --es_groups): {settings}; "
              "give runs of one setting.")
+  runs = [run_pairs(run_dir, _PERIODS.value) for run_dir in run_dirs]
   print(f"reward_signal, {reporting.machine()}: d = ε·β over antithetic pairs "
         "(validation accuracy differences)")
   print(f"  {'run':12s} {'pairs':>6s} {'std d':>9s} {'F':>7s} {'perm. p':>9s}")

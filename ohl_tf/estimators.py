@@ -186,6 +186,12 @@ def spread_to_operations(element_values):
   return tf.reshape(matrix, tf.concat([tf.shape(phi)[:-1], [tf.shape(phi)[-1]**2]], 0))
 
 
+def perturbation_groups(space, es_groups):
+  """The `groups` of `element_perturbations` for --es_groups in a search space: None (one
+  coordinate per element) or `space.operation_groups`."""
+  return space.operation_groups if es_groups == "operations" else None
+
+
 def element_perturbations(seed, period, num_trajectories, num_elements, groups=None):
   """ε_n ~ N(0, I_E) of `element_es`, in antithetic pairs ε_{2j+1} = −ε_{2j}, statelessly.
 

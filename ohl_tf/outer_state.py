@@ -67,9 +67,9 @@ class OuterState:
 
   def perturbations(self, period):
     """ε_n [N, E] the trajectories sample with in `period` (`estimators.Estimator`)."""
-    groups = self.space.operation_groups if self.config.es_groups == "operations" else None
-    return self.estimator.perturbations(self.config.seed, period, self.config.trajectories,
-                                        self.space.num_elements, groups)
+    return self.estimator.perturbations(
+        self.config.seed, period, self.config.trajectories, self.space.num_elements,
+        estimators.perturbation_groups(self.space, self.config.es_groups))
 
   def sampling_log_probs(self, period):
     """Per trajectory, log p of the operations it samples in `period` (at its own
