@@ -150,7 +150,36 @@ class OnlineSearch:
         time in the period, validation excluded).
       started_at: `time.monotonic()` when the command started, from which the terminal reports
         the time to the first training step; None: from this call.
+
+    Raises:
+      ValueError: a streamed folder's image failed to decode (the message names the file).
     """
+    try:
+      return self._run(on_outer_step, started_at)
+    except tf.errors.InvalidArgumentError as error:
+      bad_file = self._bad_file()
+      if bad_file is None:
+        raise
+      where = ("before the first outer step" if self.cluster.step is None else
+               f"in outer step {self.cluster.step} of {self.schedule.num_periods}")
+      raise ValueError(f"The run stopped {where} (its checkpoints are kept: replace the file and "
+                       f"run the same command again to resume). {bad_file}") from error
+
+  def _bad_file(self):
+    """The ValueError naming the streamed folder's file that cannot be decoded (or is of another
+    size), found by decoding them all; None when the data is not a streamed folder or every file
+    decodes. TensorFlow's error from the failed batch does not name the file."""
+    if not isinstance(self.data, datasets.FolderStream) or self.data.check_files is None:
+      return None
+    console.TERMINAL.info("An image failed to decode: looking for it among the files of %s",
+                          self.data.name)
+    try:
+      self.data.check_files()
+    except ValueError as error:
+      return error
+    return None
+
+  def _run(self, on_outer_step, started_at):
     started_at = time.monotonic() if started_at is None else started_at
     first = self.start()
     self.cluster.start_watchdog()

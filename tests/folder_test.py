@@ -16,7 +16,9 @@ import run_testing
 from ohl_tf import datasets
 from ohl_tf import pipeline
 from ohl_tf import policy
+from ohl_tf import run_config
 from ohl_tf import schedule as schedule_lib
+from ohl_tf import search
 from ohl_tf.datasets import folder
 from ohl_tf.datasets import registry
 
@@ -317,6 +319,23 @@ def test_streamed_unreadable_file_is_named(tmp_path):
   with pytest.raises(ValueError, match=rf"Cannot read image file {re.escape(str(bad))} as "
                      r"PNG/JPEG/BMP/GIF"):
     datasets.load(f"folder:{tmp_path}", val_size=1, stream="always")
+
+
+def test_a_streamed_file_that_fails_mid_run_is_named(tmp_path):
+  # Outside the files read at start-up (the statistics' sample, the test split): here made
+  # unreadable after loading, as a file of a folder larger than STATS_SAMPLE_SIZE may be.
+  _make(tmp_path / "images", {"a": 12, "b": 12})
+  data = datasets.load(f"folder:{tmp_path / 'images'}", val_size=4, test_size=4, stream="always")
+  bad = pathlib.Path(data.train_paths[5])
+  bad.write_bytes(b"not an image")
+  config = run_config.Config(model="resnet8", trajectories=1, epochs=1, batch_size=8, val_size=4,
+                             eval_batch_size=4, model_dir=str(tmp_path / "run"))
+  ohl = search.OnlineSearch(config, data, [["/device:CPU:0"]])
+  with pytest.raises(ValueError, match=(
+      r"^The run stopped in outer step 1 of 1 \(its checkpoints are kept: replace the file and "
+      rf"run the same command again to resume\)\. Cannot read image file {re.escape(str(bad))} "
+      r"as PNG/JPEG/BMP/GIF: Unknown image file format")):
+    ohl.run()
 
 
 def test_auto_streams_by_file_count_and_decoded_size(tmp_path):

@@ -195,6 +195,10 @@ class FolderStream:
     test_paths, test_labels: the test split, or both None.
     decode: fn(string path tensor) -> uint8 image_shape tensor, in a tf.data map.
     description: as `ImageDataset.description`.
+    check_files: fn() that decodes every file of the three splits and raises ValueError naming
+      the first unreadable one (or one of another size); None: no check. A file that fails
+      mid-run fails its batch with TensorFlow's message, which does not name it
+      (`search.OnlineSearch.run` calls this then).
   """
   name: str
   class_names: tuple[str, ...]
@@ -209,6 +213,7 @@ class FolderStream:
   test_labels: np.ndarray | None
   decode: object
   description: str = ""
+  check_files: object = None
 
   num_classes = ImageDataset.num_classes
   # The same base preprocessing as the folder held in memory (`ImageDataset.train_base`).

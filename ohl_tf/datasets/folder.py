@@ -17,6 +17,7 @@ batches.
 """
 
 import dataclasses
+import functools
 import os
 import re
 
@@ -343,6 +344,16 @@ def _stack_images(paths, image_shape, image_size, first_path):
   return images
 
 
+def check_files(paths, image_shape, image_size, first_path):
+  """Decodes every file of `paths` (`_decoded_batches`), keeping nothing.
+
+  Raises:
+    ValueError: a file is unreadable, or not of `image_shape` without image_size (named).
+  """
+  for _ in _decoded_batches(paths, image_shape, image_size, first_path):
+    pass
+
+
 def _size_error(first_path, first_size, path, size):
   return (f"Images differ in size: {first_path} is {first_size[0]}x{first_size[1]} but {path} is "
           f"{size[0]}x{size[1]} (height x width). Pass --image_size to resize all of them to "
@@ -418,8 +429,7 @@ def read_folder(request):
   if listing.test_paths and len(listing.test_paths) <= STREAM_ABOVE_FILES:
     # Read once now, so that an unreadable test file or one of another size stops the run
     # before training (naming the file) rather than after it, when the test split is evaluated.
-    for _ in _decoded_batches(listing.test_paths, image_shape, image_size, first_path):
-      pass
+    check_files(listing.test_paths, image_shape, image_size, first_path)
   paths = lambda split: None if split is None else tuple(split)
   return containers.FolderStream(
       name=spec, class_names=listing.class_names, mean=mean, std=std, image_shape=image_shape,
@@ -427,4 +437,7 @@ def read_folder(request):
       val_paths=tuple(val_paths), val_labels=val_labels,
       test_paths=paths(listing.test_paths), test_labels=listing.test_labels,
       decode=file_decoder(image_shape, image_size),
-      description=f"{description}; streamed from the files")
+      description=f"{description}; streamed from the files",
+      check_files=functools.partial(check_files,
+                                    [*train_paths, *val_paths, *(listing.test_paths or ())],
+                                    image_shape, image_size, first_path))
