@@ -53,8 +53,8 @@ def test_the_recommended_settings_replace_only_their_own_after_any_flagfile():
     assert changed <= set(recommended), (path.stem, changed - set(recommended))
     for name, value in recommended.items():
       assert str(getattr(combined, name)) == str(type(getattr(paper, name))(value)), name
-  assert (combined.estimator, combined.search_space, combined.reward) == (
-      "element_es", "autoaugment_cifar10", "loss")
+  assert (combined.estimator, combined.es_groups, combined.search_space, combined.reward) == (
+      "element_es", "operations", "autoaugment_cifar10", "loss")
 
 
 def test_paper_rows_keep_the_papers_estimator_and_the_quick_run_one_that_learns():

@@ -34,8 +34,9 @@ _ROOT = run_testing.ROOT
 # A quick run leaves everything a user needs.
 # ---------------------------------------------------------------------------------------------
 
-# 4 outer steps of 4 steps. REINFORCE, the paper's estimator: the quick run's element_es resumes
-# in test_sigkill_and_resume_matches_an_uninterrupted_run's identity-space case.
+# 4 outer steps of 4 steps. REINFORCE, the paper's estimator: element_es resumes in
+# test_sigkill_and_resume_matches_an_uninterrupted_run's recommended case (its ε drawn per
+# operation through the same gather that draws the quick run's one per element).
 _RESUME_FLAGS = ("--epochs=2", "--inner_steps=4", "--deterministic", "--estimator=reinforce")
 
 
@@ -264,18 +265,22 @@ def _kill_after_checkpoint(model_dir, flags, number, code=_ROOT):
   assert not (model_dir / "results.json").exists()
 
 
-# REINFORCE in the paper's space shares the fault tests' uninterrupted run; element_es runs in
-# AutoAugment's space, and also replays each period's perturbations and the elements' drawn
-# applications after the restart: its resume is the paper space's code with E = 42 (as
-# paper_identity's with E = 37), so one case covers the spaces beyond the paper.
-@pytest.mark.parametrize("estimator, search_space", [
-    ("reinforce", "paper"), ("element_es", "autoaugment_cifar10")])
-def test_sigkill_and_resume_matches_an_uninterrupted_run(deterministic_run, tmp_path, estimator,
+# REINFORCE in the paper's space shares the fault tests' uninterrupted run; the recommended
+# settings (element_es with one ε per operation, in AutoAugment's space) also replay each period's
+# perturbations and the elements' drawn applications after the restart: their resume is the paper
+# space's code with E = 42 (as paper_identity's with E = 37), so one case covers the spaces beyond
+# the paper.
+_RECOMMENDED = f"--flagfile={_ROOT / 'flags' / 'ohl_recommended.cfg'}"
+
+
+@pytest.mark.parametrize("settings, search_space", [
+    ((), "paper"), ((_RECOMMENDED,), "autoaugment_cifar10")], ids=["reinforce", "recommended"])
+def test_sigkill_and_resume_matches_an_uninterrupted_run(deterministic_run, tmp_path, settings,
                                                         search_space):
-  flags = [*_RESUME_FLAGS, f"--estimator={estimator}", f"--search_space={search_space}"]
+  flags = [*_RESUME_FLAGS, *settings]
   whole_dir, killed_dir = tmp_path / "whole", tmp_path / "killed"
   with futures.ThreadPoolExecutor(1) as pool:
-    if estimator == "reinforce":
+    if not settings:
       whole_dir, uninterrupted = deterministic_run[0], None
     else:  # its own uninterrupted run, beside the killed one: on 2 cores, little more than one
       uninterrupted = pool.submit(run_testing.run, whole_dir, *flags)
@@ -285,6 +290,8 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(deterministic_run, tmp_
     assert uninterrupted.result().returncode == 0, uninterrupted.result().stderr[-3000:]
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert resumed.stdout.startswith(f"Resuming the run in {killed_dir}\n")
+  if settings:  # the terminal names the estimator as the run's flags set it
+    assert "element_es (σ=2, one ε per operation)" in resumed.stdout
   run_testing.assert_same_checkpoint(killed_dir, run_testing.final_checkpoint(whole_dir))
   policy_json = json.loads((killed_dir / "policy.json").read_text())
   whole = json.loads((whole_dir / "policy.json").read_text())
