@@ -43,6 +43,10 @@ from ohl_tf import summaries
 from ohl_tf import trajectory as trajectory_lib
 
 
+# The op whose failure `OnlineSearch.run` traces to a file (`folder.file_decoder`'s decode).
+_DECODE_OP = "DecodeImage"
+
+
 def best_trajectory(scores, val_losses):
   """n* of Algorithm 1: the highest score; ties (frequent for accuracy on a small validation
   split) go to the lower validation loss, then to the lower index."""
@@ -152,32 +156,44 @@ class OnlineSearch:
         the time to the first training step; None: from this call.
 
     Raises:
-      ValueError: a streamed folder's image failed to decode (the message names the file).
+      ValueError: in one process, a streamed folder's image failed to decode (the message names
+        the file and where the run stopped).
     """
     try:
       return self._run(on_outer_step, started_at)
     except tf.errors.InvalidArgumentError as error:
-      bad_file = self._bad_file()
+      bad_file = self._bad_file(error)
       if bad_file is None:
         raise
-      where = ("before the first outer step" if self.cluster.step is None else
-               f"in outer step {self.cluster.step} of {self.schedule.num_periods}")
-      raise ValueError(f"The run stopped {where} (its checkpoints are kept: replace the file and "
-                       f"run the same command again to resume). {bad_file}") from error
+      raise ValueError(f"{self._where_stopped()}. {bad_file}") from error
 
-  def _bad_file(self):
-    """The ValueError naming the streamed folder's file that cannot be decoded (or is of another
-    size), found by decoding them all; None when the data is not a streamed folder or every file
-    decodes. TensorFlow's error from the failed batch does not name the file."""
-    if not isinstance(self.data, datasets.FolderStream) or self.data.check_files is None:
+  def _bad_file(self, error):
+    """The ValueError naming the streamed folder's file that `error` failed to decode (or that
+    is of another size), found by decoding the folder's files (TensorFlow's error does not name
+    it); None when `error` is not a decode's, the data is not a streamed folder, no file fails
+    alone, or the run has other workers (they stop at once only if this one does)."""
+    if (_DECODE_OP not in error.message or self.cluster.distributed or
+        not isinstance(self.data, datasets.FolderStream) or self.data.check_files is None):
       return None
-    console.TERMINAL.info("An image failed to decode: looking for it among the files of %s",
+    console.TERMINAL.info("An image failed to decode: decoding the files of %s to name it",
                           self.data.name)
     try:
       self.data.check_files()
-    except ValueError as error:
-      return error
+    except ValueError as found:
+      return found
+    except tf.errors.OpError:  # e.g. a file removed since: the original error says more
+      return None
     return None
+
+  def _where_stopped(self):
+    """Where the run stopped, and what resuming it takes (its last checkpoint, if any)."""
+    done, total = int(self.outer.outer_step.numpy()), self.schedule.num_periods
+    where = ("after its last outer step, evaluating the test split" if done == total else
+             f"in outer step {done + 1} of {total}")
+    kept = (f"its checkpoint of outer step {done} is kept: replace the file and run the same "
+            "command again to resume" if done else
+            "no outer step had completed: replace the file and run the same command again")
+    return f"The run stopped {where} ({kept})"
 
   def _run(self, on_outer_step, started_at):
     started_at = time.monotonic() if started_at is None else started_at
