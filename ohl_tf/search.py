@@ -178,7 +178,7 @@ class OnlineSearch:
     console.TERMINAL.info("An image failed to decode: decoding the files of %s to name it",
                           self.data.name)
     try:
-      self.data.check_files()
+      self.data.check_every_file()
     except ValueError as found:
       return found
     except tf.errors.OpError:  # e.g. a file removed since: the original error says more

@@ -195,10 +195,9 @@ class FolderStream:
     test_paths, test_labels: the test split, or both None.
     decode: fn(string path tensor) -> uint8 image_shape tensor, in a tf.data map.
     description: as `ImageDataset.description`.
-    check_files: fn() that decodes every file of the three splits and raises ValueError naming
-      the first unreadable one (or one of another size); None: no check. A file that fails
-      mid-run fails its batch with TensorFlow's message, which does not name it
-      (`search.OnlineSearch.run` calls this then).
+    check_files: fn(paths) that decodes those files and raises ValueError naming the first
+      unreadable one (or one of another size), as `decode` reads them; None: no check
+      (`check_every_file`).
   """
   name: str
   class_names: tuple[str, ...]
@@ -234,6 +233,12 @@ class FolderStream:
   @property
   def num_train(self):
     return len(self.train_paths)
+
+  def check_every_file(self):
+    """Decodes every file of the three splits (`check_files`), raising ValueError naming the
+    first that fails. A file that fails mid-run fails its batch with TensorFlow's message, which
+    does not name it (`search.OnlineSearch.run` calls this then)."""
+    self.check_files([*self.train_paths, *self.val_paths, *(self.test_paths or ())])
 
   @property
   def has_test(self):

@@ -438,6 +438,5 @@ def read_folder(request):
       test_paths=paths(listing.test_paths), test_labels=listing.test_labels,
       decode=file_decoder(image_shape, image_size),
       description=f"{description}; streamed from the files",
-      check_files=functools.partial(check_files,
-                                    [*train_paths, *val_paths, *(listing.test_paths or ())],
-                                    image_shape, image_size, first_path))
+      check_files=functools.partial(check_files, image_shape=image_shape, image_size=image_size,
+                                    first_path=first_path))
